@@ -1,0 +1,68 @@
+# nightshift — build, run, test.
+#
+#   make run    the local run: a job through the real handlers on the simulated cloud
+#   make test   everything: unit, simulation, moto (DynamoDB/EC2/SSM/CloudWatch over
+#               HTTP), the Lambda binaries under the Runtime Interface Emulator, and
+#               the template (cfn-lint, IAM scope)
+#   make build  one stripped bootstrap per function, provided.al2023 arm64
+#   make lint   gofmt, go vet, cfn-lint
+
+SHELL      := /bin/bash
+GO         ?= go
+FUNCTIONS  := intake dispatch watchdog
+BIN        := $(CURDIR)/bin
+TOOLS      := $(BIN)/tools
+RIE        := $(TOOLS)/aws-lambda-rie
+RIE_MODULE := github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d
+PYTHON     ?= python3
+# Lambda build: Linux arm64, no RPC shim (provided.al2023 does not use it), stripped.
+LAMBDA_ENV   := CGO_ENABLED=0 GOOS=linux GOARCH=arm64
+LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w"
+
+.PHONY: all build run test lint tools deps sizes clean $(addprefix build-,$(FUNCTIONS))
+
+all: lint test build
+
+build: $(addprefix build-,$(FUNCTIONS))
+
+$(addprefix build-,$(FUNCTIONS)): build-%:
+	$(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o $(BIN)/$*/bootstrap ./functions/$*
+
+# sam build (BuildMethod: makefile) calls build-<LogicalId> with ARTIFACTS_DIR set.
+build-IntakeFunction: build-intake
+	cp $(BIN)/intake/bootstrap $(ARTIFACTS_DIR)/bootstrap
+build-DispatchFunction: build-dispatch
+	cp $(BIN)/dispatch/bootstrap $(ARTIFACTS_DIR)/bootstrap
+build-WatchdogFunction: build-watchdog
+	cp $(BIN)/watchdog/bootstrap $(ARTIFACTS_DIR)/bootstrap
+
+# Stripped size of each function's bootstrap, in bytes.
+sizes: build
+	@for f in $(FUNCTIONS); do printf '%-10s %10d bytes\n' $$f $$(stat -c %s $(BIN)/$$f/bootstrap); done
+
+run:
+	$(GO) run ./cmd/nightshift run
+
+# deps checks what the tests need from the machine and installs what the
+# project can install itself (the Lambda Runtime Interface Emulator).
+deps: tools
+	@$(PYTHON) -c 'import moto' 2>/dev/null || { echo "moto is missing: pip install 'moto[server]'" >&2; exit 1; }
+	@command -v cfn-lint >/dev/null || { echo "cfn-lint is missing: pip install cfn-lint" >&2; exit 1; }
+	@command -v bash >/dev/null || { echo "bash is missing" >&2; exit 1; }
+
+tools: $(RIE)
+
+$(RIE):
+	GOBIN=$(TOOLS) $(GO) install $(RIE_MODULE)
+
+test: deps
+	$(GO) vet ./...
+	NIGHTSHIFT_RIE=$(RIE) NIGHTSHIFT_PYTHON=$(PYTHON) $(GO) test -count=1 ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	cfn-lint template.yaml
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,341 @@
+// Package fleet finds, launches, starts and stops nightshift's EC2 instances.
+// It only ever acts on instances tagged nightshift:managed=true.
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+)
+
+// Tags nightshift puts on and reads from its instances.
+const (
+	TagManaged = "nightshift:managed"
+	TagPool    = "nightshift:pool"
+	TagJob     = "nightshift:job"
+	TagAttempt = "nightshift:attempt"
+	TagName    = "Name"
+)
+
+// describePageSize is the largest DescribeInstances page: one call per
+// thousand instances keeps the sweep's call count growing with pages.
+const describePageSize = 1000
+
+// amiCacheTTL is how long a resolved AMI id is reused: the DLAMI parameter
+// changes at most every few days, and a warm Lambda container should not
+// ask SSM on every launch.
+const amiCacheTTL = 15 * time.Minute
+
+// EC2 is the part of the EC2 API the fleet uses.
+type EC2 interface {
+	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+	RunInstances(ctx context.Context, in *ec2.RunInstancesInput, optFns ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error)
+	StartInstances(ctx context.Context, in *ec2.StartInstancesInput, optFns ...func(*ec2.Options)) (*ec2.StartInstancesOutput, error)
+	StopInstances(ctx context.Context, in *ec2.StopInstancesInput, optFns ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error)
+	TerminateInstances(ctx context.Context, in *ec2.TerminateInstancesInput, optFns ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error)
+}
+
+// Parameters is the part of the SSM API used to resolve AMI parameters.
+type Parameters interface {
+	GetParameter(ctx context.Context, in *ssm.GetParameterInput, optFns ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
+}
+
+var (
+	_ EC2        = (*ec2.Client)(nil)
+	_ Parameters = (*ssm.Client)(nil)
+)
+
+// Config is the deployment's launch settings.
+type Config struct {
+	Region           string
+	LaunchTemplateID string
+	// Subnets to launch into, tried in order when a zone has no capacity.
+	Subnets []string
+	// AMIParameter is the SSM parameter holding the default AMI id.
+	AMIParameter string
+}
+
+// Fleet acts on nightshift's instances.
+type Fleet struct {
+	ec2    EC2
+	params Parameters
+	cfg    Config
+	now    func() time.Time
+
+	mu       sync.Mutex
+	amiCache map[string]cachedAMI
+}
+
+type cachedAMI struct {
+	id string
+	at time.Time
+}
+
+// New returns a Fleet.
+func New(e EC2, p Parameters, cfg Config, now func() time.Time) *Fleet {
+	return &Fleet{ec2: e, params: p, cfg: cfg, now: now, amiCache: map[string]cachedAMI{}}
+}
+
+// Instance is nightshift's view of one EC2 instance.
+type Instance struct {
+	ID    string
+	Type  string
+	State string // pending, running, stopping, stopped, shutting-down, terminated
+	Pool  string
+	// Job and Attempt are the launch tags: the job the instance was launched for.
+	Job        string
+	Attempt    int
+	Spot       bool
+	Managed    bool
+	LaunchTime time.Time
+	Tags       map[string]string
+}
+
+// Live reports whether the instance exists and can run or be started.
+func (i Instance) Live() bool {
+	return i.State != string(types.InstanceStateNameTerminated) && i.State != string(types.InstanceStateNameShuttingDown)
+}
+
+// List returns every managed instance that is not terminated, reading
+// DescribeInstances in pages of up to 1000.
+func (f *Fleet) List(ctx context.Context) ([]Instance, error) {
+	in := &ec2.DescribeInstancesInput{
+		Filters: []types.Filter{
+			{Name: aws.String("tag:" + TagManaged), Values: []string{"true"}},
+			{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped", "shutting-down"}},
+		},
+		MaxResults: aws.Int32(describePageSize),
+	}
+	var out []Instance
+	p := ec2.NewDescribeInstancesPaginator(f.ec2, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("describe instances: %w", err)
+		}
+		for _, r := range page.Reservations {
+			for _, i := range r.Instances {
+				out = append(out, fromEC2(i))
+			}
+		}
+	}
+	return out, nil
+}
+
+// fromEC2 is the one place an EC2 instance becomes a fleet.Instance.
+func fromEC2(i types.Instance) Instance {
+	tags := make(map[string]string, len(i.Tags))
+	for _, t := range i.Tags {
+		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	in := Instance{
+		ID:         aws.ToString(i.InstanceId),
+		Type:       string(i.InstanceType),
+		Pool:       tags[TagPool],
+		Job:        tags[TagJob],
+		Spot:       i.InstanceLifecycle == types.InstanceLifecycleTypeSpot,
+		Managed:    tags[TagManaged] == "true",
+		LaunchTime: aws.ToTime(i.LaunchTime),
+		Tags:       tags,
+	}
+	in.Attempt, _ = strconv.Atoi(tags[TagAttempt])
+	if i.State != nil {
+		in.State = string(i.State.Name)
+	}
+	return in
+}
+
+// LaunchRequest says what to launch for one job attempt.
+type LaunchRequest struct {
+	// Token is the job's client token for this try; each (type, market,
+	// subnet) combination gets its own suffix, so a retry after a crash
+	// repeats the same calls and gets the same instance back.
+	Token   string
+	Pool    string
+	Job     string
+	Attempt int
+	Types   []string
+	Market  string // on-demand, spot, spot-then-on-demand
+	// AMI overrides the deployment's AMI parameter: an id or resolve:ssm:NAME.
+	AMI      string
+	VolumeGB int
+}
+
+// Launch runs one instance for the request, trying each instance type (and,
+// for spot-then-on-demand, spot before on-demand) and each subnet in order,
+// moving on after capacity and zone errors. The last error is returned when
+// nothing launched; it is a *LaunchError for the kinds it knows.
+func (f *Fleet) Launch(ctx context.Context, r LaunchRequest) (Instance, error) {
+	ami, err := f.ami(ctx, r.AMI)
+	if err != nil {
+		return Instance{}, err
+	}
+	markets := []bool{false}
+	switch r.Market {
+	case "spot":
+		markets = []bool{true}
+	case "spot-then-on-demand":
+		markets = []bool{true, false}
+	}
+	subnets := f.cfg.Subnets
+	if len(subnets) == 0 {
+		subnets = []string{""}
+	}
+	var last error
+	try := 0
+	for _, t := range r.Types {
+		for _, spot := range markets {
+			for _, subnet := range subnets {
+				try++
+				in := f.runInput(r, t, spot, subnet, ami, fmt.Sprintf("%s-%d", r.Token, try))
+				// No SDK retries: InsufficientInstanceCapacity comes back as
+				// HTTP 500, which the SDK would retry for seconds. Moving on to
+				// the next type or zone now, and retrying on the next
+				// reconcile, is faster and keeps the Lambda short.
+				out, err := f.ec2.RunInstances(ctx, in, func(o *ec2.Options) { o.RetryMaxAttempts = 1 })
+				if err == nil && len(out.Instances) > 0 {
+					return fromEC2(out.Instances[0]), nil
+				}
+				if err == nil {
+					err = errors.New("RunInstances returned no instance")
+				}
+				last = classify(err, t, spot, f.cfg.Region)
+				if errors.Is(last, ErrThrottled) || !Transient(last) {
+					return Instance{}, last
+				}
+				if errors.Is(last, ErrQuota) || errors.Is(last, ErrSpotQuota) {
+					break // another subnet does not help with a quota
+				}
+			}
+		}
+	}
+	return Instance{}, last
+}
+
+func (f *Fleet) runInput(r LaunchRequest, instanceType string, spot bool, subnet, ami, token string) *ec2.RunInstancesInput {
+	tags := []types.Tag{
+		{Key: aws.String(TagManaged), Value: aws.String("true")},
+		{Key: aws.String(TagPool), Value: aws.String(r.Pool)},
+		{Key: aws.String(TagJob), Value: aws.String(r.Job)},
+		{Key: aws.String(TagAttempt), Value: aws.String(strconv.Itoa(r.Attempt))},
+		{Key: aws.String(TagName), Value: aws.String("nightshift " + r.Pool + " " + r.Job)},
+	}
+	in := &ec2.RunInstancesInput{
+		MinCount:     aws.Int32(1),
+		MaxCount:     aws.Int32(1),
+		ClientToken:  aws.String(token),
+		ImageId:      aws.String(ami),
+		InstanceType: types.InstanceType(instanceType),
+		MetadataOptions: &types.InstanceMetadataOptionsRequest{
+			HttpTokens:   types.HttpTokensStateRequired,
+			HttpEndpoint: types.InstanceMetadataEndpointStateEnabled,
+		},
+		// An on-demand instance that shuts itself down (the dead-man timer)
+		// stops rather than terminates: its disk and environment survive.
+		InstanceInitiatedShutdownBehavior: types.ShutdownBehaviorStop,
+		TagSpecifications: []types.TagSpecification{
+			{ResourceType: types.ResourceTypeInstance, Tags: tags},
+			{ResourceType: types.ResourceTypeVolume, Tags: tags},
+		},
+	}
+	if f.cfg.LaunchTemplateID != "" {
+		in.LaunchTemplate = &types.LaunchTemplateSpecification{LaunchTemplateId: aws.String(f.cfg.LaunchTemplateID), Version: aws.String("$Latest")}
+	}
+	if subnet != "" {
+		in.SubnetId = aws.String(subnet)
+	}
+	if spot {
+		// A one-time spot instance cannot be stopped; it terminates on
+		// interruption and on its own shutdown, and nightshift terminates it
+		// when idle.
+		in.InstanceInitiatedShutdownBehavior = types.ShutdownBehaviorTerminate
+		in.InstanceMarketOptions = &types.InstanceMarketOptionsRequest{
+			MarketType: types.MarketTypeSpot,
+			SpotOptions: &types.SpotMarketOptions{
+				SpotInstanceType:             types.SpotInstanceTypeOneTime,
+				InstanceInterruptionBehavior: types.InstanceInterruptionBehaviorTerminate,
+			},
+		}
+	}
+	if r.VolumeGB > 0 {
+		in.BlockDeviceMappings = []types.BlockDeviceMapping{{
+			DeviceName: aws.String("/dev/sda1"),
+			Ebs: &types.EbsBlockDevice{
+				VolumeSize: aws.Int32(int32(r.VolumeGB)), VolumeType: types.VolumeTypeGp3,
+				Encrypted: aws.Bool(true), DeleteOnTermination: aws.Bool(true),
+			},
+		}}
+	}
+	return in
+}
+
+// ami resolves the AMI to launch: an explicit id, else the value of an SSM
+// parameter (the job's resolve:ssm:NAME, or the deployment's DLAMI parameter).
+func (f *Fleet) ami(ctx context.Context, want string) (string, error) {
+	name := f.cfg.AMIParameter
+	switch {
+	case len(want) > 4 && want[:4] == "ami-":
+		return want, nil
+	case len(want) > 12 && want[:12] == "resolve:ssm:":
+		name = want[12:]
+	}
+	f.mu.Lock()
+	c, ok := f.amiCache[name]
+	f.mu.Unlock()
+	if ok && f.now().Sub(c.at) < amiCacheTTL {
+		return c.id, nil
+	}
+	out, err := f.params.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name)})
+	if err != nil {
+		return "", fmt.Errorf("resolve AMI from %s: %w", name, err)
+	}
+	id := aws.ToString(out.Parameter.Value)
+	f.mu.Lock()
+	f.amiCache[name] = cachedAMI{id: id, at: f.now()}
+	f.mu.Unlock()
+	return id, nil
+}
+
+// Start starts a stopped managed instance.
+func (f *Fleet) Start(ctx context.Context, i Instance) error {
+	if !i.Managed {
+		return fmt.Errorf("start %s: %w", i.ID, ErrNotManaged)
+	}
+	if _, err := f.ec2.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{i.ID}}); err != nil {
+		return fmt.Errorf("start %s: %w", i.ID, classify(err, i.Type, i.Spot, f.cfg.Region))
+	}
+	return nil
+}
+
+// Stop stops a managed instance; a spot instance, which cannot be stopped, is terminated.
+func (f *Fleet) Stop(ctx context.Context, i Instance) error {
+	if !i.Managed {
+		return fmt.Errorf("stop %s: %w", i.ID, ErrNotManaged)
+	}
+	if i.Spot {
+		return f.Terminate(ctx, i)
+	}
+	if _, err := f.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{i.ID}}); err != nil {
+		return fmt.Errorf("stop %s: %w", i.ID, err)
+	}
+	return nil
+}
+
+// Terminate terminates a managed instance.
+func (f *Fleet) Terminate(ctx context.Context, i Instance) error {
+	if !i.Managed {
+		return fmt.Errorf("terminate %s: %w", i.ID, ErrNotManaged)
+	}
+	if _, err := f.ec2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{i.ID}}); err != nil {
+		return fmt.Errorf("terminate %s: %w", i.ID, err)
+	}
+	return nil
+}

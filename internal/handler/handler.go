@@ -1,0 +1,169 @@
+// Package handler adapts Lambda events to the scheduler: it decodes each
+// trigger's payload, records what it says, and reconciles. functions/*/main.go
+// only wire these handlers up.
+package handler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/nightshift-dev/nightshift/internal/scheduler"
+)
+
+// Scheduler is what the handlers need from the scheduler.
+type Scheduler interface {
+	Submit(ctx context.Context, raw []byte, messageID string) (scheduler.Result, error)
+	Reconcile(ctx context.Context, o scheduler.Options) error
+	CommandEvent(ctx context.Context, commandID, instanceID, status string) error
+	InstanceEvent(ctx context.Context, instanceID, state string) error
+	SpotWarning(ctx context.Context, instanceID, action string) error
+}
+
+var _ Scheduler = (*scheduler.Scheduler)(nil)
+
+// Intake handles SQS batches of job messages.
+type Intake struct {
+	S   Scheduler
+	Log *slog.Logger
+}
+
+// Handle records every message of the batch, then reconciles once. An invalid
+// message is acknowledged (it can never succeed) and logged with its reason;
+// a message the store could not record is returned as a batch item failure,
+// so SQS delivers it again.
+func (h Intake) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	var resp events.SQSEventResponse
+	accepted := 0
+	for _, m := range ev.Records {
+		res, err := h.S.Submit(ctx, []byte(m.Body), m.MessageId)
+		switch {
+		case err != nil:
+			h.Log.ErrorContext(ctx, "message not recorded; SQS will retry it", "message", m.MessageId, "job", res.ID, "err", err)
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: m.MessageId})
+		case res.Outcome == scheduler.Rejected:
+			h.Log.WarnContext(ctx, "rejected job message", "message", m.MessageId, "job", res.ID, "reason", res.Reason.Error())
+		case res.Outcome == scheduler.Duplicate:
+			h.Log.InfoContext(ctx, "duplicate job message; already recorded", "message", m.MessageId, "job", res.ID)
+		default:
+			accepted++
+		}
+	}
+	if accepted > 0 {
+		// The jobs are recorded: a failed reconcile only delays them until
+		// the watchdog's next tick, so it must not fail the batch.
+		if err := h.S.Reconcile(ctx, scheduler.Options{}); err != nil {
+			h.Log.ErrorContext(ctx, "reconcile after intake", "err", err)
+		}
+	}
+	return resp, nil
+}
+
+// Dispatch handles the EventBridge events of EC2 and SSM.
+type Dispatch struct {
+	S   Scheduler
+	Log *slog.Logger
+}
+
+// The detail-types Dispatch understands.
+const (
+	DetailInstanceState = "EC2 Instance State-change Notification"
+	DetailCommandStatus = "EC2 Command Invocation Status-change Notification"
+	DetailSpotWarning   = "EC2 Spot Instance Interruption Warning"
+)
+
+// ErrUnknownEvent: the event is not one Dispatch handles. It is returned (not
+// retried forever: EventBridge gives up after its retry policy) so that a
+// wrong rule shows up as an error in the function's metrics.
+var ErrUnknownEvent = errors.New("unknown event")
+
+// Handle decodes one EventBridge event and acts on it.
+func (h Dispatch) Handle(ctx context.Context, raw json.RawMessage) error {
+	var ev events.CloudWatchEvent
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return fmt.Errorf("%w: not an EventBridge event: %v", ErrUnknownEvent, err)
+	}
+	switch ev.DetailType {
+	case DetailInstanceState:
+		var d InstanceStateDetail
+		if err := decodeDetail(ev, &d); err != nil {
+			return err
+		}
+		if d.InstanceID == "" || d.State == "" {
+			return fmt.Errorf("%w: %s without instance-id or state", ErrUnknownEvent, ev.DetailType)
+		}
+		return h.S.InstanceEvent(ctx, d.InstanceID, d.State)
+	case DetailCommandStatus:
+		var d CommandStatusDetail
+		if err := decodeDetail(ev, &d); err != nil {
+			return err
+		}
+		if d.CommandID == "" || d.InstanceID == "" || d.Status == "" {
+			return fmt.Errorf("%w: %s without command-id, instance-id or status", ErrUnknownEvent, ev.DetailType)
+		}
+		return h.S.CommandEvent(ctx, d.CommandID, d.InstanceID, d.Status)
+	case DetailSpotWarning:
+		var d SpotWarningDetail
+		if err := decodeDetail(ev, &d); err != nil {
+			return err
+		}
+		if d.InstanceID == "" {
+			return fmt.Errorf("%w: %s without instance-id", ErrUnknownEvent, ev.DetailType)
+		}
+		return h.S.SpotWarning(ctx, d.InstanceID, d.InstanceAction)
+	}
+	h.Log.WarnContext(ctx, "ignored event", "detail_type", ev.DetailType, "source", ev.Source)
+	return fmt.Errorf("%w: detail-type %q from %q", ErrUnknownEvent, ev.DetailType, ev.Source)
+}
+
+func decodeDetail(ev events.CloudWatchEvent, v any) error {
+	if err := json.Unmarshal(ev.Detail, v); err != nil {
+		return fmt.Errorf("%w: %s detail: %v", ErrUnknownEvent, ev.DetailType, err)
+	}
+	return nil
+}
+
+// InstanceStateDetail is the detail of an EC2 state change:
+//
+//	{"instance-id": "i-0abcd1234efgh5678", "state": "stopped"}
+type InstanceStateDetail struct {
+	InstanceID string `json:"instance-id"`
+	State      string `json:"state"`
+}
+
+// CommandStatusDetail is the detail of an SSM command invocation status change:
+//
+//	{"command-id": "4b5ad6f3-…", "document-name": "AWS-RunShellScript",
+//	 "instance-id": "i-0abcd1234efgh5678", "requested-date-time": "2026-11-25T09:01:02.123Z",
+//	 "status": "Success"}
+type CommandStatusDetail struct {
+	CommandID    string `json:"command-id"`
+	DocumentName string `json:"document-name"`
+	InstanceID   string `json:"instance-id"`
+	Requested    string `json:"requested-date-time"`
+	Status       string `json:"status"`
+}
+
+// SpotWarningDetail is the detail of a spot interruption warning:
+//
+//	{"instance-id": "i-0abcd1234efgh5678", "instance-action": "terminate"}
+type SpotWarningDetail struct {
+	InstanceID     string `json:"instance-id"`
+	InstanceAction string `json:"instance-action"`
+}
+
+// Watchdog handles the one-minute tick.
+type Watchdog struct {
+	S   Scheduler
+	Log *slog.Logger
+}
+
+// Handle reconciles with polling, catching whatever events were lost. The
+// payload is not read: any tick is the same tick.
+func (h Watchdog) Handle(ctx context.Context, _ json.RawMessage) error {
+	return h.S.Reconcile(ctx, scheduler.Options{Poll: true})
+}

@@ -1,0 +1,102 @@
+// Package job defines the job message, its validation, and the job record's
+// states and transitions. It knows nothing of AWS.
+package job
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+)
+
+// Job is the record of one job: what was asked, and everything that happened to it.
+type Job struct {
+	ID      string `dynamodbav:"id" json:"id"`
+	Name    string `dynamodbav:"name,omitempty" json:"name,omitempty"`
+	Spec    Spec   `dynamodbav:"spec" json:"spec"`
+	State   State  `dynamodbav:"state" json:"state"`
+	Version int64  `dynamodbav:"version" json:"version"`
+	// Reason says, in words a person can act on, why the job is where it is.
+	Reason string `dynamodbav:"reason,omitempty" json:"reason,omitempty"`
+	// Attempt counts from 1; it grows when an instance is lost under the job.
+	Attempt int    `dynamodbav:"attempt" json:"attempt"`
+	Pool    string `dynamodbav:"pool" json:"pool"`
+	// Priority and SubmittedAt order the queue: higher priority first, then older first.
+	Priority    int       `dynamodbav:"priority" json:"priority"`
+	SubmittedAt time.Time `dynamodbav:"submitted_at" json:"submitted_at"`
+
+	InstanceID   string `dynamodbav:"instance_id,omitempty" json:"instance_id,omitempty"`
+	InstanceType string `dynamodbav:"instance_type,omitempty" json:"instance_type,omitempty"`
+	Market       string `dynamodbav:"market,omitempty" json:"market,omitempty"`
+	// LaunchTry counts RunInstances tries within an attempt; with ID and
+	// Attempt it derives the client token, so a retried launch after a crash
+	// gets the same instance back while a launch after a capacity error is new.
+	LaunchTry int `dynamodbav:"launch_try,omitempty" json:"launch_try,omitempty"`
+	// DispatchedAt is the intent to send the command, written before SendCommand.
+	DispatchedAt time.Time `dynamodbav:"dispatched_at,omitempty" json:"dispatched_at,omitempty"`
+	CommandID    string    `dynamodbav:"command_id,omitempty" json:"command_id,omitempty"`
+	LogStream    string    `dynamodbav:"log_stream,omitempty" json:"log_stream,omitempty"`
+	ExitCode     *int      `dynamodbav:"exit_code,omitempty" json:"exit_code,omitempty"`
+
+	PlacedAt  time.Time `dynamodbav:"placed_at,omitempty" json:"placed_at,omitempty"`
+	StartedAt time.Time `dynamodbav:"started_at,omitempty" json:"started_at,omitempty"`
+	EndedAt   time.Time `dynamodbav:"ended_at,omitempty" json:"ended_at,omitempty"`
+	UpdatedAt time.Time `dynamodbav:"updated_at" json:"updated_at"`
+	// Cost is the estimated USD spent on this job's instance time.
+	Cost float64 `dynamodbav:"cost,omitempty" json:"cost,omitempty"`
+	// Source names where the message came from (the SQS message id).
+	Source string `dynamodbav:"source,omitempty" json:"source,omitempty"`
+}
+
+// New returns a QUEUED job for a validated spec.
+func New(s Spec, pool string, now time.Time) *Job {
+	now = now.UTC()
+	return &Job{
+		ID:          s.ID,
+		Name:        s.Name,
+		Spec:        s,
+		State:       Queued,
+		Attempt:     1,
+		Pool:        pool,
+		Priority:    s.Priority,
+		SubmittedAt: now,
+		UpdatedAt:   now,
+		Reason:      "waiting for placement",
+	}
+}
+
+// NewRejected returns the REJECTED record of a message that failed validation.
+func NewRejected(id string, err error, now time.Time) *Job {
+	now = now.UTC()
+	return &Job{
+		ID:          id,
+		State:       Rejected,
+		Attempt:     1,
+		Reason:      err.Error(),
+		SubmittedAt: now,
+		UpdatedAt:   now,
+		EndedAt:     now,
+	}
+}
+
+// ClientToken is the EC2 idempotency token of this job's current launch try:
+// at most 64 ASCII characters, the same for the same job, attempt and try.
+func (j *Job) ClientToken() string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%d", j.ID, j.Attempt, j.LaunchTry))
+	return "ns-" + hex.EncodeToString(sum[:16])
+}
+
+// Comment is the SSM command comment that names this attempt, so a command
+// sent before a crash can be found again (SSM has no idempotency token).
+// SSM comments are at most 100 characters; an id is at most 64.
+func (j *Job) Comment() string {
+	return fmt.Sprintf("nightshift %s #%d", j.ID, j.Attempt)
+}
+
+// Deadline is when the current attempt must have ended.
+func (j *Job) Deadline() time.Time {
+	if j.StartedAt.IsZero() {
+		return time.Time{}
+	}
+	return j.StartedAt.Add(j.Spec.MaxRuntime.D())
+}

@@ -1,0 +1,361 @@
+package job
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MaxMessageBytes bounds a job message. The command travels inside an SSM
+// SendCommand parameter and the spec inside a DynamoDB item (400 KB); 64 KiB
+// leaves room for both with a wide margin while no real command needs more.
+const MaxMessageBytes = 64 << 10
+
+// MaxRuntimeLimit is SSM Run Command's largest execution timeout (48 h).
+const MaxRuntimeLimit = 48 * time.Hour
+
+// MinRuntime is the shortest max_runtime accepted: below it the instance's
+// boot and setup would dominate, and a typo ("5s" for "5h") is likelier.
+const MinRuntime = time.Minute
+
+// MaxRetries bounds the retries a job may ask for after lost instances.
+const MaxRetries = 10
+
+// Markets a job may ask for.
+const (
+	OnDemand         = "on-demand"
+	Spot             = "spot"
+	SpotThenOnDemand = "spot-then-on-demand"
+)
+
+// Spec is the job message (v1) as validated, with deployment defaults applied.
+type Spec struct {
+	ID         string            `json:"id,omitempty" dynamodbav:"id"`
+	Name       string            `json:"name,omitempty" dynamodbav:"name,omitempty"`
+	Command    string            `json:"command" dynamodbav:"command"`
+	Workdir    string            `json:"workdir,omitempty" dynamodbav:"workdir,omitempty"`
+	Setup      string            `json:"setup,omitempty" dynamodbav:"setup,omitempty"`
+	Env        map[string]string `json:"env,omitempty" dynamodbav:"env,omitempty"`
+	Instance   Instance          `json:"instance,omitzero" dynamodbav:"instance"`
+	MaxRuntime Duration          `json:"max_runtime,omitzero" dynamodbav:"max_runtime"`
+	Inputs     []Sync            `json:"inputs,omitempty" dynamodbav:"inputs,omitempty"`
+	Outputs    []Sync            `json:"outputs,omitempty" dynamodbav:"outputs,omitempty"`
+	Retries    *int              `json:"retries,omitempty" dynamodbav:"retries"`
+	Priority   int               `json:"priority,omitempty" dynamodbav:"priority"`
+	Notify     string            `json:"notify,omitempty" dynamodbav:"notify,omitempty"`
+	// ScheduledAt is set by EventBridge Scheduler (<aws.scheduler.scheduled-time>);
+	// it is folded into the id, so each scheduled run has its own id and the
+	// scheduler's at-least-once delivery runs it once.
+	ScheduledAt string `json:"scheduled_at,omitempty" dynamodbav:"scheduled_at,omitempty"`
+}
+
+// Instance says where a job runs: a pool, optionally with the instance types
+// to try in order, the market, and the root volume size.
+type Instance struct {
+	Pool     string   `json:"pool,omitempty" dynamodbav:"pool,omitempty"`
+	Types    []string `json:"types,omitempty" dynamodbav:"types,omitempty"`
+	Market   string   `json:"market,omitempty" dynamodbav:"market,omitempty"`
+	VolumeGB int      `json:"volume_gb,omitempty" dynamodbav:"volume_gb,omitempty"`
+	AMI      string   `json:"ami,omitempty" dynamodbav:"ami,omitempty"`
+}
+
+// UnmarshalJSON accepts a pool name ("gpu") or the full object.
+func (in *Instance) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		return json.Unmarshal(b, &in.Pool)
+	}
+	type plain Instance
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	var p plain
+	if err := d.Decode(&p); err != nil {
+		return err
+	}
+	*in = Instance(p)
+	return nil
+}
+
+// Sync is one S3 transfer: inputs are synced from S3 to Path before the
+// command, outputs from Path to S3 after it.
+type Sync struct {
+	S3   string `json:"s3" dynamodbav:"s3"`
+	Path string `json:"path" dynamodbav:"path"`
+}
+
+// Duration is a time.Duration that reads "90m", "2h30m" or a number of seconds.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalJSON writes the duration as Go duration text.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads Go duration text or whole seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var n json.Number
+		if err := json.Unmarshal(b, &n); err != nil {
+			return fmt.Errorf("want a duration such as \"2h\" or a number of seconds, got %s", b)
+		}
+		s = n.String() + "s"
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("want a duration such as \"2h\" or \"90m\", got %q", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Defaults are the deployment's answers for what a message leaves out, and
+// what it may name.
+type Defaults struct {
+	Pool       string
+	MaxRuntime time.Duration
+	Retries    int
+	Setup      string
+	Market     string
+	// Pools lists the pool names a message may name.
+	Pools []string
+	// KnownType reports whether an instance type is one nightshift can run.
+	KnownType func(string) bool
+}
+
+// The kinds of bad input; each validation error wraps exactly one.
+var (
+	ErrMalformed       = errors.New("malformed JSON")
+	ErrUnknownField    = errors.New("unknown field")
+	ErrMissingCommand  = errors.New("missing command")
+	ErrBadID           = errors.New("bad id")
+	ErrBadEnvName      = errors.New("bad env name")
+	ErrBadDuration     = errors.New("bad duration")
+	ErrUnknownInstance = errors.New("unknown instance type or pool")
+	ErrOversized       = errors.New("message too large")
+	ErrInvalid         = errors.New("invalid value")
+	ErrBadTransition   = errors.New("transition not allowed")
+)
+
+// Error is a validation error: which kind, which field, and what is wrong.
+type Error struct {
+	Kind  error
+	Field string
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("%v: %s", e.Kind, e.Msg)
+	}
+	return fmt.Sprintf("%v: %s: %s", e.Kind, e.Field, e.Msg)
+}
+
+// Unwrap returns the kind, for errors.Is.
+func (e *Error) Unwrap() error { return e.Kind }
+
+var (
+	idPattern  = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+	envPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	fields     = []string{"id", "name", "command", "workdir", "setup", "env", "instance", "max_runtime", "inputs", "outputs", "retries", "priority", "notify", "scheduled_at"}
+)
+
+// ValidID reports whether id is a usable job id.
+func ValidID(id string) bool { return idPattern.MatchString(id) }
+
+// Parse decodes and validates one job message and applies the defaults.
+// Every error it returns is an *Error.
+func Parse(raw []byte, d Defaults) (Spec, error) {
+	if len(raw) > MaxMessageBytes {
+		return Spec{}, &Error{Kind: ErrOversized, Msg: fmt.Sprintf("%d bytes, the limit is %d", len(raw), MaxMessageBytes)}
+	}
+	var s Spec
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return Spec{}, decodeError(raw, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Spec{}, &Error{Kind: ErrMalformed, Msg: "text after the JSON object"}
+	}
+	if err := s.foldSchedule(); err != nil {
+		return Spec{}, err
+	}
+	if err := s.validate(d); err != nil {
+		return Spec{}, err
+	}
+	s.applyDefaults(d)
+	return s, nil
+}
+
+func decodeError(raw []byte, err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return &Error{Kind: ErrMalformed, Msg: fmt.Sprintf("%v (at byte %d)", syn, syn.Offset)}
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return &Error{Kind: ErrMalformed, Msg: "empty or truncated message; want a JSON object such as {\"command\": \"python train.py\"}"}
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return &Error{Kind: ErrMalformed, Msg: fmt.Sprintf("want a JSON object, got %s", typ.Value)}
+		}
+		return &Error{Kind: ErrInvalid, Field: typ.Field, Msg: fmt.Sprintf("want %s, got %s", typ.Type, typ.Value)}
+	}
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		name, _ = strconv.Unquote(name)
+		hint := ""
+		if near := nearest(name, fields); near != "" {
+			hint = fmt.Sprintf(" (did you mean %q?)", near)
+		}
+		return &Error{Kind: ErrUnknownField, Field: name, Msg: "not a job message field" + hint}
+	}
+	// Errors from field decoders (Duration, Instance) carry the field path
+	// only in their text; report them under the field they concern.
+	if strings.Contains(msg, "max_runtime") || strings.Contains(msg, "duration") {
+		return &Error{Kind: ErrBadDuration, Field: "max_runtime", Msg: trimJSON(msg)}
+	}
+	return &Error{Kind: ErrInvalid, Msg: trimJSON(msg)}
+}
+
+func trimJSON(msg string) string { return strings.TrimPrefix(msg, "json: ") }
+
+// foldSchedule makes "<id>-<scheduled_at without colons>" the job's id.
+func (s *Spec) foldSchedule() error {
+	if s.ScheduledAt == "" {
+		return nil
+	}
+	t, err := time.Parse(time.RFC3339, s.ScheduledAt)
+	if err != nil {
+		return &Error{Kind: ErrInvalid, Field: "scheduled_at", Msg: fmt.Sprintf("%q: want an RFC 3339 time such as 2026-11-25T02:00:00Z", s.ScheduledAt)}
+	}
+	if s.ID == "" {
+		return &Error{Kind: ErrBadID, Field: "id", Msg: "a scheduled job needs an id (the schedule's name, say) to make each run's id from"}
+	}
+	s.ID = s.ID + "-" + t.UTC().Format("2006-01-02T150405Z")
+	return nil
+}
+
+func (s *Spec) validate(d Defaults) error {
+	switch {
+	case strings.TrimSpace(s.Command) == "":
+		return &Error{Kind: ErrMissingCommand, Field: "command", Msg: "a job needs a command, e.g. {\"command\": \"python train.py\"}"}
+	case s.ID != "" && !ValidID(s.ID):
+		return &Error{Kind: ErrBadID, Field: "id", Msg: fmt.Sprintf("%q: want 1-64 characters of A-Z a-z 0-9 . _ -", s.ID)}
+	case s.MaxRuntime != 0 && (s.MaxRuntime.D() < MinRuntime || s.MaxRuntime.D() > MaxRuntimeLimit):
+		return &Error{Kind: ErrBadDuration, Field: "max_runtime", Msg: fmt.Sprintf("%v: want between %v and %v", s.MaxRuntime.D(), MinRuntime, MaxRuntimeLimit)}
+	case s.Retries != nil && (*s.Retries < 0 || *s.Retries > MaxRetries):
+		return &Error{Kind: ErrInvalid, Field: "retries", Msg: fmt.Sprintf("%d: want 0 to %d", *s.Retries, MaxRetries)}
+	case s.Priority < 0 || s.Priority > 999:
+		return &Error{Kind: ErrInvalid, Field: "priority", Msg: fmt.Sprintf("%d: want 0 to 999", s.Priority)}
+	case strings.ContainsRune(s.Command, 0):
+		return &Error{Kind: ErrInvalid, Field: "command", Msg: "contains a NUL byte"}
+	}
+	for name := range s.Env {
+		if !envPattern.MatchString(name) {
+			return &Error{Kind: ErrBadEnvName, Field: "env", Msg: fmt.Sprintf("%q: want a shell variable name ([A-Za-z_][A-Za-z0-9_]*)", name)}
+		}
+	}
+	if err := s.Instance.validate(d); err != nil {
+		return err
+	}
+	for i, sy := range slices.Concat(s.Inputs, s.Outputs) {
+		if !strings.HasPrefix(sy.S3, "s3://") || sy.Path == "" {
+			field := "inputs"
+			if i >= len(s.Inputs) {
+				field = "outputs"
+			}
+			return &Error{Kind: ErrInvalid, Field: field, Msg: fmt.Sprintf("want {\"s3\": \"s3://bucket/prefix\", \"path\": \"dir\"}, got s3=%q path=%q", sy.S3, sy.Path)}
+		}
+	}
+	return nil
+}
+
+func (in *Instance) validate(d Defaults) error {
+	if in.Pool != "" && !slices.Contains(d.Pools, in.Pool) {
+		return &Error{Kind: ErrUnknownInstance, Field: "instance.pool", Msg: fmt.Sprintf("no pool %q; this deployment has %s", in.Pool, strings.Join(d.Pools, ", "))}
+	}
+	for _, t := range in.Types {
+		if d.KnownType != nil && !d.KnownType(t) {
+			return &Error{Kind: ErrUnknownInstance, Field: "instance.types", Msg: fmt.Sprintf("%q is not a GPU instance type nightshift knows (g4dn, g5, g6, g6e, p3, p4d, p5 families)", t)}
+		}
+	}
+	switch in.Market {
+	case "", OnDemand, Spot, SpotThenOnDemand:
+	default:
+		return &Error{Kind: ErrInvalid, Field: "instance.market", Msg: fmt.Sprintf("%q: want on-demand, spot or spot-then-on-demand", in.Market)}
+	}
+	if in.VolumeGB != 0 && (in.VolumeGB < 8 || in.VolumeGB > 16384) {
+		return &Error{Kind: ErrInvalid, Field: "instance.volume_gb", Msg: fmt.Sprintf("%d: want 8 to 16384", in.VolumeGB)}
+	}
+	if in.AMI != "" && !strings.HasPrefix(in.AMI, "ami-") && !strings.HasPrefix(in.AMI, "resolve:ssm:") {
+		return &Error{Kind: ErrInvalid, Field: "instance.ami", Msg: fmt.Sprintf("%q: want an AMI id (ami-…) or resolve:ssm:PARAMETER", in.AMI)}
+	}
+	return nil
+}
+
+func (s *Spec) applyDefaults(d Defaults) {
+	if s.Instance.Pool == "" {
+		s.Instance.Pool = d.Pool
+	}
+	if s.MaxRuntime == 0 {
+		s.MaxRuntime = Duration(d.MaxRuntime)
+	}
+	if s.Setup == "" {
+		s.Setup = d.Setup
+	}
+	if s.Retries == nil {
+		s.Retries = &d.Retries
+	}
+	if s.Instance.Market == "" {
+		s.Instance.Market = d.Market
+	}
+}
+
+// nearest returns the candidate within edit distance 2 of s, if any.
+func nearest(s string, candidates []string) string {
+	best, bestD := "", 3
+	for _, c := range candidates {
+		if d := distance(s, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// distance is the Levenshtein distance between a and b.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// RetryLimit is how many times the job may be re-queued after losing its instance.
+func (s *Spec) RetryLimit() int {
+	if s.Retries == nil {
+		return 0
+	}
+	return *s.Retries
+}

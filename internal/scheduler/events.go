@@ -1,0 +1,81 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/runner"
+	"github.com/nightshift-dev/nightshift/internal/store"
+)
+
+// CommandEvent records a command's status change, then reconciles. Only a
+// final status of the command the job's record names counts: events for an
+// older attempt, a duplicate command, or a duplicate event change nothing.
+func (s *Scheduler) CommandEvent(ctx context.Context, commandID, instanceID, status string) error {
+	if !runner.ParseStatus(status).Final() {
+		return nil
+	}
+	j, err := s.holder(ctx, instanceID)
+	if err != nil || j == nil {
+		return err
+	}
+	if j.CommandID != commandID {
+		s.log.InfoContext(ctx, "ignored event for another command", "job", j.ID, "command", commandID, "job_command", j.CommandID)
+		return s.Reconcile(ctx, Options{})
+	}
+	res, err := s.runner.Result(ctx, commandID, instanceID)
+	if err != nil {
+		return err
+	}
+	if !res.Status.Final() {
+		// The event ran ahead of GetCommandInvocation; the status it named is final.
+		res.Status = runner.ParseStatus(status)
+	}
+	w, err := s.snapshot(ctx, Options{})
+	if err != nil {
+		return err
+	}
+	if err := s.complete(ctx, w, j, res); err != nil {
+		return err
+	}
+	return s.Reconcile(ctx, Options{})
+}
+
+// holder returns the live job that holds the instance's lease, or nil.
+func (s *Scheduler) holder(ctx context.Context, instanceID string) (*job.Job, error) {
+	l, err := s.store.Lease(ctx, instanceID)
+	if errors.Is(err, store.ErrNotFound) || err == nil && !l.Held() {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	j, err := s.store.Job(ctx, l.JobID)
+	if err != nil {
+		return nil, fmt.Errorf("lease holder of %s: %w", instanceID, err)
+	}
+	if j.State != job.Running || j.Attempt != l.Attempt {
+		return nil, nil
+	}
+	return j, nil
+}
+
+// InstanceEvent records an EC2 state change, then reconciles with the new
+// state as a hint: DescribeInstances may not show it yet.
+func (s *Scheduler) InstanceEvent(ctx context.Context, instanceID, state string) error {
+	s.log.InfoContext(ctx, "instance state", "instance", instanceID, "state", state)
+	return s.Reconcile(ctx, Options{Hints: map[string]string{instanceID: state}})
+}
+
+// SpotWarning notes a spot interruption warning on the job that holds the
+// instance; the interruption itself re-queues the job when it comes.
+func (s *Scheduler) SpotWarning(ctx context.Context, instanceID, action string) error {
+	j, err := s.holder(ctx, instanceID)
+	if err != nil || j == nil {
+		return err
+	}
+	s.log.WarnContext(ctx, "spot interruption warning", "job", j.ID, "instance", instanceID, "action", action)
+	return s.setReason(ctx, j, fmt.Sprintf("running on %s; spot interruption warning (%s): the job will be re-queued if the instance goes", instanceID, action))
+}

@@ -1,0 +1,262 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/nightshift-dev/nightshift/internal/fleet"
+	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/runner"
+	"github.com/nightshift-dev/nightshift/internal/store"
+)
+
+// place gives a QUEUED job an instance: a free one of its pool (running
+// first, then stopped), else a new one within the pool's cap.
+func (s *Scheduler) place(ctx context.Context, w *world, j *job.Job) error {
+	pool, types := s.pool(j)
+	if err, ok := w.blocked[j.Pool]; ok {
+		return s.setReason(ctx, j, err.Error())
+	}
+	if i, ok := s.free(w, j.Pool, types); ok {
+		from := j.State
+		j.InstanceID, j.InstanceType = i.ID, i.Type
+		if err := j.Move(job.Placed, "placed on free instance "+i.ID, w.now); err != nil {
+			return err
+		}
+		ok, err := s.write(ctx, j, from, store.LeaseOp{InstanceID: i.ID, Pool: j.Pool, Acquire: true})
+		if !ok {
+			return err
+		}
+		w.taken[i.ID] = true
+		s.take(w, j)
+		s.log.InfoContext(ctx, "placed", "job", j.ID, "instance", i.ID, "instance_state", i.State)
+		return s.advance(ctx, w, j)
+	}
+	if n := s.count(w, j.Pool); n >= pool.MaxInstances {
+		return s.setReason(ctx, j, fmt.Sprintf("waiting for a free instance: pool %s is at its cap of %d instances", j.Pool, pool.MaxInstances))
+	}
+	// Write the intent first: PLACED with the launch token. A crash after
+	// RunInstances is repaired by the next pass, which repeats the launch
+	// with the same token and gets the same instance back.
+	from := j.State
+	if err := j.Move(job.Placed, "launching an instance", w.now); err != nil {
+		return err
+	}
+	j.Market = pool.Market
+	if m := j.Spec.Instance.Market; m != "" {
+		j.Market = m
+	}
+	if ok, err := s.write(ctx, j, from); !ok {
+		return err
+	}
+	return s.launch(ctx, w, j)
+}
+
+// launch runs the instance for a PLACED job that has none yet, and records it.
+func (s *Scheduler) launch(ctx context.Context, w *world, j *job.Job) error {
+	pool, types := s.pool(j)
+	req := fleet.LaunchRequest{
+		Token: j.ClientToken(), Pool: j.Pool, Job: j.ID, Attempt: j.Attempt,
+		Types: types, Market: j.Market, AMI: pool.AMI, VolumeGB: pool.VolumeGB,
+	}
+	if a := j.Spec.Instance.AMI; a != "" {
+		req.AMI = a
+	}
+	if v := j.Spec.Instance.VolumeGB; v != 0 {
+		req.VolumeGB = v
+	}
+	inst, err := s.fleet.Launch(ctx, req)
+	if err != nil {
+		// Capacity, quota, throttling, configuration: none of them is the
+		// job's fault. It goes back to the queue with the reason, and the
+		// next try uses a new client token.
+		w.blocked[j.Pool] = err
+		from := j.State
+		if merr := j.Move(job.Queued, err.Error(), w.now); merr != nil {
+			return merr
+		}
+		j.LaunchTry++
+		_, werr := s.write(ctx, j, from)
+		s.log.WarnContext(ctx, "launch failed", "job", j.ID, "pool", j.Pool, "err", err)
+		return werr
+	}
+	w.instances[inst.ID] = inst
+	s.log.InfoContext(ctx, "launched", "job", j.ID, "instance", inst.ID, "type", inst.Type, "spot", inst.Spot)
+	return s.attach(ctx, w, j, inst)
+}
+
+// attach records the instance launched for a PLACED job and takes its lease.
+func (s *Scheduler) attach(ctx context.Context, w *world, j *job.Job, inst fleet.Instance) error {
+	j.InstanceID, j.InstanceType = inst.ID, inst.Type
+	j.Reason = "waiting for instance " + inst.ID + " to boot"
+	j.UpdatedAt = w.now
+	ok, err := s.write(ctx, j, job.Placed, store.LeaseOp{InstanceID: inst.ID, Pool: j.Pool, Acquire: true})
+	if ok {
+		w.taken[inst.ID] = true
+		s.take(w, j)
+	}
+	return err
+}
+
+// take records in the snapshot that j holds its instance's lease.
+func (s *Scheduler) take(w *world, j *job.Job) {
+	l := w.leases[j.InstanceID]
+	l.InstanceID, l.Pool, l.JobID, l.Attempt = j.InstanceID, j.Pool, j.ID, j.Attempt
+	l.Version++
+	w.leases[j.InstanceID] = l
+}
+
+// advance moves a PLACED job toward RUNNING: launch or adopt its instance,
+// start it if stopped, wait for its agent, send the command.
+func (s *Scheduler) advance(ctx context.Context, w *world, j *job.Job) error {
+	if j.InstanceID == "" {
+		// A launch was intended; an instance tagged for this attempt means
+		// RunInstances ran before a crash: adopt it rather than launch again.
+		for _, id := range sortedKeys(w.instances) {
+			if i := w.instances[id]; i.Job == j.ID && i.Attempt == j.Attempt {
+				s.log.InfoContext(ctx, "adopted launched instance", "job", j.ID, "instance", i.ID)
+				return s.attach(ctx, w, j, i)
+			}
+		}
+		return s.launch(ctx, w, j)
+	}
+	i, ok := w.instances[j.InstanceID]
+	if !ok {
+		return s.lost(ctx, w, j, fmt.Sprintf("instance %s disappeared before the job started", j.InstanceID))
+	}
+	switch i.State {
+	case "stopped":
+		if err := s.fleet.Start(ctx, i); err != nil {
+			if fleet.Transient(err) {
+				return s.setReason(ctx, j, "starting "+i.ID+": "+err.Error())
+			}
+			return err
+		}
+		s.log.InfoContext(ctx, "started instance", "job", j.ID, "instance", i.ID)
+		return s.setReason(ctx, j, "starting instance "+i.ID)
+	case "pending", "stopping":
+		return s.setReason(ctx, j, fmt.Sprintf("waiting for instance %s (%s)", i.ID, i.State))
+	}
+	if !w.online[i.ID] {
+		since := j.PlacedAt
+		if i.LaunchTime.After(since) {
+			since = i.LaunchTime
+		}
+		if w.now.Sub(since) > AgentTimeout {
+			return s.agentTimeout(ctx, w, j, i)
+		}
+		return s.setReason(ctx, j, "waiting for the SSM agent on "+i.ID+" to come online")
+	}
+	return s.dispatch(ctx, w, j, i)
+}
+
+// agentTimeout gives up on an instance whose agent never came online: the
+// job moves on (re-queued or failed) and the instance is stopped.
+func (s *Scheduler) agentTimeout(ctx context.Context, w *world, j *job.Job, i fleet.Instance) error {
+	if err := s.lost(ctx, w, j, fmt.Sprintf("the SSM agent on %s did not come online within %v", i.ID, AgentTimeout)); err != nil {
+		return err
+	}
+	l, ok := w.leases[i.ID]
+	if !ok || l.Held() {
+		return nil
+	}
+	if err := s.store.MarkStopping(ctx, l, w.now); err != nil {
+		return nil // taken or changed meanwhile: leave it to the next pass
+	}
+	w.taken[i.ID] = true
+	return s.fleet.Stop(ctx, i)
+}
+
+// dispatch sends the attempt's command to its ready instance: write the
+// intent, look for a command sent before a crash, send, record RUNNING.
+func (s *Scheduler) dispatch(ctx context.Context, w *world, j *job.Job, i fleet.Instance) error {
+	if !j.DispatchedAt.IsZero() {
+		if w.now.Sub(j.DispatchedAt) < DispatchRetry {
+			return nil // another invocation is sending it now
+		}
+		cmd, err := s.runner.Find(ctx, j, i.ID)
+		if err != nil {
+			return err
+		}
+		if cmd != "" {
+			return s.running(ctx, w, j, cmd)
+		}
+	}
+	j.DispatchedAt = w.now
+	j.UpdatedAt = w.now
+	if ok, err := s.write(ctx, j, job.Placed); !ok {
+		return err
+	}
+	cmd, err := s.runner.Send(ctx, j, i.ID)
+	if err != nil {
+		if errors.Is(err, runner.ErrNotReady) || errors.Is(err, runner.ErrThrottled) {
+			return s.setReason(ctx, j, "dispatch to "+i.ID+" will be retried: "+err.Error())
+		}
+		return err
+	}
+	return s.running(ctx, w, j, cmd)
+}
+
+// running records that j's command was sent.
+func (s *Scheduler) running(ctx context.Context, w *world, j *job.Job, cmd string) error {
+	from := j.State
+	j.CommandID = cmd
+	j.LogStream = runner.LogStream(cmd, j.InstanceID)
+	if err := j.Move(job.Running, "running on "+j.InstanceID, w.now); err != nil {
+		return err
+	}
+	ok, err := s.write(ctx, j, from)
+	if ok {
+		s.log.InfoContext(ctx, "running", "job", j.ID, "instance", j.InstanceID, "command", cmd, "attempt", j.Attempt)
+	}
+	return err
+}
+
+// free picks a free instance of the pool that can run one of types:
+// running and online first, then running, pending, stopped.
+func (s *Scheduler) free(w *world, pool string, types []string) (fleet.Instance, bool) {
+	rank := func(i fleet.Instance) int {
+		switch {
+		case i.State == "running" && w.online[i.ID]:
+			return 0
+		case i.State == "running":
+			return 1
+		case i.State == "pending":
+			return 2
+		case i.State == "stopped":
+			return 3
+		}
+		return 9 // stopping: not yet startable
+	}
+	var best fleet.Instance
+	found := false
+	for _, id := range sortedKeys(w.instances) {
+		i := w.instances[id]
+		l, ok := w.leases[id]
+		if !ok || l.Held() || !l.StoppingAt.IsZero() || w.taken[id] || i.Pool != pool || !slices.Contains(types, i.Type) || rank(i) == 9 {
+			continue
+		}
+		if !found || rank(i) < rank(best) {
+			best, found = i, true
+		}
+	}
+	return best, found
+}
+
+// count is the number of live instances in a pool plus launches in flight.
+func (s *Scheduler) count(w *world, pool string) int {
+	n := 0
+	for _, i := range w.instances {
+		if i.Pool == pool {
+			n++
+		}
+	}
+	for _, j := range w.jobs[job.Placed] {
+		if j.Pool == pool && j.InstanceID == "" && j.State == job.Placed {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,231 @@
+// Package scheduler joins jobs, the store, the fleet and the runner. Its
+// Reconcile is level-triggered and idempotent: it reads the world, moves it
+// one step toward the desired state (queued jobs placed, ready instances
+// given work, finished or idle instances stopped), and can be run by any
+// number of invocations at once, after any crash.
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/nightshift-dev/nightshift/internal/catalog"
+	"github.com/nightshift-dev/nightshift/internal/fleet"
+	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/runner"
+	"github.com/nightshift-dev/nightshift/internal/store"
+)
+
+// Fleet is what the scheduler needs from EC2.
+type Fleet interface {
+	List(ctx context.Context) ([]fleet.Instance, error)
+	Launch(ctx context.Context, r fleet.LaunchRequest) (fleet.Instance, error)
+	Start(ctx context.Context, i fleet.Instance) error
+	Stop(ctx context.Context, i fleet.Instance) error
+}
+
+// Runner is what the scheduler needs from SSM.
+type Runner interface {
+	Online(ctx context.Context, ids []string) (map[string]bool, error)
+	Find(ctx context.Context, j *job.Job, instanceID string) (string, error)
+	Send(ctx context.Context, j *job.Job, instanceID string) (string, error)
+	Result(ctx context.Context, commandID, instanceID string) (runner.Result, error)
+	Cancel(ctx context.Context, commandID, instanceID string) error
+}
+
+var (
+	_ Fleet  = (*fleet.Fleet)(nil)
+	_ Runner = (*runner.Runner)(nil)
+)
+
+// Pool is a named group of interchangeable instances with a cap.
+type Pool struct {
+	Types        []string `json:"types"`
+	MaxInstances int      `json:"max_instances"`
+	Market       string   `json:"market,omitempty"`
+	// KeepWarm is how long a free instance waits for the next job before it is stopped.
+	KeepWarm job.Duration `json:"keep_warm,omitempty"`
+	AMI      string       `json:"ami,omitempty"`
+	VolumeGB int          `json:"volume_gb,omitempty"`
+}
+
+// Defaults for what a deployment leaves out. Each is a named constant with its reason.
+const (
+	// DefaultKeepWarm: a GPU instance takes minutes to start and get its SSM
+	// agent online; waiting about that long for the next job is never
+	// dearer than restarting for it.
+	DefaultKeepWarm = 10 * time.Minute
+	// DefaultMaxRuntime bounds a job that names no max_runtime.
+	DefaultMaxRuntime = 2 * time.Hour
+	// DefaultRetries: a spot interruption or a lost instance is retried twice.
+	DefaultRetries = 2
+	// DispatchRetry is how long a dispatch intent stands before another
+	// reconcile looks for its command and, if none, sends it again.
+	DispatchRetry = 2 * time.Minute
+	// AgentTimeout is how long a running instance may take to get its SSM
+	// agent online; past it the instance is taken as broken and stopped, and
+	// the job moves on. Registration normally takes 30 s to a few minutes.
+	AgentTimeout = 15 * time.Minute
+	// Period is the watchdog's tick; deadlines get one period of slack.
+	Period = time.Minute
+)
+
+// Config is the deployment's scheduling settings.
+type Config struct {
+	Pools       map[string]Pool
+	DefaultPool string
+	MaxRuntime  time.Duration
+	Setup       string
+	Retries     int
+}
+
+// ParsePools reads the NIGHTSHIFT_POOLS JSON, e.g.
+// {"default":{"types":["g4dn.xlarge"],"max_instances":2,"keep_warm":"10m"}}.
+func ParsePools(s string) (map[string]Pool, error) {
+	var pools map[string]Pool
+	if err := json.Unmarshal([]byte(s), &pools); err != nil {
+		return nil, fmt.Errorf("pools: %w", err)
+	}
+	if len(pools) == 0 {
+		return nil, errors.New("pools: none defined")
+	}
+	for name, p := range pools {
+		if len(p.Types) == 0 || p.MaxInstances < 1 {
+			return nil, fmt.Errorf("pool %s: want at least one instance type and max_instances ≥ 1", name)
+		}
+		for _, t := range p.Types {
+			if !catalog.Known(t) {
+				return nil, fmt.Errorf("pool %s: unknown instance type %q", name, t)
+			}
+		}
+		if p.KeepWarm == 0 {
+			p.KeepWarm = job.Duration(DefaultKeepWarm)
+		}
+		pools[name] = p
+	}
+	return pools, nil
+}
+
+// Scheduler places and follows jobs.
+type Scheduler struct {
+	store  store.Jobs
+	fleet  Fleet
+	runner Runner
+	cfg    Config
+	now    func() time.Time
+	log    *slog.Logger
+}
+
+// New returns a Scheduler.
+func New(s store.Jobs, f Fleet, r Runner, cfg Config, now func() time.Time, log *slog.Logger) *Scheduler {
+	if cfg.MaxRuntime == 0 {
+		cfg.MaxRuntime = DefaultMaxRuntime
+	}
+	if cfg.DefaultPool == "" {
+		cfg.DefaultPool = "default"
+	}
+	return &Scheduler{store: s, fleet: f, runner: r, cfg: cfg, now: now, log: log}
+}
+
+// Defaults returns the job-message defaults of this deployment.
+func (s *Scheduler) Defaults() job.Defaults {
+	pools := make([]string, 0, len(s.cfg.Pools))
+	for name := range s.cfg.Pools {
+		pools = append(pools, name)
+	}
+	slices.Sort(pools)
+	market := ""
+	if p, ok := s.cfg.Pools[s.cfg.DefaultPool]; ok {
+		market = p.Market
+	}
+	return job.Defaults{
+		Pool: s.cfg.DefaultPool, MaxRuntime: s.cfg.MaxRuntime, Retries: s.cfg.Retries,
+		Setup: s.cfg.Setup, Market: market, Pools: pools, KnownType: catalog.Known,
+	}
+}
+
+// Outcome says what Submit did with a message.
+type Outcome int
+
+// Outcomes of Submit.
+const (
+	Accepted  Outcome = iota // a new job was queued
+	Duplicate                // a job with this id exists; nothing was created
+	Rejected                 // the message is invalid; recorded as REJECTED when it has a usable id
+)
+
+func (o Outcome) String() string { return [...]string{"accepted", "duplicate", "rejected"}[o] }
+
+// Submit validates one job message and records it. messageID names the
+// message (the SQS message id) and is the job id when the message has none.
+// A returned error is transient (the store failed): the message should be
+// retried. An invalid message is not an error: it is Rejected, with the
+// reason in the returned error-free Result.
+func (s *Scheduler) Submit(ctx context.Context, raw []byte, messageID string) (Result, error) {
+	now := s.now()
+	spec, verr := job.Parse(raw, s.Defaults())
+	if verr != nil {
+		id := idOf(raw, messageID)
+		res := Result{ID: id, Outcome: Rejected, Reason: verr}
+		if id == "" {
+			return res, nil
+		}
+		j := job.NewRejected(id, verr, now)
+		j.Source = messageID
+		if err := s.store.Create(ctx, j); err != nil && !errors.Is(err, store.ErrExists) {
+			return res, fmt.Errorf("record rejected %s: %w", id, err)
+		}
+		return res, nil
+	}
+	if spec.ID == "" {
+		spec.ID = messageID
+	}
+	j := job.New(spec, spec.Instance.Pool, now)
+	j.Source = messageID
+	if err := s.store.Create(ctx, j); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return Result{ID: j.ID, Outcome: Duplicate}, nil
+		}
+		return Result{ID: j.ID}, fmt.Errorf("create %s: %w", j.ID, err)
+	}
+	s.log.InfoContext(ctx, "queued", "job", j.ID, "pool", j.Pool, "priority", j.Priority)
+	return Result{ID: j.ID, Outcome: Accepted}, nil
+}
+
+// Result is what Submit did.
+type Result struct {
+	ID      string
+	Outcome Outcome
+	Reason  error
+}
+
+// idOf finds a usable id for a rejected message: its own valid "id" field
+// (with scheduled_at folded in), else the message id.
+func idOf(raw []byte, messageID string) string {
+	var m struct {
+		ID          string `json:"id"`
+		ScheduledAt string `json:"scheduled_at"`
+	}
+	if json.Unmarshal(raw, &m) == nil && job.ValidID(m.ID) && m.ScheduledAt == "" {
+		return m.ID
+	}
+	if job.ValidID(messageID) {
+		return messageID
+	}
+	return ""
+}
+
+// pool returns the job's pool settings and the instance types it may run on.
+func (s *Scheduler) pool(j *job.Job) (Pool, []string) {
+	p := s.cfg.Pools[j.Pool]
+	types := p.Types
+	if len(j.Spec.Instance.Types) > 0 {
+		types = j.Spec.Instance.Types
+	}
+	return p, types
+}

@@ -1,0 +1,213 @@
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/nightshift-dev/nightshift/internal/fleet"
+	"github.com/nightshift-dev/nightshift/internal/handler"
+	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/runner"
+	"github.com/nightshift-dev/nightshift/internal/scheduler"
+	"github.com/nightshift-dev/nightshift/internal/store"
+)
+
+// AMIParameter is the DLAMI parameter the simulated account holds.
+const AMIParameter = "/aws/service/deeplearning/ami/x86_64/oss-nvidia-driver-gpu-pytorch-2.7-ubuntu-22.04/latest/ami-id"
+
+// World runs the real handlers and Reconcile against the simulated cloud:
+// SQS delivers job messages to the intake handler, EventBridge delivers the
+// cloud's events to the dispatch handler, and a one-minute schedule ticks
+// the watchdog handler — all on the virtual clock.
+type World struct {
+	Clock    *Clock
+	Cloud    *Cloud
+	Store    *store.Memory
+	Sched    *scheduler.Scheduler
+	Intake   handler.Intake
+	Dispatch handler.Dispatch
+	Watchdog handler.Watchdog
+	Log      *slog.Logger
+
+	// Drop, when set, decides which events EventBridge loses.
+	Drop func(Event) bool
+	// Errors collects the errors handlers returned, for tests to inspect.
+	Errors []error
+	// StoreCalls counts store operations by name.
+	StoreCalls map[string]int
+
+	queue    []events.SQSMessage
+	msgSeq   int
+	nextTick time.Time
+}
+
+// Config sets up a World.
+type Config struct {
+	Pools    map[string]scheduler.Pool
+	KeepWarm time.Duration
+	Retries  int
+	Log      *slog.Logger
+	// StateDir is where the wrapper keeps its locks (for a bash executor).
+	StateDir string
+	// Setup is the deployment's default environment activation.
+	Setup string
+}
+
+// NewWorld builds a world with one pool "default" of g4dn.xlarge (cap 2)
+// unless cfg names others.
+func NewWorld(cfg Config) *World {
+	clock := NewClock()
+	cloud := New(clock)
+	cloud.Parameters[AMIParameter] = "ami-0dlami000000001"
+	if cfg.KeepWarm == 0 {
+		cfg.KeepWarm = scheduler.DefaultKeepWarm
+	}
+	if cfg.Pools == nil {
+		cfg.Pools = map[string]scheduler.Pool{"default": {Types: []string{"g4dn.xlarge"}, MaxInstances: 2, KeepWarm: jobDuration(cfg.KeepWarm)}}
+	}
+	if cfg.Setup == "" {
+		cfg.Setup = ". /opt/pytorch/bin/activate"
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	w := &World{Clock: clock, Cloud: cloud, Store: store.NewMemory(), Log: cfg.Log, StoreCalls: map[string]int{}}
+	w.Store.Before = func(op string) error {
+		cloud.mu.Lock()
+		defer cloud.mu.Unlock()
+		w.StoreCalls[op]++
+		if cloud.Fault != nil {
+			return cloud.Fault("store." + op)
+		}
+		return nil
+	}
+	f := fleet.New(cloud, cloud, fleet.Config{Region: "us-east-1", LaunchTemplateID: "lt-0sim", AMIParameter: AMIParameter}, clock.Now)
+	r := runner.New(cloud, runner.Config{LogGroup: "/nightshift/sim/jobs", Script: runner.ScriptOptions{KeepWarm: cfg.KeepWarm, StateDir: cfg.StateDir}})
+	w.Sched = scheduler.New(w.Store, f, r, scheduler.Config{Pools: cfg.Pools, DefaultPool: "default", Retries: cfg.Retries, Setup: cfg.Setup}, clock.Now, cfg.Log)
+	w.Intake = handler.Intake{S: w.Sched, Log: cfg.Log}
+	w.Dispatch = handler.Dispatch{S: w.Sched, Log: cfg.Log}
+	w.Watchdog = handler.Watchdog{S: w.Sched, Log: cfg.Log}
+	w.nextTick = clock.Now().Add(scheduler.Period)
+	return w
+}
+
+// Send puts a job message on the queue and returns its message id.
+func (w *World) Send(body string) string {
+	w.msgSeq++
+	id := fmt.Sprintf("5f0c6e2a-0000-4000-8000-%012d", w.msgSeq)
+	w.queue = append(w.queue, events.SQSMessage{
+		MessageId: id, Body: body, EventSource: "aws:sqs",
+		EventSourceARN: "arn:aws:sqs:us-east-1:123456789012:nightshift-jobs",
+		Attributes:     map[string]string{"ApproximateReceiveCount": "1", "SentTimestamp": strconv.FormatInt(w.Clock.Now().UnixMilli(), 10)},
+	})
+	return id
+}
+
+// Redeliver puts a copy of an already sent message back on the queue, as
+// SQS's at-least-once delivery does.
+func (w *World) Redeliver(m events.SQSMessage) { w.queue = append(w.queue, m) }
+
+// Poll delivers the queued messages to the intake handler in batches of up
+// to ten, as the SQS event source does. Failed items go back on the queue.
+func (w *World) Poll(ctx context.Context) []events.SQSMessage {
+	var delivered []events.SQSMessage
+	for len(w.queue) > 0 {
+		n := min(10, len(w.queue))
+		batch := w.queue[:n]
+		w.queue = w.queue[n:]
+		resp, err := w.Intake.Handle(ctx, events.SQSEvent{Records: batch})
+		delivered = append(delivered, batch...)
+		if err != nil {
+			w.Errors = append(w.Errors, err)
+			w.queue = append(w.queue, batch...)
+			break
+		}
+		for _, f := range resp.BatchItemFailures {
+			for _, m := range batch {
+				if m.MessageId == f.ItemIdentifier {
+					w.queue = append(w.queue, m)
+				}
+			}
+		}
+		if len(resp.BatchItemFailures) > 0 {
+			break // retried on the next poll, as after a visibility timeout
+		}
+	}
+	w.deliverEvents(ctx)
+	return delivered
+}
+
+// deliverEvents hands the cloud's events to the dispatch handler, as
+// EventBridge rules do, until no new event is emitted.
+func (w *World) deliverEvents(ctx context.Context) {
+	for range 100 {
+		evs := w.Cloud.Events()
+		if len(evs) == 0 {
+			return
+		}
+		for _, e := range evs {
+			if w.Drop != nil && w.Drop(e) {
+				continue
+			}
+			if err := w.Dispatch.Handle(ctx, json.RawMessage(e.JSON())); err != nil {
+				w.Errors = append(w.Errors, err)
+			}
+		}
+	}
+}
+
+// Tick runs the watchdog handler once, as its schedule does.
+func (w *World) Tick(ctx context.Context) {
+	tick := fmt.Sprintf(`{"version":"0","id":"tick","detail-type":"Scheduled Event","source":"aws.scheduler","account":"123456789012","time":%q,"region":"us-east-1","resources":[],"detail":{}}`, w.Clock.Now().UTC().Format(time.RFC3339))
+	if err := w.Watchdog.Handle(ctx, json.RawMessage(tick)); err != nil {
+		w.Errors = append(w.Errors, err)
+	}
+	w.deliverEvents(ctx)
+}
+
+// Run advances the virtual clock by d: timed cloud actions happen in order,
+// their events are delivered, queued messages are polled, and the watchdog
+// ticks every minute.
+func (w *World) Run(ctx context.Context, d time.Duration) {
+	end := w.Clock.Now().Add(d)
+	for {
+		next := w.nextTick
+		if t, ok := w.Clock.Next(); ok && t.Before(next) {
+			next = t
+		}
+		if next.After(end) {
+			w.Clock.AdvanceTo(end)
+			w.deliverEvents(ctx)
+			return
+		}
+		w.Clock.AdvanceTo(next)
+		w.deliverEvents(ctx)
+		if len(w.queue) > 0 {
+			w.Poll(ctx)
+		}
+		if !w.Clock.Now().Before(w.nextTick) {
+			w.nextTick = w.nextTick.Add(scheduler.Period)
+			w.Tick(ctx)
+		}
+	}
+}
+
+// RunUntil runs until done reports true or limit passes; it reports done.
+func (w *World) RunUntil(ctx context.Context, limit time.Duration, done func() bool) bool {
+	end := w.Clock.Now().Add(limit)
+	for w.Clock.Now().Before(end) {
+		if done() {
+			return true
+		}
+		w.Run(ctx, 10*time.Second)
+	}
+	return done()
+}
+
+func jobDuration(d time.Duration) job.Duration { return job.Duration(d) }

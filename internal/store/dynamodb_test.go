@@ -1,0 +1,183 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"net/http"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
+
+	"github.com/nightshift-dev/nightshift/internal/awstest"
+	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/store"
+)
+
+func TestMain(m *testing.M) { os.Exit(awstest.Main(m)) }
+
+// testPageLimit makes every Query of the DynamoDB tests paginate.
+const testPageLimit = 10
+
+const testTable = "nightshift-jobs"
+
+func newDynamoDB(t *testing.T) store.Jobs {
+	srv := awstest.Moto(t)
+	cfg := srv.Config()
+	cfg.ClientLogMode = aws.LogRetries
+	cfg.Logger = logging.NewStandardLogger(os.Stderr)
+	cfg.HTTPClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	client := dynamodb.NewFromConfig(cfg)
+	if _, err := client.CreateTable(t.Context(), store.TableInput(testTable)); err != nil {
+		t.Fatalf("CreateTable(%s) = %v; want nil", testTable, err)
+	}
+	d := store.NewDynamoDB(&serialized{client: client}, testTable)
+	store.SetPageLimit(d, testPageLimit)
+	return d
+}
+
+func TestDynamoDB(t *testing.T) {
+	testJobs(t, newDynamoDB)
+}
+
+// serialized sends one request at a time to moto. DynamoDB isolates
+// conditional writes and transactions from each other; moto does not: it
+// serves requests on threads, evaluates a transaction's conditions and
+// writes item by item with no lock, and rolls a failed transaction back by
+// restoring a copy of the whole table. Concurrent requests to moto can thus
+// both pass a condition, or undo each other's writes. Serializing them gives
+// the isolation of the real service, so the race test still checks that the
+// store's conditions let exactly one writer win, and runs the store's own
+// code concurrently (under -race).
+type serialized struct {
+	mu     sync.Mutex
+	client *dynamodb.Client
+}
+
+func (s *serialized) GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.client.GetItem(ctx, in, opts...)
+}
+
+func (s *serialized) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.client.PutItem(ctx, in, opts...)
+}
+
+func (s *serialized) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.client.UpdateItem(ctx, in, opts...)
+}
+
+func (s *serialized) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.client.DeleteItem(ctx, in, opts...)
+}
+
+func (s *serialized) Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.client.Query(ctx, in, opts...)
+}
+
+func (s *serialized) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.client.TransactWriteItems(ctx, in, opts...)
+}
+
+// fakeDynamo answers every call with err.
+type fakeDynamo struct{ err error }
+
+func (f fakeDynamo) GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	return nil, f.err
+}
+
+func (f fakeDynamo) PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	return nil, f.err
+}
+
+func (f fakeDynamo) UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	return nil, f.err
+}
+
+func (f fakeDynamo) DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
+	return nil, f.err
+}
+
+func (f fakeDynamo) Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	return nil, f.err
+}
+
+func (f fakeDynamo) TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	return nil, f.err
+}
+
+func reasons(codes ...string) *types.TransactionCanceledException {
+	e := &types.TransactionCanceledException{Message: aws.String("Transaction cancelled")}
+	for _, c := range codes {
+		e.CancellationReasons = append(e.CancellationReasons, types.CancellationReason{Code: aws.String(c)})
+	}
+	return e
+}
+
+func TestDynamoDBErrors(t *testing.T) {
+	throttled := &smithy.GenericAPIError{Code: "ThrottlingException", Message: "slow down"}
+	conditional := &types.ConditionalCheckFailedException{Message: aws.String("The conditional request failed")}
+	tests := []struct {
+		name string
+		give error
+		ops  []store.LeaseOp
+		want error // nil: an error that is none of the sentinels
+	}{
+		{name: "condition", give: conditional, want: store.ErrConflict},
+		{name: "transaction in flight", give: &types.TransactionConflictException{}, want: store.ErrConflict},
+		{name: "throttled", give: throttled},
+		{name: "lease lost", give: reasons("None", "ConditionalCheckFailed"), ops: []store.LeaseOp{acquire("i-1")}, want: store.ErrConflict},
+		{name: "job lost", give: reasons("ConditionalCheckFailed", "None"), ops: []store.LeaseOp{acquire("i-1")}, want: store.ErrConflict},
+		{name: "other transaction", give: reasons("None", "TransactionConflict"), ops: []store.LeaseOp{acquire("i-1")}, want: store.ErrConflict},
+		{name: "no reasons", give: reasons(), ops: []store.LeaseOp{acquire("i-1")}, want: store.ErrConflict},
+		{name: "transaction throttled", give: reasons("None", "ThrottlingError"), ops: []store.LeaseOp{acquire("i-1")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := store.NewDynamoDB(fakeDynamo{err: tt.give}, testTable)
+			j := newJob("a", 0, t0)
+			err := d.Update(t.Context(), j, job.Queued, tt.ops...)
+			if tt.want != nil {
+				if !errors.Is(err, tt.want) {
+					t.Errorf("Update(%v) = %v; want %v", tt.ops, err, tt.want)
+				}
+				return
+			}
+			if err == nil || errors.Is(err, store.ErrConflict) || !errors.Is(err, tt.give) {
+				t.Errorf("Update(%v) = %v; want %v, not %v", tt.ops, err, tt.give, store.ErrConflict)
+			}
+		})
+	}
+
+	t.Run("create", func(t *testing.T) {
+		tests := []struct {
+			give error
+			want error
+		}{
+			{give: conditional, want: store.ErrExists},
+			{give: throttled, want: throttled},
+		}
+		for _, tt := range tests {
+			d := store.NewDynamoDB(fakeDynamo{err: tt.give}, testTable)
+			if err := d.Create(t.Context(), newJob("a", 0, t0)); !errors.Is(err, tt.want) {
+				t.Errorf("Create(a) with %v = %v; want %v", tt.give, err, tt.want)
+			}
+		}
+	})
+}

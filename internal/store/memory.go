@@ -1,0 +1,306 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nightshift-dev/nightshift/internal/job"
+)
+
+// Memory is the store in memory, with the DynamoDB store's semantics: the
+// same conditions, the same order, and records that read back exactly as
+// they would from the table (each write and read goes through the item
+// encoding, which also deep-copies: callers may mutate what they pass in and
+// get back). It is safe for concurrent use and deterministic, for the
+// simulation and the local run.
+type Memory struct {
+	// Before, if set, is called at the start of every method with the
+	// method's name ("Create", "Update", "Live", …). If it returns an error
+	// the method returns that error and does nothing: the simulation injects
+	// crashes and throttling through it. Set it before the Memory is shared;
+	// it is called without the Memory's lock held.
+	Before func(op string) error
+
+	mu     sync.Mutex
+	jobs   map[string]*job.Job
+	leases map[string]Lease
+}
+
+var _ Jobs = (*Memory)(nil)
+
+// NewMemory returns an empty store.
+func NewMemory() *Memory {
+	return &Memory{jobs: map[string]*job.Job{}, leases: map[string]Lease{}}
+}
+
+func (m *Memory) enter(ctx context.Context, op string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if m.Before != nil {
+		return m.Before(op)
+	}
+	return nil
+}
+
+// Create writes a new job; ErrExists if its id is taken.
+func (m *Memory) Create(ctx context.Context, j *job.Job) error {
+	if err := m.enter(ctx, "Create"); err != nil {
+		return err
+	}
+	if j.ID == "" {
+		return errors.New("create job: empty id")
+	}
+	stored, err := copyJob(j)
+	if err != nil {
+		return fmt.Errorf("create job %s: %w", j.ID, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.jobs[j.ID]; ok {
+		return fmt.Errorf("create job %s: %w", j.ID, ErrExists)
+	}
+	m.jobs[j.ID] = stored
+	return nil
+}
+
+// Job reads one job; ErrNotFound if absent.
+func (m *Memory) Job(ctx context.Context, id string) (*job.Job, error) {
+	if err := m.enter(ctx, "Job"); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	j, ok := m.jobs[id]
+	if !ok {
+		return nil, fmt.Errorf("job %s: %w", id, ErrNotFound)
+	}
+	return copyJob(j)
+}
+
+// Update writes j if the stored job is still in state from at version
+// j.Version, then sets j.Version to the new version. The job write and the
+// lease ops happen together or not at all.
+func (m *Memory) Update(ctx context.Context, j *job.Job, from job.State, ops ...LeaseOp) error {
+	if err := m.enter(ctx, "Update"); err != nil {
+		return err
+	}
+	if err := checkOps(ops); err != nil {
+		return fmt.Errorf("update job %s: %w", j.ID, err)
+	}
+	next := *j
+	next.Version = j.Version + 1
+	stored, err := copyJob(&next)
+	if err != nil {
+		return fmt.Errorf("update job %s: %w", j.ID, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var lost []string
+	if cur, ok := m.jobs[j.ID]; !ok || cur.State != from || cur.Version != j.Version {
+		lost = append(lost, "job")
+	}
+	leases := make([]Lease, len(ops))
+	for i, op := range ops {
+		l, ok := m.leases[op.InstanceID]
+		if op.Acquire {
+			free := !ok || (l.JobID == "" && l.StoppingAt.IsZero())
+			mine := ok && l.JobID == j.ID && l.Attempt == j.Attempt
+			if !free && !mine {
+				lost = append(lost, "lease "+op.InstanceID)
+				continue
+			}
+			l.InstanceID, l.JobID, l.Attempt, l.IdleSince = op.InstanceID, j.ID, j.Attempt, time.Time{}
+			if op.Pool != "" {
+				l.Pool = op.Pool
+			}
+		} else {
+			if !ok || l.JobID != j.ID {
+				lost = append(lost, "lease "+op.InstanceID)
+				continue
+			}
+			l.JobID, l.Attempt, l.IdleSince = "", 0, op.At
+		}
+		l.Version++
+		if leases[i], err = copyLease(l); err != nil {
+			return fmt.Errorf("update job %s: %w", j.ID, err)
+		}
+	}
+	if lost != nil {
+		if len(ops) == 0 {
+			return fmt.Errorf("update job %s: %w", j.ID, ErrConflict)
+		}
+		return fmt.Errorf("update job %s: %s: %w", j.ID, strings.Join(lost, ", "), ErrConflict)
+	}
+	m.jobs[j.ID] = stored
+	for _, l := range leases {
+		m.leases[l.InstanceID] = l
+	}
+	j.Version = next.Version
+	return nil
+}
+
+// Live lists the jobs in live state s, highest priority first, then oldest first.
+func (m *Memory) Live(ctx context.Context, s job.State) ([]*job.Job, error) {
+	if err := m.enter(ctx, "Live"); err != nil {
+		return nil, err
+	}
+	if !isLive(s) {
+		return nil, fmt.Errorf("live jobs: %s is not a live state", s)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	type keyed struct {
+		key string
+		j   *job.Job
+	}
+	var live []keyed
+	for _, j := range m.jobs {
+		if j.State == s {
+			live = append(live, keyed{liveSK(j), j})
+		}
+	}
+	slices.SortFunc(live, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
+	var jobs []*job.Job // nil when none, as from DynamoDB
+	for _, k := range live {
+		j, err := copyJob(k.j)
+		if err != nil {
+			return nil, fmt.Errorf("live %s jobs: %w", s, err)
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, nil
+}
+
+// Leases lists every lease, sorted by instance id.
+func (m *Memory) Leases(ctx context.Context) ([]Lease, error) {
+	if err := m.enter(ctx, "Leases"); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var leases []Lease
+	for _, l := range m.leases {
+		leases = append(leases, l)
+	}
+	slices.SortFunc(leases, func(a, b Lease) int { return strings.Compare(a.InstanceID, b.InstanceID) })
+	return leases, nil
+}
+
+// Lease reads one lease; ErrNotFound if absent.
+func (m *Memory) Lease(ctx context.Context, instanceID string) (Lease, error) {
+	if err := m.enter(ctx, "Lease"); err != nil {
+		return Lease{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, ok := m.leases[instanceID]
+	if !ok {
+		return Lease{}, fmt.Errorf("lease %s: %w", instanceID, ErrNotFound)
+	}
+	return l, nil
+}
+
+// PutLease creates a free lease at version 1 if none exists (nil if one does).
+func (m *Memory) PutLease(ctx context.Context, l Lease) error {
+	if err := m.enter(ctx, "PutLease"); err != nil {
+		return err
+	}
+	if err := checkNewLease(l); err != nil {
+		return err
+	}
+	l.Version = 1
+	stored, err := copyLease(l)
+	if err != nil {
+		return fmt.Errorf("put lease %s: %w", l.InstanceID, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.leases[l.InstanceID]; !ok {
+		m.leases[l.InstanceID] = stored
+	}
+	return nil
+}
+
+// MarkStopping sets StoppingAt on a free lease at version l.Version;
+// ErrConflict if it was taken or changed meanwhile, or is gone.
+func (m *Memory) MarkStopping(ctx context.Context, l Lease, at time.Time) error {
+	if err := m.enter(ctx, "MarkStopping"); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, ok := m.leases[l.InstanceID]
+	if !ok || cur.Version != l.Version || cur.JobID != "" {
+		return fmt.Errorf("mark lease %s stopping: %w", l.InstanceID, ErrConflict)
+	}
+	cur.StoppingAt = at
+	cur.Version++
+	if err := m.putLease(cur); err != nil {
+		return fmt.Errorf("mark lease %s stopping: %w", l.InstanceID, err)
+	}
+	return nil
+}
+
+// ClearStopping removes StoppingAt; ErrNotFound if the lease is gone.
+func (m *Memory) ClearStopping(ctx context.Context, instanceID string) error {
+	if err := m.enter(ctx, "ClearStopping"); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, ok := m.leases[instanceID]
+	if !ok {
+		return fmt.Errorf("clear lease %s stopping: %w", instanceID, ErrNotFound)
+	}
+	cur.StoppingAt = time.Time{}
+	cur.Version++
+	if err := m.putLease(cur); err != nil {
+		return fmt.Errorf("clear lease %s stopping: %w", instanceID, err)
+	}
+	return nil
+}
+
+// DeleteLease removes a free lease; ErrConflict if held. Deleting an absent
+// lease succeeds.
+func (m *Memory) DeleteLease(ctx context.Context, instanceID string) error {
+	if err := m.enter(ctx, "DeleteLease"); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.leases[instanceID].JobID != "" {
+		return fmt.Errorf("delete lease %s: %w", instanceID, ErrConflict)
+	}
+	delete(m.leases, instanceID)
+	return nil
+}
+
+// putLease stores l as the table would; m.mu is held.
+func (m *Memory) putLease(l Lease) error {
+	stored, err := copyLease(l)
+	if err != nil {
+		return err
+	}
+	m.leases[l.InstanceID] = stored
+	return nil
+}
+
+// copyJob returns j as it reads back from the table: a deep copy, times in UTC.
+func copyJob(j *job.Job) (*job.Job, error) {
+	it, err := marshalJob(j)
+	if err != nil {
+		return nil, err
+	}
+	return unmarshalJob(it)
+}
+
+// copyLease returns l as it reads back from the table.
+func copyLease(l Lease) (Lease, error) {
+	return unmarshalLease(marshalLease(l))
+}

@@ -1,0 +1,84 @@
+// Package store keeps jobs and instance leases in DynamoDB. Every job
+// transition is a conditional write on the job's state and version; a job
+// gets an instance only through a conditional write on the instance's lease,
+// done in the same transaction as the job's own write.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nightshift-dev/nightshift/internal/job"
+)
+
+// Errors callers branch on.
+var (
+	// ErrExists: a job with this id was already created.
+	ErrExists = errors.New("job already exists")
+	// ErrNotFound: no such job or lease.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a conditional write lost; someone else moved first. Read again.
+	ErrConflict = errors.New("conditional write lost")
+)
+
+// Lease is the record of one managed instance: which job holds it, if any.
+type Lease struct {
+	InstanceID string `dynamodbav:"instance_id"`
+	Pool       string `dynamodbav:"pool"`
+	// JobID and Attempt name the holder; empty when the instance is free.
+	JobID   string `dynamodbav:"job_id,omitempty"`
+	Attempt int    `dynamodbav:"attempt,omitempty"`
+	// IdleSince is when the instance last became free; keep-warm counts from it.
+	IdleSince time.Time `dynamodbav:"idle_since,omitempty"`
+	// StoppingAt is set, while free, by the decision to stop the instance; a
+	// placement may not take a lease that is being stopped.
+	StoppingAt time.Time `dynamodbav:"stopping_at,omitempty"`
+	Version    int64     `dynamodbav:"version"`
+}
+
+// Held reports whether a job holds the lease.
+func (l Lease) Held() bool { return l.JobID != "" }
+
+// LeaseOp is a change to a lease made in the same transaction as a job write.
+type LeaseOp struct {
+	InstanceID string
+	Pool       string
+	// Acquire takes the lease for the job being written: it succeeds only if
+	// the lease is absent or free and not being stopped, or already held by
+	// the same job and attempt (so a retried write is idempotent).
+	// Otherwise the lease is released: that requires the job (at any
+	// attempt) to hold it, and the whole Update fails with ErrConflict if it
+	// does not, so pass a release only for a lease the job holds.
+	Acquire bool
+	// At is the time recorded as IdleSince on release.
+	At time.Time
+}
+
+// Jobs is what the scheduler needs from the store.
+type Jobs interface {
+	// Create writes a new job; ErrExists if its id is taken.
+	Create(ctx context.Context, j *job.Job) error
+	// Job reads one job; ErrNotFound if absent.
+	Job(ctx context.Context, id string) (*job.Job, error)
+	// Update writes j if the stored job is still in state from at version
+	// j.Version, then sets j.Version to the new version. Lease ops run in the
+	// same transaction. ErrConflict if any condition fails.
+	Update(ctx context.Context, j *job.Job, from job.State, ops ...LeaseOp) error
+	// Live lists the jobs in a live state, highest priority first, then oldest
+	// first, without scanning the table.
+	Live(ctx context.Context, s job.State) ([]*job.Job, error)
+	// Leases lists every lease, without scanning the table.
+	Leases(ctx context.Context) ([]Lease, error)
+	// Lease reads one lease; ErrNotFound if absent.
+	Lease(ctx context.Context, instanceID string) (Lease, error)
+	// PutLease creates a free lease if none exists (nil if one does).
+	PutLease(ctx context.Context, l Lease) error
+	// MarkStopping sets StoppingAt on a free lease at version l.Version;
+	// ErrConflict if it was taken or changed meanwhile.
+	MarkStopping(ctx context.Context, l Lease, at time.Time) error
+	// ClearStopping removes StoppingAt once the instance is seen stopped.
+	ClearStopping(ctx context.Context, instanceID string) error
+	// DeleteLease removes a free lease (its instance is gone); ErrConflict if held.
+	DeleteLease(ctx context.Context, instanceID string) error
+}
