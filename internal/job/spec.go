@@ -216,7 +216,7 @@ func decodeError(raw []byte, err error) error {
 		if near := nearest(name, fields); near != "" {
 			hint = fmt.Sprintf(" (did you mean %q?)", near)
 		}
-		return &Error{Kind: ErrUnknownField, Field: name, Msg: "not a job message field" + hint}
+		return &Error{Kind: ErrUnknownField, Msg: fmt.Sprintf("%q is not a job message field%s; fields: %s", name, hint, strings.Join(fields, ", "))}
 	}
 	// Errors from field decoders (Duration, Instance) carry the field path
 	// only in their text; report them under the field they concern.

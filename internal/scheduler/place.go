@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/aws/smithy-go"
+
 	"github.com/nightshift-dev/nightshift/internal/fleet"
 	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/runner"
@@ -69,9 +71,16 @@ func (s *Scheduler) launch(ctx context.Context, w *world, j *job.Job) error {
 	}
 	inst, err := s.fleet.Launch(ctx, req)
 	if err != nil {
-		// Capacity, quota, throttling, configuration: none of them is the
-		// job's fault. It goes back to the queue with the reason, and the
-		// next try uses a new client token.
+		var api smithy.APIError
+		if !errors.As(err, &api) {
+			// No answer from EC2 (a timeout, a lost response, a crash): the
+			// instance may exist. The intent stands; the next pass repeats
+			// the launch with the same token and gets that instance back.
+			return errors.Join(err, s.setReason(ctx, j, "launch will be retried: "+err.Error()))
+		}
+		// EC2 said no: capacity, quota, throttling, configuration. None of
+		// them is the job's fault. It goes back to the queue with the
+		// reason, and the next try uses a new client token.
 		w.blocked[j.Pool] = err
 		from := j.State
 		if merr := j.Move(job.Queued, err.Error(), w.now); merr != nil {
@@ -158,12 +167,15 @@ func (s *Scheduler) agentTimeout(ctx context.Context, w *world, j *job.Job, i fl
 	if err := s.lost(ctx, w, j, fmt.Sprintf("the SSM agent on %s did not come online within %v", i.ID, AgentTimeout)); err != nil {
 		return err
 	}
-	l, ok := w.leases[i.ID]
-	if !ok || l.Held() {
-		return nil
+	l, err := s.store.Lease(ctx, i.ID)
+	if err != nil || l.Held() {
+		return err
 	}
 	if err := s.store.MarkStopping(ctx, l, w.now); err != nil {
-		return nil // taken or changed meanwhile: leave it to the next pass
+		if errors.Is(err, store.ErrConflict) {
+			return nil // taken or changed meanwhile: the next pass decides again
+		}
+		return err
 	}
 	w.taken[i.ID] = true
 	return s.fleet.Stop(ctx, i)
@@ -237,6 +249,9 @@ func (s *Scheduler) free(w *world, pool string, types []string) (fleet.Instance,
 		l, ok := w.leases[id]
 		if !ok || l.Held() || !l.StoppingAt.IsZero() || w.taken[id] || i.Pool != pool || !slices.Contains(types, i.Type) || rank(i) == 9 {
 			continue
+		}
+		if i.State == "running" && !w.online[id] && w.now.Sub(i.LaunchTime) > AgentTimeout {
+			continue // its agent never came online: broken, not free
 		}
 		if !found || rank(i) < rank(best) {
 			best, found = i, true

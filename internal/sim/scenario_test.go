@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -98,7 +100,436 @@ func TestHappyPath(t *testing.T) {
 	}
 }
 
-var _ = errors.Is
-var _ = strings.Contains
-var _ sync.Mutex
-var _ = catalog.QuotaG
+// checkSafety asserts the safety invariants that a scenario can break: one
+// live job per instance (S3), one running copy of each attempt (S2), and no
+// action on an instance nightshift does not own (S4).
+func checkSafety(t *testing.T, w *sim.World) {
+	t.Helper()
+	ctx := context.Background()
+	holder := map[string]string{}
+	for _, st := range []job.State{job.Placed, job.Running} {
+		js, err := w.Store.Live(ctx, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range js {
+			if j.InstanceID == "" {
+				continue
+			}
+			if other, ok := holder[j.InstanceID]; ok {
+				t.Errorf("S3: jobs %s and %s both on %s", other, j.ID, j.InstanceID)
+			}
+			holder[j.InstanceID] = j.ID
+		}
+	}
+	ran := map[string]string{}
+	for _, inv := range w.Cloud.Invocations() {
+		if inv.Duplicate || inv.JobID == "" {
+			continue
+		}
+		key := inv.JobID + "#" + strconv.Itoa(inv.Attempt)
+		if other, ok := ran[key]; ok {
+			t.Errorf("S2: attempt %s ran twice: on %s and %s", key, other, inv.InstanceID)
+		}
+		ran[key] = inv.InstanceID
+	}
+	for _, i := range w.Cloud.Instances() {
+		if i.Tags["nightshift:managed"] != "true" && i.StoppedBy != "" && i.StoppedBy != "a person" {
+			t.Errorf("S4: unmanaged instance %s was acted on by %s", i.ID, i.StoppedBy)
+		}
+	}
+	for _, op := range []string{"SendCommand", "StopInstances", "TerminateInstances", "StartInstances"} {
+		_ = op // every call goes through fleet/runner, whose inputs name managed instances only (fleet checks Managed)
+	}
+}
+
+func TestDuplicateDeliveries(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{})
+	w.Send(`{"id": "dup", "command": "python train.py"}`)
+	msgs := w.Poll(ctx)
+	for range 2 {
+		w.Redeliver(msgs[0])
+		w.Poll(ctx)
+	}
+	// A scheduled message delivered twice by EventBridge Scheduler.
+	sched := `{"id": "nightly", "scheduled_at": "2026-11-25T02:00:00Z", "command": "python train.py"}`
+	w.Send(sched)
+	w.Send(sched)
+	w.Poll(ctx)
+	w.RunUntil(ctx, time.Hour, func() bool {
+		return stateIs(w, "dup", job.Succeeded)() && stateIs(w, "nightly-2026-11-25T020000Z", job.Succeeded)()
+	})
+	if got := len(managed(w)); got > 2 {
+		t.Errorf("%d instances for two jobs; want at most 2", got)
+	}
+	var ran []string
+	for _, inv := range w.Cloud.Invocations() {
+		ran = append(ran, inv.JobID)
+	}
+	slices.Sort(ran)
+	if want := []string{"dup", "nightly-2026-11-25T020000Z"}; !slices.Equal(ran, want) {
+		t.Errorf("commands ran for %v; want one each for %v", ran, want)
+	}
+	checkSafety(t, w)
+}
+
+func TestRaceForOneIdleInstance(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{Pools: map[string]scheduler.Pool{"default": {Types: []string{"g4dn.xlarge"}, MaxInstances: 1, KeepWarm: job.Duration(time.Hour)}}})
+	w.Send(`{"id": "warmup", "command": "true"}`)
+	w.Poll(ctx)
+	if !w.RunUntil(ctx, time.Hour, stateIs(w, "warmup", job.Succeeded)) {
+		t.Fatal("warm-up job did not finish")
+	}
+	// Two jobs recorded while nothing reconciles, then two invocations
+	// reconcile at the same moment for the one idle instance.
+	for _, id := range []string{"a", "b"} {
+		if _, err := w.Sched.Submit(ctx, []byte(`{"id": "`+id+`", "command": "sleep 600"}`), "m-"+id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for k := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[k] = w.Sched.Reconcile(ctx, scheduler.Options{})
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Errorf("Reconcile() = %v", err)
+		}
+	}
+	checkSafety(t, w)
+	a, b := jobOf(t, w, "a"), jobOf(t, w, "b")
+	if (a.InstanceID != "") == (b.InstanceID != "") {
+		t.Errorf("after the race: a on %q, b on %q; want exactly one on the instance", a.InstanceID, b.InstanceID)
+	}
+	if got := len(managed(w)); got != 1 {
+		t.Errorf("%d instances; want 1 (cap 1)", got)
+	}
+	w.RunUntil(ctx, 3*time.Hour, func() bool { return stateIs(w, "a", job.Succeeded)() && stateIs(w, "b", job.Succeeded)() })
+	checkSafety(t, w)
+	if a, b := jobOf(t, w, "a"), jobOf(t, w, "b"); a.State != job.Succeeded || b.State != job.Succeeded {
+		t.Errorf("a %s, b %s; want both SUCCEEDED, one after the other", a.State, b.State)
+	}
+}
+
+func TestCrashAfterRunInstances(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{})
+	crashed := false
+	// RunInstances takes effect, then the invocation dies before it can
+	// record the instance.
+	w.Cloud.After = func(op string) error {
+		if op == "RunInstances" && !crashed {
+			crashed = true
+			return sim.ErrCrash
+		}
+		return nil
+	}
+	if _, err := w.Sched.Submit(ctx, []byte(`{"id": "crashy", "command": "python train.py"}`), "m-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sched.Reconcile(ctx, scheduler.Options{}); !errors.Is(err, sim.ErrCrash) {
+		t.Fatalf("Reconcile() = %v; want the injected crash", err)
+	}
+	if j := jobOf(t, w, "crashy"); j.State != job.Placed || j.InstanceID != "" {
+		t.Fatalf("after the crash: %s on %q; want PLACED with no instance recorded", j.State, j.InstanceID)
+	}
+	if !w.RunUntil(ctx, time.Hour, stateIs(w, "crashy", job.Succeeded)) {
+		t.Fatalf("job %s: %s", jobOf(t, w, "crashy").State, jobOf(t, w, "crashy").Reason)
+	}
+	if got := len(managed(w)); got != 1 {
+		t.Errorf("%d instances launched; want 1: the crashed launch's instance is adopted", got)
+	}
+	checkSafety(t, w)
+}
+
+func TestCrashAfterSendCommand(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{})
+	crashed := false
+	w.Cloud.After = func(op string) error {
+		if op == "SendCommand" && !crashed {
+			crashed = true
+			return sim.ErrCrash
+		}
+		return nil
+	}
+	w.Send(`{"id": "c2", "command": "python train.py"}`)
+	w.Poll(ctx)
+	if !w.RunUntil(ctx, time.Hour, stateIs(w, "c2", job.Succeeded)) {
+		t.Fatalf("job %s: %s", jobOf(t, w, "c2").State, jobOf(t, w, "c2").Reason)
+	}
+	if !crashed {
+		t.Fatal("the crash was not injected")
+	}
+	if n := len(w.Cloud.Invocations()); n != 1 {
+		t.Errorf("%d commands sent; want 1: the command sent before the crash is found by its comment", n)
+	}
+	checkSafety(t, w)
+}
+
+func TestSlowAgent(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{})
+	w.Cloud.Agent = 6 * time.Minute
+	w.Send(`{"id": "slow", "command": "python train.py"}`)
+	w.Poll(ctx)
+	w.Run(ctx, 3*time.Minute)
+	j := jobOf(t, w, "slow")
+	if j.State != job.Placed || !strings.Contains(j.Reason, "SSM agent") {
+		t.Fatalf("before the agent is online: %s (%s); want PLACED waiting for the SSM agent", j.State, j.Reason)
+	}
+	if n := w.Cloud.Calls["SendCommand"]; n != 0 {
+		t.Errorf("SendCommand called %d times before the agent was online; want 0", n)
+	}
+	if !w.RunUntil(ctx, time.Hour, stateIs(w, "slow", job.Succeeded)) {
+		t.Fatalf("job %s: %s", jobOf(t, w, "slow").State, jobOf(t, w, "slow").Reason)
+	}
+	checkSafety(t, w)
+}
+
+func TestAgentNeverOnline(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{Retries: 1})
+	w.Cloud.Agent = -1
+	w.Send(`{"id": "deaf", "command": "python train.py"}`)
+	w.Poll(ctx)
+	w.Run(ctx, scheduler.AgentTimeout+3*time.Minute)
+	j := jobOf(t, w, "deaf")
+	first := w.Cloud.Instances()[0]
+	if j.Attempt != 2 || j.InstanceID == first.ID {
+		t.Fatalf("after the agent timeout: attempt %d on %s (%s); want attempt 2 on another instance", j.Attempt, j.InstanceID, j.Reason)
+	}
+	if first.State != "stopped" && first.State != "stopping" {
+		t.Errorf("the deaf instance is %s; want stopped", first.State)
+	}
+	w.Run(ctx, 2*scheduler.AgentTimeout)
+	if j := jobOf(t, w, "deaf"); j.State != job.Failed || !strings.Contains(j.Reason, "did not come online") || !strings.Contains(j.Reason, "retries spent") {
+		t.Errorf("after two deaf instances: %s (%s); want FAILED, retries spent", j.State, j.Reason)
+	}
+	checkSafety(t, w)
+}
+
+func TestCapacityThenSuccess(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{})
+	w.Cloud.Capacity["g4dn.xlarge"] = 0
+	w.Send(`{"id": "cap", "command": "python train.py"}`)
+	w.Poll(ctx)
+	w.Run(ctx, 3*time.Minute)
+	j := jobOf(t, w, "cap")
+	if j.State != job.Queued || !strings.Contains(j.Reason, "InsufficientInstanceCapacity") {
+		t.Fatalf("without capacity: %s (%s); want QUEUED with the capacity reason", j.State, j.Reason)
+	}
+	delete(w.Cloud.Capacity, "g4dn.xlarge")
+	if !w.RunUntil(ctx, time.Hour, stateIs(w, "cap", job.Succeeded)) {
+		t.Fatalf("job %s: %s", jobOf(t, w, "cap").State, jobOf(t, w, "cap").Reason)
+	}
+	if got := len(managed(w)); got != 1 {
+		t.Errorf("%d instances; want 1", got)
+	}
+}
+
+func TestQuotaZero(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{})
+	w.Cloud.Quota[catalog.QuotaG.Code] = 0
+	w.Send(`{"id": "quota", "command": "python train.py"}`)
+	w.Poll(ctx)
+	w.Run(ctx, 30*time.Minute)
+	j := jobOf(t, w, "quota")
+	if j.State != job.Queued {
+		t.Fatalf("with a vCPU quota of 0: %s; want QUEUED (never FAILED for a quota)", j.State)
+	}
+	for _, want := range []string{"L-DB2E81BA", "VcpuLimitExceeded", "servicequotas"} {
+		if !strings.Contains(j.Reason, want) {
+			t.Errorf("reason %q does not mention %q", j.Reason, want)
+		}
+	}
+	w.Cloud.Quota[catalog.QuotaG.Code] = 8 // the increase is granted
+	if !w.RunUntil(ctx, time.Hour, stateIs(w, "quota", job.Succeeded)) {
+		t.Fatalf("job %s: %s", jobOf(t, w, "quota").State, jobOf(t, w, "quota").Reason)
+	}
+}
+
+func TestInstanceTerminatedMidJob(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{Retries: 2})
+	w.Cloud.Exec = sim.ExecFunc(func(sim.Run) sim.Outcome { return sim.Outcome{Duration: 20 * time.Minute} })
+	w.Send(`{"id": "victim", "command": "python train.py"}`)
+	w.Poll(ctx)
+	if !w.RunUntil(ctx, time.Hour, stateIs(w, "victim", job.Running)) {
+		t.Fatal("job never ran")
+	}
+	w.Run(ctx, 5*time.Minute)
+	first := jobOf(t, w, "victim").InstanceID
+	w.Cloud.ByHand(first, "terminate")
+	w.Run(ctx, 2*time.Minute)
+	j := jobOf(t, w, "victim")
+	if j.Attempt != 2 || j.InstanceID == first {
+		t.Fatalf("after the termination: attempt %d on %q (%s, %s); want attempt 2 elsewhere", j.Attempt, j.InstanceID, j.State, j.Reason)
+	}
+	if !w.RunUntil(ctx, 2*time.Hour, stateIs(w, "victim", job.Succeeded)) {
+		t.Fatalf("job %s: %s", jobOf(t, w, "victim").State, jobOf(t, w, "victim").Reason)
+	}
+	checkSafety(t, w)
+}
+
+func TestSpotInterruption(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{})
+	w.Cloud.Exec = sim.ExecFunc(func(sim.Run) sim.Outcome { return sim.Outcome{Duration: 30 * time.Minute} })
+	w.Send(`{"id": "spotty", "command": "python train.py", "instance": {"market": "spot"}}`)
+	w.Poll(ctx)
+	if !w.RunUntil(ctx, time.Hour, stateIs(w, "spotty", job.Running)) {
+		t.Fatal("job never ran")
+	}
+	iid := jobOf(t, w, "spotty").InstanceID
+	w.Cloud.Interrupt(iid)
+	w.Run(ctx, 10*time.Second)
+	if j := jobOf(t, w, "spotty"); !strings.Contains(j.Reason, "spot interruption warning") {
+		t.Errorf("after the warning: reason %q; want the warning noted", j.Reason)
+	}
+	if !w.RunUntil(ctx, 2*time.Hour, stateIs(w, "spotty", job.Succeeded)) {
+		t.Fatalf("job %s: %s", jobOf(t, w, "spotty").State, jobOf(t, w, "spotty").Reason)
+	}
+	if j := jobOf(t, w, "spotty"); j.Attempt != 2 {
+		t.Errorf("attempt %d; want 2", j.Attempt)
+	}
+	// Idle spot instances are terminated, never stopped (they cannot be).
+	w.Run(ctx, scheduler.DefaultKeepWarm+3*time.Minute)
+	for _, i := range managed(w) {
+		if i.State != "terminated" {
+			t.Errorf("spot instance %s is %s; want terminated", i.ID, i.State)
+		}
+	}
+	checkSafety(t, w)
+}
+
+func TestNextJobOnWarmInstance(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{Pools: map[string]scheduler.Pool{"default": {Types: []string{"g4dn.xlarge"}, MaxInstances: 1, KeepWarm: job.Duration(10 * time.Minute)}}})
+	w.Send(`{"id": "first", "command": "python a.py"}`)
+	w.Send(`{"id": "second", "command": "python b.py"}`)
+	w.Poll(ctx)
+	if !w.RunUntil(ctx, 2*time.Hour, stateIs(w, "second", job.Succeeded)) {
+		t.Fatalf("second: %s", jobOf(t, w, "second").Reason)
+	}
+	a, b := jobOf(t, w, "first"), jobOf(t, w, "second")
+	if a.InstanceID != b.InstanceID {
+		t.Errorf("second ran on %s, first on %s; want the same warm instance", b.InstanceID, a.InstanceID)
+	}
+	if gap := b.StartedAt.Sub(a.EndedAt); gap > 5*time.Second {
+		t.Errorf("second started %v after first ended; want at once (the completion event hands it over)", gap)
+	}
+	if n := w.Cloud.Calls["RunInstances"]; n != 1 {
+		t.Errorf("RunInstances called %d times; want 1", n)
+	}
+}
+
+func TestFailedAndTimedOutJobs(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{})
+	w.Cloud.Exec = sim.ExecFunc(func(r sim.Run) sim.Outcome {
+		switch r.JobID {
+		case "fails":
+			return sim.Outcome{Exit: 3, Duration: time.Minute}
+		case "hangs":
+			return sim.Outcome{Hang: true}
+		}
+		return sim.Outcome{Duration: time.Minute}
+	})
+	w.Send(`{"id": "fails", "command": "python broken.py"}`)
+	w.Send(`{"id": "hangs", "command": "python hang.py", "max_runtime": "20m"}`)
+	w.Poll(ctx)
+	w.RunUntil(ctx, 2*time.Hour, func() bool { return jobOf(t, w, "fails").State.Terminal() && jobOf(t, w, "hangs").State.Terminal() })
+	if j := jobOf(t, w, "fails"); j.State != job.Failed || j.ExitCode == nil || *j.ExitCode != 3 || j.Attempt != 1 {
+		t.Errorf("fails: %s exit %v attempt %d; want FAILED, exit 3, not retried", j.State, j.ExitCode, j.Attempt)
+	}
+	if j := jobOf(t, w, "hangs"); j.State != job.TimedOut || j.EndedAt.Sub(j.StartedAt) > 20*time.Minute+scheduler.Period {
+		t.Errorf("hangs: %s after %v; want TIMED_OUT within max runtime plus a period", j.State, j.EndedAt.Sub(j.StartedAt))
+	}
+	checkSafety(t, w)
+}
+
+func TestLostEventsCaughtByWatchdog(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{})
+	w.Drop = func(e sim.Event) bool { return true } // EventBridge delivers nothing
+	w.Send(`{"id": "quiet", "command": "python train.py"}`)
+	w.Poll(ctx)
+	if !w.RunUntil(ctx, time.Hour, stateIs(w, "quiet", job.Succeeded)) {
+		t.Fatalf("job %s: %s", jobOf(t, w, "quiet").State, jobOf(t, w, "quiet").Reason)
+	}
+	w.Run(ctx, scheduler.DefaultKeepWarm+2*scheduler.Period)
+	if i := managed(w)[0]; i.State != "stopped" {
+		t.Errorf("instance %s; want stopped by the watchdog alone", i.State)
+	}
+}
+
+func TestUnmanagedInstanceUntouched(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{})
+	other := w.Cloud.Launch("g5.xlarge", map[string]string{"Name": "someone's notebook"})
+	w.Send(`{"id": "j", "command": "python train.py"}`)
+	w.Poll(ctx)
+	w.Run(ctx, 3*time.Hour)
+	for _, i := range w.Cloud.Instances() {
+		if i.ID == other && (i.State != "running" || i.StoppedBy != "") {
+			t.Errorf("unmanaged instance %s: %s by %q; want running, untouched", i.ID, i.State, i.StoppedBy)
+		}
+	}
+	for _, inv := range w.Cloud.Invocations() {
+		if inv.InstanceID == other {
+			t.Errorf("a command was sent to the unmanaged instance")
+		}
+	}
+	checkSafety(t, w)
+}
+
+func TestBadInputRecorded(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{})
+	tests := []struct {
+		give, id string
+		want     error
+	}{
+		{`{"command": "x"`, "", job.ErrMalformed},
+		{`{"id": "typo", "comand": "python train.py"}`, "typo", job.ErrUnknownField},
+		{`{"id": "nocmd", "name": "x"}`, "nocmd", job.ErrMissingCommand},
+		{`{"id": "bad id!", "command": "x"}`, "", job.ErrBadID},
+		{`{"id": "envy", "command": "x", "env": {"1X": "y"}}`, "envy", job.ErrBadEnvName},
+		{`{"id": "dur", "command": "x", "max_runtime": "forever"}`, "dur", job.ErrBadDuration},
+		{`{"id": "typ", "command": "x", "instance": {"types": ["m5.large"]}}`, "typ", job.ErrUnknownInstance},
+		{`{"id": "big", "command": "` + strings.Repeat("x", job.MaxMessageBytes) + `"}`, "big", job.ErrOversized},
+	}
+	for _, tt := range tests {
+		msgID := w.Send(tt.give)
+		res, err := w.Sched.Submit(ctx, []byte(tt.give), msgID)
+		if err != nil || res.Outcome != scheduler.Rejected || !errors.Is(res.Reason, tt.want) {
+			t.Errorf("Submit(%.40q) = %v, %v, %v; want rejected with %v", tt.give, res.Outcome, res.Reason, err, tt.want)
+			continue
+		}
+		id := tt.id
+		if id == "" {
+			id = msgID // no usable id of its own: recorded under the message id
+		}
+		j := jobOf(t, w, id)
+		if j.State != job.Rejected || !strings.Contains(j.Reason, tt.want.Error()) {
+			t.Errorf("record %s: %s %q; want REJECTED with reason %q", id, j.State, j.Reason, tt.want)
+		}
+	}
+	// Through the intake handler the batch is acknowledged, nothing retried.
+	w.Poll(ctx)
+	w.Run(ctx, time.Minute)
+	if n := w.Cloud.Calls["RunInstances"]; n != 0 {
+		t.Errorf("RunInstances called %d times for rejected messages; want 0", n)
+	}
+}

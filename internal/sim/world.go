@@ -51,7 +51,8 @@ type World struct {
 type Config struct {
 	Pools    map[string]scheduler.Pool
 	KeepWarm time.Duration
-	Retries  int
+	// Retries is the deployment's default retries: 0 means the default, -1 none.
+	Retries int
 	Log      *slog.Logger
 	// StateDir is where the wrapper keeps its locks (for a bash executor).
 	StateDir string
@@ -70,6 +71,12 @@ func NewWorld(cfg Config) *World {
 	}
 	if cfg.Pools == nil {
 		cfg.Pools = map[string]scheduler.Pool{"default": {Types: []string{"g4dn.xlarge"}, MaxInstances: 2, KeepWarm: jobDuration(cfg.KeepWarm)}}
+	}
+	switch {
+	case cfg.Retries == 0:
+		cfg.Retries = scheduler.DefaultRetries
+	case cfg.Retries < 0:
+		cfg.Retries = 0
 	}
 	if cfg.Setup == "" {
 		cfg.Setup = ". /opt/pytorch/bin/activate"
