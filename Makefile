@@ -19,7 +19,7 @@ PYTHON     ?= python3
 LAMBDA_ENV   := CGO_ENABLED=0 GOOS=linux GOARCH=arm64
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w"
 
-.PHONY: all build run test lint tools deps sizes clean $(addprefix build-,$(FUNCTIONS))
+.PHONY: all build run test lint tools deps sizes bench clean $(addprefix build-,$(FUNCTIONS))
 
 all: lint test build
 
@@ -42,6 +42,10 @@ sizes: build
 
 run:
 	$(GO) run ./cmd/nightshift run
+
+# API calls per job (cold and warm) and per idle tick, counted by the simulated cloud.
+bench:
+	$(GO) test ./internal/sim -run '^$$' -bench . -benchmem
 
 # deps checks what the tests need from the machine and installs what the
 # project can install itself (the Lambda Runtime Interface Emulator).

@@ -66,6 +66,9 @@ func (s *Scheduler) holder(ctx context.Context, instanceID string) (*job.Job, er
 // state as a hint: DescribeInstances may not show it yet.
 func (s *Scheduler) InstanceEvent(ctx context.Context, instanceID, state string) error {
 	s.log.InfoContext(ctx, "instance state", "instance", instanceID, "state", state)
+	if state == "pending" {
+		return nil // nothing can be done with a booting instance; "running" follows
+	}
 	return s.Reconcile(ctx, Options{Hints: map[string]string{instanceID: state}})
 }
 

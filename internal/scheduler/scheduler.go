@@ -95,8 +95,8 @@ func ParsePools(s string) (map[string]Pool, error) {
 		return nil, errors.New("pools: none defined")
 	}
 	for name, p := range pools {
-		if len(p.Types) == 0 || p.MaxInstances < 1 {
-			return nil, fmt.Errorf("pool %s: want at least one instance type and max_instances ≥ 1", name)
+		if len(p.Types) == 0 || p.MaxInstances < 0 {
+			return nil, fmt.Errorf("pool %s: want at least one instance type and max_instances ≥ 0 (0 pauses launching)", name)
 		}
 		for _, t := range p.Types {
 			if !catalog.Known(t) {
