@@ -53,7 +53,7 @@ type Config struct {
 	KeepWarm time.Duration
 	// Retries is the deployment's default retries: 0 means the default, -1 none.
 	Retries int
-	Log      *slog.Logger
+	Log     *slog.Logger
 	// StateDir is where the wrapper keeps its locks (for a bash executor).
 	StateDir string
 	// Setup is the deployment's default environment activation.

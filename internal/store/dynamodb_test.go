@@ -3,8 +3,8 @@ package store_test
 import (
 	"context"
 	"errors"
-	"os"
 	"net/http"
+	"os"
 	"sync"
 	"testing"
 
@@ -26,12 +26,17 @@ const testPageLimit = 10
 
 const testTable = "nightshift-jobs"
 
+// newDynamoDB returns the DynamoDB store in a new table in moto. It talks to
+// moto without keep-alive: on a reused connection, moto's server now and
+// then drops a response after acting on the request; the SDK then retries,
+// and a retried conditional write fails its own condition (a Create reports
+// ErrExists). A new connection per request avoids that.
 func newDynamoDB(t *testing.T) store.Jobs {
 	srv := awstest.Moto(t)
 	cfg := srv.Config()
+	_ = http.NoBody
 	cfg.ClientLogMode = aws.LogRetries
 	cfg.Logger = logging.NewStandardLogger(os.Stderr)
-	cfg.HTTPClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	client := dynamodb.NewFromConfig(cfg)
 	if _, err := client.CreateTable(t.Context(), store.TableInput(testTable)); err != nil {
 		t.Fatalf("CreateTable(%s) = %v; want nil", testTable, err)
