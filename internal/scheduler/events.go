@@ -65,10 +65,20 @@ func (s *Scheduler) holder(ctx context.Context, instanceID string) (*job.Job, er
 // InstanceEvent records an EC2 state change, then reconciles with the new
 // state as a hint: DescribeInstances may not show it yet.
 func (s *Scheduler) InstanceEvent(ctx context.Context, instanceID, state string) error {
-	s.log.InfoContext(ctx, "instance state", "instance", instanceID, "state", state)
 	if state == "pending" {
 		return nil // nothing can be done with a booting instance; "running" follows
 	}
+	// EventBridge cannot filter EC2 events by tag: every instance in the
+	// account and Region comes through here. One read of the lease tells
+	// nightshift's own apart; an instance of ours that has no lease yet is
+	// adopted by the watchdog's next tick.
+	if _, err := s.store.Lease(ctx, instanceID); errors.Is(err, store.ErrNotFound) {
+		s.log.DebugContext(ctx, "ignored state change of an instance nightshift does not track", "instance", instanceID, "state", state)
+		return nil
+	} else if err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "instance state", "instance", instanceID, "state", state)
 	return s.Reconcile(ctx, Options{Hints: map[string]string{instanceID: state}})
 }
 

@@ -533,3 +533,27 @@ func TestBadInputRecorded(t *testing.T) {
 		t.Errorf("RunInstances called %d times for rejected messages; want 0", n)
 	}
 }
+
+func TestStoppedInstanceStartedAgain(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{Pools: map[string]scheduler.Pool{"default": {Types: []string{"g4dn.xlarge"}, MaxInstances: 2, KeepWarm: job.Duration(5 * time.Minute)}}})
+	w.Send(`{"id": "monday", "command": "python train.py"}`)
+	w.Poll(ctx)
+	w.RunUntil(ctx, time.Hour, stateIs(w, "monday", job.Succeeded))
+	w.Run(ctx, 10*time.Minute)
+	if i := managed(w)[0]; i.State != "stopped" {
+		t.Fatalf("after keep-warm the instance is %s; want stopped", i.State)
+	}
+	w.Send(`{"id": "tuesday", "command": "python train.py"}`)
+	w.Poll(ctx)
+	if !w.RunUntil(ctx, time.Hour, stateIs(w, "tuesday", job.Succeeded)) {
+		t.Fatalf("tuesday: %s", jobOf(t, w, "tuesday").Reason)
+	}
+	if a, b := jobOf(t, w, "monday"), jobOf(t, w, "tuesday"); a.InstanceID != b.InstanceID {
+		t.Errorf("tuesday ran on %s, monday on %s; want the stopped instance started again", b.InstanceID, a.InstanceID)
+	}
+	if run, start := w.Cloud.Calls["RunInstances"], w.Cloud.Calls["StartInstances"]; run != 1 || start != 1 {
+		t.Errorf("RunInstances %d, StartInstances %d; want 1 and 1", run, start)
+	}
+	checkSafety(t, w)
+}
