@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
 )
 
@@ -38,7 +39,7 @@ type Intake struct {
 // so SQS delivers it again.
 func (h Intake) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	var resp events.SQSEventResponse
-	accepted := 0
+	var accepted []*job.Job
 	for _, m := range ev.Records {
 		res, err := h.S.Submit(ctx, []byte(m.Body), m.MessageId)
 		switch {
@@ -50,13 +51,13 @@ func (h Intake) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEvent
 		case res.Outcome == scheduler.Duplicate:
 			h.Log.InfoContext(ctx, "duplicate job message; already recorded", "message", m.MessageId, "job", res.ID)
 		default:
-			accepted++
+			accepted = append(accepted, res.Job)
 		}
 	}
-	if accepted > 0 {
+	if len(accepted) > 0 {
 		// The jobs are recorded: a failed reconcile only delays them until
 		// the watchdog's next tick, so it must not fail the batch.
-		if err := h.S.Reconcile(ctx, scheduler.Options{}); err != nil {
+		if err := h.S.Reconcile(ctx, scheduler.Options{Fresh: accepted}); err != nil {
 			h.Log.ErrorContext(ctx, "reconcile after intake", "err", err)
 		}
 	}

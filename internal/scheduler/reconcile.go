@@ -35,6 +35,10 @@ type Options struct {
 	// Hints are instance states just reported by events, newer than what
 	// DescribeInstances may show yet (it is eventually consistent).
 	Hints map[string]string
+	// Fresh are jobs this invocation has just written. The live index is
+	// eventually consistent and may not list them yet; they are considered
+	// anyway, so a job submitted to a warm pool is placed at once.
+	Fresh []*job.Job
 }
 
 // Reconcile moves the world one step toward the desired state. Errors on one
@@ -71,6 +75,17 @@ func (s *Scheduler) snapshot(ctx context.Context, o Options) (*world, error) {
 		}
 		w.jobs[st] = js
 	}
+	for _, f := range o.Fresh {
+		if !f.State.Terminal() && !slices.ContainsFunc(w.jobs[f.State], func(j *job.Job) bool { return j.ID == f.ID }) {
+			w.jobs[f.State] = append(w.jobs[f.State], f)
+		}
+	}
+	slices.SortStableFunc(w.jobs[job.Queued], func(a, b *job.Job) int {
+		if a.Priority != b.Priority {
+			return b.Priority - a.Priority
+		}
+		return a.SubmittedAt.Compare(b.SubmittedAt)
+	})
 	leases, err := s.store.Leases(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read leases: %w", err)

@@ -194,14 +194,17 @@ func (s *Scheduler) Submit(ctx context.Context, raw []byte, messageID string) (R
 		return Result{ID: j.ID}, fmt.Errorf("create %s: %w", j.ID, err)
 	}
 	s.log.InfoContext(ctx, "queued", "job", j.ID, "pool", j.Pool, "priority", j.Priority)
-	return Result{ID: j.ID, Outcome: Accepted}, nil
+	return Result{ID: j.ID, Outcome: Accepted, Job: j}, nil
 }
 
 // Result is what Submit did.
 type Result struct {
 	ID      string
 	Outcome Outcome
-	Reason  error
+	// Reason says why a message was rejected.
+	Reason error
+	// Job is the job an accepted message created.
+	Job *job.Job
 }
 
 // idOf finds a usable id for a rejected message: its own valid "id" field

@@ -16,6 +16,7 @@ import (
 	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
 	"github.com/nightshift-dev/nightshift/internal/sim"
+	"github.com/nightshift-dev/nightshift/internal/store"
 )
 
 // newWorld returns a world whose logs go to the test log when -v is set.
@@ -556,4 +557,35 @@ func TestStoppedInstanceStartedAgain(t *testing.T) {
 		t.Errorf("RunInstances %d, StartInstances %d; want 1 and 1", run, start)
 	}
 	checkSafety(t, w)
+}
+
+// laggingIndex models the live index's eventual consistency at its worst:
+// a QUEUED job shows up in Live only on the second read after it was written.
+type laggingIndex struct {
+	store.Jobs
+	seen map[string]int
+}
+
+func (l *laggingIndex) Live(ctx context.Context, s job.State) ([]*job.Job, error) {
+	js, err := l.Jobs.Live(ctx, s)
+	if err != nil || s != job.Queued {
+		return js, err
+	}
+	var out []*job.Job
+	for _, j := range js {
+		if l.seen[j.ID]++; l.seen[j.ID] > 1 {
+			out = append(out, j)
+		}
+	}
+	return out, nil
+}
+
+func TestSubmittedJobPlacedDespiteLaggingIndex(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{WrapStore: func(s store.Jobs) store.Jobs { return &laggingIndex{Jobs: s, seen: map[string]int{}} }})
+	w.Send(`{"id": "fresh", "command": "python train.py"}`)
+	w.Poll(ctx)
+	if j := jobOf(t, w, "fresh"); j.State != job.Placed {
+		t.Errorf("after intake: %s; want PLACED by the intake's own reconcile, though the index does not list the job yet", j.State)
+	}
 }

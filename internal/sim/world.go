@@ -58,6 +58,9 @@ type Config struct {
 	StateDir string
 	// Setup is the deployment's default environment activation.
 	Setup string
+	// WrapStore, when set, wraps the store the scheduler sees (to model,
+	// say, an index that lags behind writes).
+	WrapStore func(store.Jobs) store.Jobs
 }
 
 // NewWorld builds a world with one pool "default" of g4dn.xlarge (cap 2)
@@ -96,7 +99,11 @@ func NewWorld(cfg Config) *World {
 	}
 	f := fleet.New(cloud, cloud, fleet.Config{Region: "us-east-1", LaunchTemplateID: "lt-0sim", AMIParameter: AMIParameter}, clock.Now)
 	r := runner.New(cloud, runner.Config{LogGroup: "/nightshift/sim/jobs", Script: runner.ScriptOptions{KeepWarm: cfg.KeepWarm, StateDir: cfg.StateDir}})
-	w.Sched = scheduler.New(w.Store, f, r, scheduler.Config{Pools: cfg.Pools, DefaultPool: "default", Retries: cfg.Retries, Setup: cfg.Setup}, clock.Now, cfg.Log)
+	var st store.Jobs = w.Store
+	if cfg.WrapStore != nil {
+		st = cfg.WrapStore(st)
+	}
+	w.Sched = scheduler.New(st, f, r, scheduler.Config{Pools: cfg.Pools, DefaultPool: "default", Retries: cfg.Retries, Setup: cfg.Setup}, clock.Now, cfg.Log)
 	w.Intake = handler.Intake{S: w.Sched, Log: cfg.Log}
 	w.Dispatch = handler.Dispatch{S: w.Sched, Log: cfg.Log}
 	w.Watchdog = handler.Watchdog{S: w.Sched, Log: cfg.Log}
