@@ -50,13 +50,29 @@ func (t *timeline) Handle(_ context.Context, r slog.Record) error {
 		if word == "" {
 			word = "instance " + attrs["state"]
 		}
-		t.say(word, "%s", attrs["instance"])
+		detail := attrs["instance"]
+		if st := attrs["state"]; st == "stopping" || st == "shutting-down" {
+			for _, i := range t.cloud.Instances() {
+				if i.ID != attrs["instance"] || i.StoppedBy == "" {
+					continue
+				}
+				by := "its own " + i.StoppedBy
+				if i.StoppedBy == "StopInstances" || i.StoppedBy == "TerminateInstances" {
+					by = "nightshift"
+				}
+				detail += " (by " + by + ")"
+			}
+		}
+		t.say(word, "%s", detail)
 		if attrs["state"] == "running" {
 			t.agentOnline(attrs["instance"])
 		}
 		return nil
 	case "finished":
 		t.printOutput(attrs["instance"])
+	case "action":
+		t.say(attrs["verb"], "%s: %s", attrs["instance"], attrs["why"])
+		return nil
 	}
 	var parts []string
 	for _, k := range order {

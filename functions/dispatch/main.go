@@ -19,5 +19,5 @@ func main() {
 		log.Error("configuration", "err", err)
 		os.Exit(1)
 	}
-	lambda.Start(handler.Dispatch{S: s, Log: log}.Handle)
+	lambda.Start(handler.Dispatch{S: s.Scheduler, Log: log}.Handle)
 }

@@ -19,5 +19,5 @@ func main() {
 		log.Error("configuration", "err", err)
 		os.Exit(1)
 	}
-	lambda.Start(handler.Intake{S: s, Log: log}.Handle)
+	lambda.Start(handler.Intake{S: s.Scheduler, Log: log}.Handle)
 }

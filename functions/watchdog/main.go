@@ -19,5 +19,5 @@ func main() {
 		log.Error("configuration", "err", err)
 		os.Exit(1)
 	}
-	lambda.Start(handler.Watchdog{S: s, Log: log}.Handle)
+	lambda.Start(handler.Watchdog{S: s.Scheduler, W: s.Watchdog, Log: log}.Handle)
 }

@@ -123,15 +123,15 @@ func (f *Fleet) List(ctx context.Context) ([]Instance, error) {
 		}
 		for _, r := range page.Reservations {
 			for _, i := range r.Instances {
-				out = append(out, fromEC2(i))
+				out = append(out, FromEC2(i))
 			}
 		}
 	}
 	return out, nil
 }
 
-// fromEC2 is the one place an EC2 instance becomes a fleet.Instance.
-func fromEC2(i types.Instance) Instance {
+// FromEC2 is the one place an EC2 instance becomes a fleet.Instance.
+func FromEC2(i types.Instance) Instance {
 	tags := make(map[string]string, len(i.Tags))
 	for _, t := range i.Tags {
 		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
@@ -202,7 +202,7 @@ func (f *Fleet) Launch(ctx context.Context, r LaunchRequest) (Instance, error) {
 				// reconcile, is faster and keeps the Lambda short.
 				out, err := f.ec2.RunInstances(ctx, in, func(o *ec2.Options) { o.RetryMaxAttempts = 1 })
 				if err == nil && len(out.Instances) > 0 {
-					return fromEC2(out.Instances[0]), nil
+					return FromEC2(out.Instances[0]), nil
 				}
 				if err == nil {
 					err = errors.New("RunInstances returned no instance")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
+	"github.com/nightshift-dev/nightshift/internal/watchdog"
 )
 
 // Scheduler is what the handlers need from the scheduler.
@@ -157,14 +158,35 @@ type SpotWarningDetail struct {
 	InstanceAction string `json:"instance-action"`
 }
 
+// Sweeper is the watchdog's sweep.
+type Sweeper interface {
+	Sweep(ctx context.Context) (watchdog.Report, error)
+}
+
+var _ Sweeper = (*watchdog.Watchdog)(nil)
+
 // Watchdog handles the one-minute tick.
 type Watchdog struct {
 	S   Scheduler
+	W   Sweeper
 	Log *slog.Logger
 }
 
-// Handle reconciles with polling, catching whatever events were lost. The
-// payload is not read: any tick is the same tick.
+// Handle sweeps (watched instances, stalls, budget), then reconciles with
+// polling, catching whatever events were lost. The payload is not read: any
+// tick is the same tick. A failed sweep does not stop the reconcile.
 func (h Watchdog) Handle(ctx context.Context, _ json.RawMessage) error {
-	return h.S.Reconcile(ctx, scheduler.Options{Poll: true})
+	var errs []error
+	if h.W != nil {
+		rep, err := h.W.Sweep(ctx)
+		errs = append(errs, err)
+		level := slog.LevelDebug
+		if len(rep.Actions) > 0 {
+			level = slog.LevelInfo
+		}
+		h.Log.Log(ctx, level, "sweep", "watched", rep.Watched, "managed", rep.Managed, "actions", len(rep.Actions),
+			"spend_today_usd", rep.DaySpend, "spend_month_usd", rep.MonthSpend)
+	}
+	errs = append(errs, h.S.Reconcile(ctx, scheduler.Options{Poll: true}))
+	return errors.Join(errs...)
 }

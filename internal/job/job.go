@@ -37,6 +37,8 @@ type Job struct {
 	CommandID    string    `dynamodbav:"command_id,omitempty" json:"command_id,omitempty"`
 	LogStream    string    `dynamodbav:"log_stream,omitempty" json:"log_stream,omitempty"`
 	ExitCode     *int      `dynamodbav:"exit_code,omitempty" json:"exit_code,omitempty"`
+	// StalledAt is when the watchdog found the running attempt stalled.
+	StalledAt time.Time `dynamodbav:"stalled_at,omitempty" json:"stalled_at,omitempty"`
 
 	PlacedAt  time.Time `dynamodbav:"placed_at,omitempty" json:"placed_at,omitempty"`
 	StartedAt time.Time `dynamodbav:"started_at,omitempty" json:"started_at,omitempty"`

@@ -54,7 +54,18 @@ type Spec struct {
 	// it is folded into the id, so each scheduled run has its own id and the
 	// scheduler's at-least-once delivery runs it once.
 	ScheduledAt string `json:"scheduled_at,omitempty" dynamodbav:"scheduled_at,omitempty"`
+	// OnStall says what the watchdog does with a stalled job: "notify" (the
+	// default) or "cancel".
+	OnStall string `json:"on_stall,omitempty" dynamodbav:"on_stall,omitempty"`
+	// StallTimeout overrides the deployment's stall timeout for this job.
+	StallTimeout Duration `json:"stall_timeout,omitzero" dynamodbav:"stall_timeout,omitempty"`
 }
+
+// What the watchdog does with a stalled job.
+const (
+	StallNotify = "notify"
+	StallCancel = "cancel"
+)
 
 // Instance says where a job runs: a pool, optionally with the instance types
 // to try in order, the market, and the root volume size.
@@ -164,7 +175,7 @@ func (e *Error) Unwrap() error { return e.Kind }
 var (
 	idPattern  = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 	envPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	fields     = []string{"id", "name", "command", "workdir", "setup", "env", "instance", "max_runtime", "inputs", "outputs", "retries", "priority", "notify", "scheduled_at"}
+	fields     = []string{"id", "name", "command", "workdir", "setup", "env", "instance", "max_runtime", "inputs", "outputs", "retries", "priority", "notify", "scheduled_at", "on_stall", "stall_timeout"}
 )
 
 // ValidID reports whether id is a usable job id.
@@ -220,10 +231,23 @@ func decodeError(raw []byte, err error) error {
 	}
 	// Errors from field decoders (Duration, Instance) carry the field path
 	// only in their text; report them under the field they concern.
-	if strings.Contains(msg, "max_runtime") || strings.Contains(msg, "duration") {
-		return &Error{Kind: ErrBadDuration, Field: "max_runtime", Msg: trimJSON(msg)}
+	if strings.Contains(msg, "duration") {
+		return &Error{Kind: ErrBadDuration, Field: durationField(raw), Msg: trimJSON(msg)}
 	}
 	return &Error{Kind: ErrInvalid, Msg: trimJSON(msg)}
+}
+
+// durationField names the duration field of raw that does not parse.
+func durationField(raw []byte) string {
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &m)
+	for _, f := range []string{"max_runtime", "stall_timeout"} {
+		var d Duration
+		if v, ok := m[f]; ok && d.UnmarshalJSON(v) != nil {
+			return f
+		}
+	}
+	return ""
 }
 
 func trimJSON(msg string) string { return strings.TrimPrefix(msg, "json: ") }
@@ -256,6 +280,10 @@ func (s *Spec) validate(d Defaults) error {
 		return &Error{Kind: ErrInvalid, Field: "retries", Msg: fmt.Sprintf("%d: want 0 to %d", *s.Retries, MaxRetries)}
 	case s.Priority < 0 || s.Priority > 999:
 		return &Error{Kind: ErrInvalid, Field: "priority", Msg: fmt.Sprintf("%d: want 0 to 999", s.Priority)}
+	case s.OnStall != "" && s.OnStall != StallNotify && s.OnStall != StallCancel:
+		return &Error{Kind: ErrInvalid, Field: "on_stall", Msg: fmt.Sprintf("%q: want notify or cancel", s.OnStall)}
+	case s.StallTimeout != 0 && s.StallTimeout.D() < 5*time.Minute:
+		return &Error{Kind: ErrBadDuration, Field: "stall_timeout", Msg: fmt.Sprintf("%v: want at least 5m (GPU metrics arrive once a minute)", s.StallTimeout.D())}
 	case strings.ContainsRune(s.Command, 0):
 		return &Error{Kind: ErrInvalid, Field: "command", Msg: "contains a NUL byte"}
 	}

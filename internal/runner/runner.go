@@ -151,7 +151,7 @@ func (r *Runner) Find(ctx context.Context, j *job.Job, instanceID string) (strin
 
 // Send runs the attempt's wrapper on exactly one instance and returns the command id.
 func (r *Runner) Send(ctx context.Context, j *job.Job, instanceID string) (string, error) {
-	script, err := Script(j, r.cfg.Script)
+	script, err := Script(j, instanceID, r.cfg.Script)
 	if err != nil {
 		return "", err
 	}

@@ -18,8 +18,9 @@ import (
 // record it, so the timer only acts when the control plane is gone.
 const DeadmanGrace = 10 * time.Minute
 
-// heartbeatInterval is how often the wrapper touches its heartbeat file.
-const heartbeatInterval = 30 * time.Second
+// heartbeatInterval is how often the wrapper publishes its progress
+// heartbeat: CloudWatch's finest standard resolution, one a minute.
+const heartbeatInterval = time.Minute
 
 // DefaultStateDir holds the per-attempt locks, heartbeats and exit codes.
 const DefaultStateDir = "/var/lib/nightshift"
@@ -33,10 +34,13 @@ var wrapper = template.Must(template.New("wrapper").Funcs(template.FuncMap{"q": 
 type ScriptOptions struct {
 	StateDir string
 	KeepWarm time.Duration
+	// Region is where the heartbeat metric is published.
+	Region string
 }
 
 type scriptData struct {
 	ID, Command, Setup, Workdir, StateDir    string
+	InstanceID, Region                       string
 	Attempt, DeadmanMinutes, KeepWarmMinutes int
 	WaitPolls, HeartbeatSeconds              int
 	Env                                      []envVar
@@ -45,20 +49,26 @@ type scriptData struct {
 
 type envVar struct{ Name, Value string }
 
-// Script renders the bash wrapper that runs one attempt of j.
-func Script(j *job.Job, o ScriptOptions) (string, error) {
+// Script renders the bash wrapper that runs one attempt of j on an instance.
+func Script(j *job.Job, instanceID string, o ScriptOptions) (string, error) {
 	s := j.Spec
 	d := scriptData{
 		ID: j.ID, Attempt: j.Attempt, Command: s.Command, Setup: s.Setup,
+		InstanceID: instanceID, Region: o.Region,
 		Workdir: s.Workdir, StateDir: o.StateDir,
-		DeadmanMinutes:   minutesCeil(s.MaxRuntime.D() + DeadmanGrace),
-		KeepWarmMinutes:  max(1, minutesCeil(o.KeepWarm)),
+		DeadmanMinutes: minutesCeil(s.MaxRuntime.D() + DeadmanGrace),
+		// The instance's idle timer is the backup of the control plane's
+		// keep-warm stop: it fires one watchdog period later.
+		KeepWarmMinutes:  max(1, minutesCeil(o.KeepWarm)) + 1,
 		WaitPolls:        int((s.MaxRuntime.D() + DeadmanGrace) / (5 * time.Second)),
 		HeartbeatSeconds: int(heartbeatInterval / time.Second),
 		Inputs:           s.Inputs, Outputs: s.Outputs,
 	}
 	if d.StateDir == "" {
 		d.StateDir = DefaultStateDir
+	}
+	if d.Region == "" {
+		d.Region = "us-east-1"
 	}
 	if d.Workdir == "" {
 		d.Workdir = "."

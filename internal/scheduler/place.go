@@ -10,6 +10,7 @@ import (
 
 	"github.com/nightshift-dev/nightshift/internal/fleet"
 	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/notice"
 	"github.com/nightshift-dev/nightshift/internal/runner"
 	"github.com/nightshift-dev/nightshift/internal/store"
 )
@@ -18,6 +19,9 @@ import (
 // first, then stopped), else a new one within the pool's cap.
 func (s *Scheduler) place(ctx context.Context, w *world, j *job.Job) error {
 	pool, types := s.pool(j)
+	if w.budget != "" {
+		return s.setReason(ctx, j, w.budget)
+	}
 	if err, ok := w.blocked[j.Pool]; ok {
 		return s.setReason(ctx, j, err.Error())
 	}
@@ -178,7 +182,10 @@ func (s *Scheduler) agentTimeout(ctx context.Context, w *world, j *job.Job, i fl
 		return err
 	}
 	w.taken[i.ID] = true
-	return s.fleet.Stop(ctx, i)
+	if err := s.fleet.Stop(ctx, i); err != nil {
+		return err
+	}
+	return s.say(ctx, notice.Action{Instance: i.ID, Verb: "stop", Job: j.ID, Why: fmt.Sprintf("its SSM agent did not come online within %v", AgentTimeout)})
 }
 
 // dispatch sends the attempt's command to its ready instance: write the

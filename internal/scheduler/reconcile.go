@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nightshift-dev/nightshift/internal/catalog"
 	"github.com/nightshift-dev/nightshift/internal/fleet"
 	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/notice"
 	"github.com/nightshift-dev/nightshift/internal/runner"
 	"github.com/nightshift-dev/nightshift/internal/store"
 )
@@ -25,6 +27,9 @@ type world struct {
 	taken map[string]bool
 	// blocked marks pools where a launch failed during this pass.
 	blocked map[string]error
+	// budget is set while a budget is reached: nothing is placed, and free
+	// instances are stopped without waiting for keep-warm.
+	budget string
 }
 
 // Options tune one Reconcile.
@@ -86,6 +91,12 @@ func (s *Scheduler) snapshot(ctx context.Context, o Options) (*world, error) {
 		}
 		return a.SubmittedAt.Compare(b.SubmittedAt)
 	})
+	switch st, err := s.store.Spend(ctx, store.BudgetStatus); {
+	case err == nil && st.Reached:
+		w.budget = st.Reason
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("read budget status: %w", err)
+	}
 	leases, err := s.store.Leases(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read leases: %w", err)
@@ -216,6 +227,9 @@ func (s *Scheduler) complete(ctx context.Context, w *world, j *job.Job, res runn
 		to, reason = job.TimedOut, fmt.Sprintf("ran past its max runtime of %v", j.Spec.MaxRuntime.D())
 	case runner.Cancelled:
 		to, reason = job.Cancelled, "command cancelled"
+		if !j.StalledAt.IsZero() {
+			reason = "cancelled by the watchdog: " + strings.TrimPrefix(j.Reason, "running on "+j.InstanceID+"; ")
+		}
 	}
 	from := j.State
 	code := res.ExitCode
@@ -335,6 +349,9 @@ func (s *Scheduler) stopIdle(ctx context.Context, w *world) error {
 		if keep == 0 {
 			keep = DefaultKeepWarm
 		}
+		if w.budget != "" {
+			keep = 0
+		}
 		if (i.State != "running" && i.State != "pending") || w.now.Sub(l.IdleSince) < keep {
 			continue
 		}
@@ -350,9 +367,22 @@ func (s *Scheduler) stopIdle(ctx context.Context, w *world) error {
 			errs = append(errs, err)
 			continue
 		}
-		s.log.InfoContext(ctx, "stopped idle instance", "instance", id, "pool", i.Pool, "idle", w.now.Sub(l.IdleSince).Round(time.Second), "keep_warm", keep)
+		why := fmt.Sprintf("no job for %v (keep-warm %v)", w.now.Sub(l.IdleSince).Round(time.Second), keep)
+		if w.budget != "" {
+			why = w.budget
+		}
+		errs = append(errs, s.say(ctx, notice.Action{Instance: id, Verb: "stop", Why: why}))
 	}
 	return errors.Join(errs...)
+}
+
+// say reports an action through the notifier, or the log when there is none.
+func (s *Scheduler) say(ctx context.Context, a notice.Action) error {
+	if s.notice == nil {
+		s.log.InfoContext(ctx, "action", "verb", a.Verb, "instance", a.Instance, "job", a.Job, "why", a.Why)
+		return nil
+	}
+	return s.notice.Say(ctx, a)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -17,6 +17,7 @@ import (
 	"github.com/nightshift-dev/nightshift/internal/catalog"
 	"github.com/nightshift-dev/nightshift/internal/fleet"
 	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/notice"
 	"github.com/nightshift-dev/nightshift/internal/runner"
 	"github.com/nightshift-dev/nightshift/internal/store"
 )
@@ -111,25 +112,33 @@ func ParsePools(s string) (map[string]Pool, error) {
 	return pools, nil
 }
 
+// Notifier says what nightshift did to an instance: tag, log, notification.
+type Notifier interface {
+	Say(ctx context.Context, a notice.Action) error
+}
+
+var _ Notifier = (*notice.Notice)(nil)
+
 // Scheduler places and follows jobs.
 type Scheduler struct {
 	store  store.Jobs
 	fleet  Fleet
 	runner Runner
+	notice Notifier
 	cfg    Config
 	now    func() time.Time
 	log    *slog.Logger
 }
 
 // New returns a Scheduler.
-func New(s store.Jobs, f Fleet, r Runner, cfg Config, now func() time.Time, log *slog.Logger) *Scheduler {
+func New(s store.Jobs, f Fleet, r Runner, n Notifier, cfg Config, now func() time.Time, log *slog.Logger) *Scheduler {
 	if cfg.MaxRuntime == 0 {
 		cfg.MaxRuntime = DefaultMaxRuntime
 	}
 	if cfg.DefaultPool == "" {
 		cfg.DefaultPool = "default"
 	}
-	return &Scheduler{store: s, fleet: f, runner: r, cfg: cfg, now: now, log: log}
+	return &Scheduler{store: s, fleet: f, runner: r, notice: n, cfg: cfg, now: now, log: log}
 }
 
 // Defaults returns the job-message defaults of this deployment.

@@ -50,6 +50,14 @@ type Cloud struct {
 	Exec Executor
 	// Parameters are the SSM parameters GetParameter reads.
 	Parameters map[string]string
+	// Usage, when set, says what an instance does at a time (for its
+	// metrics); returning false falls back to the default model.
+	Usage func(instanceID string, t time.Time) (Usage, bool)
+	// IgnoreTimeouts makes SSM fail to enforce execution timeouts, so the
+	// watchdog's own deadline is what ends a hung command.
+	IgnoreTimeouts bool
+	// SpotDiscount is the spot price as a fraction of on-demand (default 0.3).
+	SpotDiscount float64
 
 	// Calls counts API calls by operation.
 	Calls map[string]int
@@ -60,6 +68,8 @@ type Cloud struct {
 	commands  []*Invocation
 	events    []Event
 	seq       int
+	sessions  []string
+	messages  []Message
 }
 
 // New returns an empty cloud on clock.
@@ -152,7 +162,7 @@ func (c *Cloud) Bill() (seconds map[string]float64, usd float64) {
 		t, _ := catalog.Lookup(i.Type)
 		rate := t.Hourly
 		if i.Spot {
-			rate *= 0.3
+			rate = c.spotPrice(i.Type)
 		}
 		usd += rate * s / 3600
 	}
@@ -198,4 +208,13 @@ func sortedTagKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+func (c *Cloud) spotPrice(typ string) float64 {
+	t, _ := catalog.Lookup(typ)
+	d := c.SpotDiscount
+	if d == 0 {
+		d = 0.3
+	}
+	return t.Hourly * d
 }

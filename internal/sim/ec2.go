@@ -26,7 +26,12 @@ type Instance struct {
 	ShutdownAt time.Time
 	// StoppedBy says who stopped or terminated the instance last.
 	StoppedBy string
+	// GPUMetrics: the CloudWatch agent publishes nvidia_smi_utilization_gpu.
+	GPUMetrics bool
+	// Stops counts how often the instance was stopped or terminated.
+	Stops int
 
+	bootedAt  time.Time
 	billed    time.Duration
 	billSince time.Time
 	gen       int // bumps on every start/stop, cancelling stale timers
@@ -94,6 +99,7 @@ func filtersMatch(fs []types.Filter, i *Instance) bool {
 func (i *Instance) sdk() types.Instance {
 	out := types.Instance{
 		InstanceId:   aws.String(i.ID),
+		Placement:    &types.Placement{AvailabilityZone: aws.String("us-east-1a")},
 		InstanceType: types.InstanceType(i.Type),
 		ImageId:      aws.String(i.Image),
 		State:        &types.InstanceState{Name: types.InstanceStateName(i.State)},
@@ -151,6 +157,7 @@ func (c *Cloud) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ ...
 	i := &Instance{
 		ID: c.nextID("i-"), Type: typ, Token: aws.ToString(in.ClientToken), Image: aws.ToString(in.ImageId),
 		Spot: spot, Tags: map[string]string{}, LaunchTime: c.clock.Now(), disk: map[string]*attemptRun{},
+		GPUMetrics: true, // the stack's State Manager association installs the agent
 	}
 	for _, ts := range in.TagSpecifications {
 		if ts.ResourceType == types.ResourceTypeInstance {
@@ -182,6 +189,7 @@ func (c *Cloud) vcpus(q catalog.Quota) int {
 
 // boot moves i to pending now, running after Boot, agent online after Agent.
 func (c *Cloud) boot(i *Instance) {
+	i.LaunchTime = c.clock.Now() // EC2's LaunchTime is the last start
 	i.gen++
 	gen := i.gen
 	c.setState(i, "pending", "")
@@ -192,6 +200,7 @@ func (c *Cloud) boot(i *Instance) {
 			return
 		}
 		c.setState(i, "running", "")
+		i.bootedAt = c.clock.Now()
 		if c.Agent >= 0 {
 			i.AgentOnline = c.clock.Now().Add(c.Agent)
 		}
@@ -278,6 +287,7 @@ func (c *Cloud) stop(i *Instance, by string) {
 		return
 	}
 	i.gen++
+	i.Stops++
 	gen := i.gen
 	c.setState(i, "stopping", by)
 	c.killCommands(i)
@@ -312,6 +322,7 @@ func (c *Cloud) terminate(i *Instance, by string) {
 		return
 	}
 	i.gen++
+	i.Stops++
 	gen := i.gen
 	c.setState(i, "shutting-down", by)
 	c.killCommands(i)
@@ -360,9 +371,19 @@ func (c *Cloud) ByHand(id, action string) {
 func (c *Cloud) Launch(typ string, tags map[string]string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	i := &Instance{ID: c.nextID("i-"), Type: typ, Tags: copyTags(tags), LaunchTime: c.clock.Now(), Image: "ami-byhand", disk: map[string]*attemptRun{}}
+	i := &Instance{
+		ID: c.nextID("i-"), Type: typ, Tags: copyTags(tags), LaunchTime: c.clock.Now(), Image: "ami-byhand", disk: map[string]*attemptRun{},
+		GPUMetrics: tags["nightshift:watch"] == "true", // the association reaches watched instances too
+	}
 	c.instances = append(c.instances, i)
 	c.byID[i.ID] = i
 	c.boot(i)
 	return i.ID
+}
+
+// SetGPUMetrics says whether the instance's CloudWatch agent publishes GPU metrics.
+func (c *Cloud) SetGPUMetrics(id string, on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.byID[id].GPUMetrics = on
 }

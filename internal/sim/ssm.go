@@ -27,6 +27,7 @@ type Invocation struct {
 	// already started on the instance: this copy ran nothing.
 	Duplicate bool
 	gen       int
+	hung      bool
 }
 
 // Executor runs a wrapper script for the simulation.
@@ -72,7 +73,7 @@ var (
 	deadmanRe   = regexp.MustCompile(`(?m)^ns_arm (\d+) "dead-man timer`)
 	idleRe      = regexp.MustCompile(`(?m)^ns_arm (\d+) "idle timer after job`)
 	headerRe    = regexp.MustCompile(`(?m)^# nightshift wrapper: job '([^']*)', attempt (\d+)\.`)
-	commandRe   = regexp.MustCompile(`(?s)\n\t# command\n\t(.*)\n\)\nns_code=\$\?`)
+	commandRe   = regexp.MustCompile(`(?s)\n\t# command\n\t(.*)\n\) > >\(tee`)
 )
 
 // wrapper is what the simulation reads from a rendered wrapper script.
@@ -206,8 +207,12 @@ func (c *Cloud) start(i *Instance, inv *Invocation, launcher string, timeout tim
 	inv.Output = out.Output
 	gen := inv.gen
 	end, st, code := out.Duration, status(out.Exit), out.Exit
+	inv.hung = out.Hang
 	if out.Hang || out.Duration > timeout {
 		end, st, code = timeout, "TimedOut", -1
+		if c.IgnoreTimeouts {
+			end = 1000 * time.Hour // SSM never ends it: only nightshift or the instance can
+		}
 	}
 	c.clock.At(c.clock.Now().Add(end), func() {
 		c.mu.Lock()

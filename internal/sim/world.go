@@ -13,9 +13,11 @@ import (
 	"github.com/nightshift-dev/nightshift/internal/fleet"
 	"github.com/nightshift-dev/nightshift/internal/handler"
 	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/notice"
 	"github.com/nightshift-dev/nightshift/internal/runner"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
 	"github.com/nightshift-dev/nightshift/internal/store"
+	"github.com/nightshift-dev/nightshift/internal/watchdog"
 )
 
 // AMIParameter is the DLAMI parameter the simulated account holds.
@@ -34,9 +36,16 @@ type World struct {
 	Dispatch handler.Dispatch
 	Watchdog handler.Watchdog
 	Log      *slog.Logger
+	// WatchdogSvc and Notice are the watchdog's sweep and the action notifier.
+	WatchdogSvc *watchdog.Watchdog
+	Notice      *notice.Notice
 
 	// Drop, when set, decides which events EventBridge loses.
 	Drop func(Event) bool
+	// Down takes the control plane away: no Lambda runs, no event is
+	// delivered, no message is polled, the watchdog does not tick. Only the
+	// instances' own timers act.
+	Down bool
 	// Errors collects the errors handlers returned, for tests to inspect.
 	Errors []error
 	// StoreCalls counts store operations by name.
@@ -58,6 +67,8 @@ type Config struct {
 	StateDir string
 	// Setup is the deployment's default environment activation.
 	Setup string
+	// Watchdog is the watchdog's configuration (idle, stall, budget, dry run).
+	Watchdog watchdog.Config
 	// WrapStore, when set, wraps the store the scheduler sees (to model,
 	// say, an index that lags behind writes).
 	WrapStore func(store.Jobs) store.Jobs
@@ -103,10 +114,12 @@ func NewWorld(cfg Config) *World {
 	if cfg.WrapStore != nil {
 		st = cfg.WrapStore(st)
 	}
-	w.Sched = scheduler.New(st, f, r, scheduler.Config{Pools: cfg.Pools, DefaultPool: "default", Retries: cfg.Retries, Setup: cfg.Setup}, clock.Now, cfg.Log)
+	w.Notice = notice.New(cloud, cloud, "arn:aws:sns:us-east-1:123456789012:nightshift", cfg.Log, clock.Now)
+	w.WatchdogSvc = watchdog.New(cloud, cloud, cloud, r, st, w.Notice, cfg.Watchdog, clock.Now, cfg.Log)
+	w.Sched = scheduler.New(st, f, r, w.Notice, scheduler.Config{Pools: cfg.Pools, DefaultPool: "default", Retries: cfg.Retries, Setup: cfg.Setup}, clock.Now, cfg.Log)
 	w.Intake = handler.Intake{S: w.Sched, Log: cfg.Log}
 	w.Dispatch = handler.Dispatch{S: w.Sched, Log: cfg.Log}
-	w.Watchdog = handler.Watchdog{S: w.Sched, Log: cfg.Log}
+	w.Watchdog = handler.Watchdog{S: w.Sched, W: w.WatchdogSvc, Log: cfg.Log}
 	w.nextTick = clock.Now().Add(scheduler.Period)
 	return w
 }
@@ -160,6 +173,10 @@ func (w *World) Poll(ctx context.Context) []events.SQSMessage {
 // deliverEvents hands the cloud's events to the dispatch handler, as
 // EventBridge rules do, until no new event is emitted.
 func (w *World) deliverEvents(ctx context.Context) {
+	if w.Down {
+		w.Cloud.Events() // lost: nothing is listening
+		return
+	}
 	for range 100 {
 		evs := w.Cloud.Events()
 		if len(evs) == 0 {
@@ -202,12 +219,14 @@ func (w *World) Run(ctx context.Context, d time.Duration) {
 		}
 		w.Clock.AdvanceTo(next)
 		w.deliverEvents(ctx)
-		if len(w.queue) > 0 {
+		if len(w.queue) > 0 && !w.Down {
 			w.Poll(ctx)
 		}
 		if !w.Clock.Now().Before(w.nextTick) {
 			w.nextTick = w.nextTick.Add(scheduler.Period)
-			w.Tick(ctx)
+			if !w.Down {
+				w.Tick(ctx)
+			}
 		}
 	}
 }

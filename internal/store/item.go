@@ -96,6 +96,7 @@ func marshalJob(j *job.Job) (item, error) {
 	putT(it, "dispatched_at", j.DispatchedAt)
 	putS(it, "command_id", j.CommandID)
 	putS(it, "log_stream", j.LogStream)
+	putT(it, "stalled_at", j.StalledAt)
 	if j.ExitCode != nil {
 		it["exit_code"] = num(*j.ExitCode)
 	}
@@ -152,6 +153,10 @@ func marshalSpec(s *job.Spec) *types.AttributeValueMemberM {
 	m["priority"] = num(s.Priority)
 	putS(m, "notify", s.Notify)
 	putS(m, "scheduled_at", s.ScheduledAt)
+	putS(m, "on_stall", s.OnStall)
+	if s.StallTimeout != 0 {
+		m["stall_timeout"] = num(int64(s.StallTimeout))
+	}
 	return &types.AttributeValueMemberM{Value: m}
 }
 
@@ -195,6 +200,7 @@ func unmarshalJob(it item) (*job.Job, error) {
 		DispatchedAt: d.t("dispatched_at"),
 		CommandID:    d.s("command_id"),
 		LogStream:    d.s("log_stream"),
+		StalledAt:    d.t("stalled_at"),
 		ExitCode:     d.intPtr("exit_code"),
 		PlacedAt:     d.t("placed_at"),
 		StartedAt:    d.t("started_at"),
@@ -216,19 +222,21 @@ func unmarshalJob(it item) (*job.Job, error) {
 
 func (d *decoder) spec() job.Spec {
 	s := job.Spec{
-		ID:          d.s("id"),
-		Name:        d.s("name"),
-		Command:     d.s("command"),
-		Workdir:     d.s("workdir"),
-		Setup:       d.s("setup"),
-		Env:         d.strMap("env"),
-		MaxRuntime:  job.Duration(d.i64("max_runtime")),
-		Inputs:      d.syncs("inputs"),
-		Outputs:     d.syncs("outputs"),
-		Retries:     d.intPtr("retries"),
-		Priority:    d.int("priority"),
-		Notify:      d.s("notify"),
-		ScheduledAt: d.s("scheduled_at"),
+		ID:           d.s("id"),
+		Name:         d.s("name"),
+		Command:      d.s("command"),
+		Workdir:      d.s("workdir"),
+		Setup:        d.s("setup"),
+		Env:          d.strMap("env"),
+		MaxRuntime:   job.Duration(d.i64("max_runtime")),
+		Inputs:       d.syncs("inputs"),
+		Outputs:      d.syncs("outputs"),
+		Retries:      d.intPtr("retries"),
+		Priority:     d.int("priority"),
+		Notify:       d.s("notify"),
+		ScheduledAt:  d.s("scheduled_at"),
+		OnStall:      d.s("on_stall"),
+		StallTimeout: job.Duration(d.i64("stall_timeout")),
 	}
 	if im, ok := d.m("instance"); ok {
 		in := decoder{it: im, path: d.path + "instance."}

@@ -29,6 +29,7 @@ type Memory struct {
 	mu     sync.Mutex
 	jobs   map[string]*job.Job
 	leases map[string]Lease
+	spend  memorySpend
 }
 
 var _ Jobs = (*Memory)(nil)

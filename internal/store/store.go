@@ -81,4 +81,9 @@ type Jobs interface {
 	ClearStopping(ctx context.Context, instanceID string) error
 	// DeleteLease removes a free lease (its instance is gone); ErrConflict if held.
 	DeleteLease(ctx context.Context, instanceID string) error
+	// Spend reads a spend record (a day, a month, or BudgetStatus); ErrNotFound if absent.
+	Spend(ctx context.Context, period string) (Spend, error)
+	// PutSpend writes s if the stored record is at version s.Version (0:
+	// absent), then sets s.Version; ErrConflict otherwise.
+	PutSpend(ctx context.Context, s *Spend) error
 }

@@ -1,0 +1,49 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nightshift-dev/nightshift/internal/store"
+)
+
+func testSpend(t *testing.T, s store.Jobs) {
+	ctx := context.Background()
+	if _, err := s.Spend(ctx, "D2026-11-25"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Spend(absent) = %v; want ErrNotFound", err)
+	}
+	at := time.Date(2026, 11, 25, 10, 0, 0, 123, time.UTC)
+	day := store.Spend{Period: "D2026-11-25", USD: 1.25, AccountedUntil: at, Warned: true}
+	if err := s.PutSpend(ctx, &day); err != nil || day.Version != 1 {
+		t.Fatalf("PutSpend(new) = %v, version %d; want nil, 1", err, day.Version)
+	}
+	// A second writer that read nothing (version 0) loses.
+	stale := store.Spend{Period: "D2026-11-25", USD: 99}
+	if err := s.PutSpend(ctx, &stale); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("PutSpend(stale create) = %v; want ErrConflict", err)
+	}
+	day.USD, day.Reached, day.Reason = 2.5, true, "budget: daily"
+	if err := s.PutSpend(ctx, &day); err != nil || day.Version != 2 {
+		t.Fatalf("PutSpend(update) = %v, version %d; want nil, 2", err, day.Version)
+	}
+	old := day
+	old.Version = 1
+	if err := s.PutSpend(ctx, &old); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("PutSpend(old version) = %v; want ErrConflict", err)
+	}
+	got, err := s.Spend(ctx, "D2026-11-25")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(day, got); diff != "" {
+		t.Errorf("Spend() mismatch (-want +got):\n%s", diff)
+	}
+	// Spend records are not leases and not jobs.
+	if ls, err := s.Leases(ctx); err != nil || len(ls) != 0 {
+		t.Errorf("Leases() = %v, %v; want none", ls, err)
+	}
+}
