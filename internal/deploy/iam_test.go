@@ -12,6 +12,14 @@ import (
 // instance without it, and IAM enforces the same.
 const managedTag = "nightshift:managed"
 
+// watchTag marks an instance its owner asks nightshift to watch (a notebook
+// started by hand). IAM lets nightshift stop such an instance and tag it with
+// why (watchActions), nothing more.
+const watchTag = "nightshift:watch"
+
+// lastActionTag is the one tag nightshift writes on a watched instance.
+const lastActionTag = "nightshift:last-action"
+
 // Sample ARNs a resource pattern is matched against to learn whether a
 // statement reaches EC2 instances (or SSM hybrid-managed nodes).
 const (
@@ -193,7 +201,8 @@ func pinResources(tpl template, p string) string {
 // The mutating EC2 and SSM actions S4 is about, and what each must carry.
 var (
 	// resourceTagged act on an existing instance: aws:ResourceTag (or the
-	// older ec2:ResourceTag) nightshift:managed = "true".
+	// older ec2:ResourceTag) nightshift:managed = "true", or for those in
+	// watchActions nightshift:watch = "true".
 	resourceTagged = []string{
 		"ec2:startinstances", "ec2:stopinstances", "ec2:terminateinstances",
 		"ec2:rebootinstances", "ec2:modifyinstanceattribute",
@@ -204,13 +213,24 @@ var (
 	// (or aws:ResourceTag) nightshift:managed = "true" on instance resources.
 	ssmTagged = []string{"ssm:sendcommand", "ssm:startsession"}
 	// ec2:RunInstances needs aws:RequestTag on instance resources;
-	// ec2:CreateTags needs ec2:CreateAction = RunInstances or the resource tag.
+	// ec2:CreateTags needs ec2:CreateAction = RunInstances, the managed
+	// resource tag, or the watch resource tag with limited tag keys.
 	runInstances = "ec2:runinstances"
 	createTags   = "ec2:createtags"
 	// ssm:CancelCommand is mutating but has no resource type in the Service
 	// Authorization Reference, so no tag condition can apply to it. It is
 	// exempt here and allowed "*" in nonScopable.
 	cancelCommand = "ssm:cancelcommand"
+	// watchActions may be conditioned on the watch tag instead of the
+	// managed one. CreateTags then also needs its tag keys limited, so that
+	// it cannot add the managed tag (see limitsTagKeys).
+	watchActions = []string{"ec2:stopinstances", createTags}
+)
+
+// The condition keys that carry an existing instance's tags.
+var (
+	managedKeys = []string{"aws:resourcetag/" + managedTag, "ec2:resourcetag/" + managedTag}
+	watchKeys   = []string{"aws:resourcetag/" + watchTag, "ec2:resourcetag/" + watchTag}
 )
 
 // guarded lists every action checkTagConditions has a rule for.
@@ -246,7 +266,12 @@ func checkTagConditions(s statement) []string {
 		}
 		switch {
 		case slices.Contains(resourceTagged, a):
-			if !s.requiresTag("aws:resourcetag/"+managedTag, "ec2:resourcetag/"+managedTag) {
+			switch {
+			case s.requiresTag(managedKeys...):
+			case slices.Contains(watchActions, a) && s.requiresTag(watchKeys...):
+			case slices.Contains(watchActions, a):
+				fail("%s without condition StringEquals aws:ResourceTag/%s (or %s) = \"true\"", a, managedTag, watchTag)
+			default:
 				fail("%s without condition StringEquals aws:ResourceTag/%s = \"true\"", a, managedTag)
 			}
 		case slices.Contains(ssmTagged, a):
@@ -258,8 +283,14 @@ func checkTagConditions(s statement) []string {
 				fail("%s on instances without condition StringEquals aws:RequestTag/%s = \"true\"", a, managedTag)
 			}
 		case a == createTags:
-			if !s.requiresTag("aws:resourcetag/"+managedTag, "ec2:resourcetag/"+managedTag) && !s.requiresValue("ec2:createaction", "RunInstances") {
-				fail("%s needs condition ec2:CreateAction = RunInstances (tags at launch) or aws:ResourceTag/%s = \"true\"", a, managedTag)
+			switch {
+			case s.requiresTag(managedKeys...), s.requiresValue("ec2:createaction", "RunInstances"):
+			case s.requiresTag(watchKeys...):
+				if !s.limitsTagKeys(managedTag) {
+					fail("%s on watched instances without condition ForAllValues:StringEquals aws:TagKeys excluding %s: it could adopt the instance", a, managedTag)
+				}
+			default:
+				fail("%s needs condition ec2:CreateAction = RunInstances (tags at launch), aws:ResourceTag/%s = \"true\", or aws:ResourceTag/%s = \"true\" with limited aws:TagKeys", a, managedTag, watchTag)
 			}
 		}
 	}
@@ -300,6 +331,27 @@ func (s statement) requiresValue(key, want string) bool {
 			continue
 		}
 		if !slices.ContainsFunc(vals, func(v string) bool { return v != want }) {
+			return true
+		}
+	}
+	return false
+}
+
+// limitsTagKeys reports whether s allows a request only when every tag key
+// it sets is one of a listed few, none of which may be forbidden: the
+// condition is ForAllValues:StringEquals (or StringLike) on aws:TagKeys and
+// no listed value matches forbidden. EC2 tag keys are case-sensitive, and so
+// are these operators.
+func (s statement) limitsTagKeys(forbidden string) bool {
+	for op, keys := range s.conditions {
+		if op != "forallvalues:stringequals" && op != "forallvalues:stringlike" {
+			continue
+		}
+		vals := keys["aws:tagkeys"]
+		if len(vals) == 0 {
+			continue
+		}
+		if !slices.ContainsFunc(vals, func(v string) bool { return globMatch(glob(v), forbidden) }) {
 			return true
 		}
 	}
@@ -407,6 +459,50 @@ func TestMutatingActionsRequireManagedTag(t *testing.T) {
 			t.Errorf("no statement grants %s on instances; the checks above saw nothing to check", want)
 		}
 	}
+}
+
+// TestWatchedInstancesMayOnlyBeStopped checks what the template grants on
+// instances through the watch tag alone: stopping, and tagging
+// nightshift:last-action (what the watchdog writes to say why), no more.
+func TestWatchedInstancesMayOnlyBeStopped(t *testing.T) {
+	tpl := loadTemplate(t)
+	stmts, _ := statements(tpl)
+	granted := map[string]bool{}
+	for _, s := range stmts {
+		if !strings.EqualFold(s.effect, "Allow") || !s.reaches(instanceARN) || !s.requiresTag(watchKeys...) || s.requiresTag(managedKeys...) {
+			continue
+		}
+		for _, a := range s.actions {
+			granted[a] = true
+			if !slices.Contains(watchActions, a) {
+				t.Errorf("%s: %s on watched instances; want only %v", s.where, a, watchActions)
+			}
+			if a == createTags && !s.allowsTagKeys(lastActionTag) {
+				t.Errorf("%s: %s on watched instances does not allow the key %s the watchdog writes", s.where, a, lastActionTag)
+			}
+		}
+	}
+	for _, want := range watchActions {
+		if !granted[want] {
+			t.Errorf("no statement grants %s on instances tagged %s=true", want, watchTag)
+		}
+	}
+}
+
+// allowsTagKeys reports whether s's limits on aws:TagKeys, if any, let a
+// request set every one of keys.
+func (s statement) allowsTagKeys(keys ...string) bool {
+	for op, conds := range s.conditions {
+		if op != "forallvalues:stringequals" && op != "forallvalues:stringlike" {
+			continue
+		}
+		for _, k := range keys {
+			if !slices.ContainsFunc(conds["aws:tagkeys"], func(v string) bool { return globMatch(glob(v), k) }) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func TestNoWildcardResourceOnMutations(t *testing.T) {
@@ -553,6 +649,78 @@ func TestPolicyCheckers(t *testing.T) {
 		{
 			name:    "send command conditioned on the request tag",
 			give:    `{Effect: Allow, Action: ssm:SendCommand, Resource: "arn:aws:ec2:*:*:instance/*", Condition: {StringEquals: {aws:RequestTag/nightshift:managed: "true"}}}`,
+			wantTag: true,
+		},
+		{
+			name:    "terminate conditioned on the watch tag",
+			give:    `{Effect: Allow, Action: ec2:TerminateInstances, Resource: "arn:aws:ec2:*:*:instance/*", Condition: {StringEquals: {aws:ResourceTag/nightshift:watch: "true"}}}`,
+			wantTag: true,
+		},
+		{
+			name:    "start conditioned on the watch tag",
+			give:    `{Effect: Allow, Action: ec2:StartInstances, Resource: "arn:aws:ec2:*:*:instance/*", Condition: {StringEquals: {aws:ResourceTag/nightshift:watch: "true"}}}`,
+			wantTag: true,
+		},
+		{
+			name:    "stop and terminate conditioned on the watch tag",
+			give:    `{Effect: Allow, Action: [ec2:StopInstances, ec2:TerminateInstances], Resource: "arn:aws:ec2:*:*:instance/*", Condition: {StringEquals: {aws:ResourceTag/nightshift:watch: "true"}}}`,
+			wantTag: true,
+		},
+		{
+			name:    "send command conditioned on the watch tag",
+			give:    `{Effect: Allow, Action: ssm:SendCommand, Resource: "arn:aws:ec2:*:*:instance/*", Condition: {StringEquals: {ssm:resourceTag/nightshift:watch: "true"}}}`,
+			wantTag: true,
+		},
+		{
+			name:    "send command conditioned on the global watch tag",
+			give:    `{Effect: Allow, Action: ssm:SendCommand, Resource: "arn:aws:ec2:*:*:instance/*", Condition: {StringEquals: {aws:ResourceTag/nightshift:watch: "true"}}}`,
+			wantTag: true,
+		},
+		{
+			name: "stop conditioned on the watch tag",
+			give: `{Effect: Allow, Action: ec2:StopInstances, Resource: "arn:aws:ec2:*:*:instance/*", Condition: {StringEquals: {aws:ResourceTag/nightshift:watch: "true"}}}`,
+		},
+		{
+			name:    "stop conditioned on the watch tag if it exists",
+			give:    `{Effect: Allow, Action: ec2:StopInstances, Resource: "arn:aws:ec2:*:*:instance/*", Condition: {StringEqualsIfExists: {aws:ResourceTag/nightshift:watch: "true"}}}`,
+			wantTag: true,
+		},
+		{
+			name:    "stop conditioned on the watch tag with another value",
+			give:    `{Effect: Allow, Action: ec2:StopInstances, Resource: "arn:aws:ec2:*:*:instance/*", Condition: {StringLike: {aws:ResourceTag/nightshift:watch: "*"}}}`,
+			wantTag: true,
+		},
+		{
+			name: "stop and terminate with both tags in one condition block",
+			give: `{Effect: Allow, Action: [ec2:StopInstances, ec2:TerminateInstances, ec2:CreateTags], Resource: "arn:aws:ec2:*:*:instance/*", Condition: {StringEquals: {aws:ResourceTag/nightshift:managed: "true", aws:ResourceTag/nightshift:watch: "true"}}}`,
+		},
+		{
+			name: "tag watched instances with the last action only",
+			give: `{Effect: Allow, Action: ec2:CreateTags, Resource: "arn:aws:ec2:*:*:instance/*", Condition: {StringEquals: {aws:ResourceTag/nightshift:watch: "true"}, ForAllValues:StringEquals: {aws:TagKeys: [nightshift:last-action]}}}`,
+		},
+		{
+			name:    "tag watched instances with any key",
+			give:    `{Effect: Allow, Action: ec2:CreateTags, Resource: "arn:aws:ec2:*:*:instance/*", Condition: {StringEquals: {aws:ResourceTag/nightshift:watch: "true"}}}`,
+			wantTag: true,
+		},
+		{
+			name:    "tag watched instances nightshift:managed",
+			give:    `{Effect: Allow, Action: ec2:CreateTags, Resource: "arn:aws:ec2:*:*:instance/*", Condition: {StringEquals: {aws:ResourceTag/nightshift:watch: "true"}, ForAllValues:StringEquals: {aws:TagKeys: [nightshift:last-action, nightshift:managed]}}}`,
+			wantTag: true,
+		},
+		{
+			name:    "tag watched instances with a key pattern covering nightshift:managed",
+			give:    `{Effect: Allow, Action: ec2:CreateTags, Resource: "arn:aws:ec2:*:*:instance/*", Condition: {StringEquals: {aws:ResourceTag/nightshift:watch: "true"}, ForAllValues:StringLike: {aws:TagKeys: "nightshift:*"}}}`,
+			wantTag: true,
+		},
+		{
+			name:    "tag keys limited without ForAllValues",
+			give:    `{Effect: Allow, Action: ec2:CreateTags, Resource: "arn:aws:ec2:*:*:instance/*", Condition: {StringEquals: {aws:ResourceTag/nightshift:watch: "true", aws:TagKeys: [nightshift:last-action]}}}`,
+			wantTag: true,
+		},
+		{
+			name:    "tag keys limited but the watch tag not required",
+			give:    `{Effect: Allow, Action: ec2:CreateTags, Resource: "arn:aws:ec2:*:*:instance/*", Condition: {ForAllValues:StringEquals: {aws:TagKeys: [nightshift:last-action]}}}`,
 			wantTag: true,
 		},
 		{

@@ -143,6 +143,145 @@ func TestFunctionEnvironment(t *testing.T) {
 	}
 }
 
+// TestWatchdogEnvironment checks the watchdog's settings: each variable
+// comes from its parameter, and with the parameters' defaults it reads as
+// the watchdog expects (durations as Go durations, numbers, flags).
+func TestWatchdogEnvironment(t *testing.T) {
+	tpl := loadTemplate(t)
+	tests := []struct {
+		env string
+		// give is the variable's value in the template; want, with the
+		// parameters' defaults put in.
+		give, want string
+	}{
+		{"NIGHTSHIFT_IDLE_TIMEOUT", "${IdleTimeoutMinutes}m", "60m"},
+		{"NIGHTSHIFT_IDLE_GPU_PERCENT", "${IdleGpuPercent}", "5"},
+		{"NIGHTSHIFT_IDLE_CPU_PERCENT", "${IdleCpuPercent}", "10"},
+		{"NIGHTSHIFT_IDLE_NETWORK_BYTES", "${IdleNetworkBytes}", "5000000"},
+		{"NIGHTSHIFT_WATCH_GRACE", "${WatchGraceMinutes}m", "15m"},
+		{"NIGHTSHIFT_STALL_TIMEOUT", "${StallTimeoutMinutes}m", "30m"},
+		{"NIGHTSHIFT_DAILY_BUDGET_USD", "${DailyBudgetUSD}", "50"},
+		{"NIGHTSHIFT_MONTHLY_BUDGET_USD", "${MonthlyBudgetUSD}", "0"},
+		{"NIGHTSHIFT_BUDGET_POLICY", "${BudgetPolicy}", "finish"},
+		{"NIGHTSHIFT_DRY_RUN", "${DryRun}", "false"},
+		{"NIGHTSHIFT_TOPIC_ARN", "${NotificationTopic}", ""},
+	}
+	funcs := tpl.functions()
+	for _, id := range sortedKeys(funcs) {
+		vars := mapping(get(funcs[id], "Environment", "Variables"))
+		for _, tt := range tests {
+			v, ok := vars[tt.env]
+			if !ok {
+				t.Errorf("%s lacks environment variable %s", id, tt.env)
+				continue
+			}
+			if got := pattern(v); got != tt.give {
+				t.Errorf("%s %s = %q; want %q", id, tt.env, got, tt.give)
+				continue
+			}
+			if tt.want == "" {
+				continue
+			}
+			if got := fillDefaults(t, tpl, tt.give); got != tt.want {
+				t.Errorf("%s %s with the parameters' defaults = %q; want %q", id, tt.env, got, tt.want)
+			}
+		}
+	}
+	for _, env := range []string{"NIGHTSHIFT_IDLE_TIMEOUT", "NIGHTSHIFT_WATCH_GRACE", "NIGHTSHIFT_STALL_TIMEOUT"} {
+		if d, err := time.ParseDuration(fillDefaults(t, tpl, pattern(get(tpl, "Globals", "Function", "Environment", "Variables", env)))); err != nil || d <= 0 {
+			t.Errorf("%s with defaults: time.ParseDuration = %v, %v; want a positive duration", env, d, err)
+		}
+	}
+	if got := allowedValues(tpl, "BudgetPolicy"); !slices.Equal(got, []string{"finish", "cancel"}) {
+		t.Errorf("BudgetPolicy AllowedValues = %q; want [finish cancel]", got)
+	}
+	if got := allowedValues(tpl, "DryRun"); !slices.Equal(got, []string{"true", "false"}) {
+		t.Errorf("DryRun AllowedValues = %q; want [true false] (strconv.ParseBool reads both)", got)
+	}
+}
+
+// fillDefaults replaces each "${Param}" in p with the parameter's default,
+// failing the test for a name that is not a parameter with one.
+func fillDefaults(t *testing.T, tpl template, p string) string {
+	t.Helper()
+	return placeholder.ReplaceAllStringFunc(p, func(ph string) string {
+		name := strings.Trim(ph, "${}")
+		def := get(tpl, "Parameters", name, "Default")
+		if def == nil {
+			t.Errorf("%s: %s is not a parameter with a default", p, name)
+		}
+		return pattern(def)
+	})
+}
+
+func allowedValues(tpl template, param string) []string {
+	var out []string
+	for _, v := range items(get(tpl, "Parameters", param, "AllowedValues")) {
+		out = append(out, pattern(v))
+	}
+	return out
+}
+
+// TestParametersDescribedAndGrouped checks that each parameter tells a user
+// what to do with it, shows up in one console group, and that the budgets
+// and thresholds cannot be set to a value the functions would misread.
+func TestParametersDescribedAndGrouped(t *testing.T) {
+	tpl := loadTemplate(t)
+	params := mapping(tpl["Parameters"])
+	grouped := map[string]int{}
+	for _, g := range items(get(tpl, "Metadata", "AWS::CloudFormation::Interface", "ParameterGroups")) {
+		for _, p := range items(get(g, "Parameters")) {
+			grouped[pattern(p)]++
+		}
+	}
+	for _, name := range sortedKeys(params) {
+		if d := str(get(params[name], "Description")); len(d) < 20 {
+			t.Errorf("parameter %s Description = %q; want a sentence a user can act on", name, d)
+		}
+		if grouped[name] != 1 {
+			t.Errorf("parameter %s is in %d ParameterGroups; want 1", name, grouped[name])
+		}
+	}
+	for name := range grouped {
+		if params[name] == nil {
+			t.Errorf("ParameterGroups name %s, which is not a parameter", name)
+		}
+	}
+	// The watchdog reads 0 as "use the built-in default" for the thresholds
+	// and the grace period, and as "no cap" for the budgets.
+	tests := []struct {
+		param   string
+		wantMin float64
+		wantDef float64
+	}{
+		{"IdleTimeoutMinutes", 10, 60},
+		{"IdleGpuPercent", 1, 5},
+		{"IdleCpuPercent", 1, 10},
+		{"IdleNetworkBytes", 1, 5000000},
+		{"WatchGraceMinutes", 1, 15},
+		{"StallTimeoutMinutes", 5, 30},
+		{"DailyBudgetUSD", 0, 50},
+		{"MonthlyBudgetUSD", 0, 0},
+	}
+	for _, tt := range tests {
+		p := mapping(params[tt.param])
+		if str(p["Type"]) != "Number" {
+			t.Errorf("parameter %s Type = %q; want Number", tt.param, str(p["Type"]))
+		}
+		if got, ok := num(p["MinValue"]); !ok || got != tt.wantMin {
+			t.Errorf("parameter %s MinValue = %v; want %v", tt.param, p["MinValue"], tt.wantMin)
+		}
+		if got, ok := num(p["Default"]); !ok || got != tt.wantDef {
+			t.Errorf("parameter %s Default = %v; want %v", tt.param, p["Default"], tt.wantDef)
+		}
+	}
+	for _, budget := range []string{"DailyBudgetUSD", "MonthlyBudgetUSD"} {
+		if d := str(get(params[budget], "Description")); !strings.Contains(d, "0 means no") {
+			t.Errorf("parameter %s Description = %q; want it to say that 0 means no cap", budget, d)
+		}
+	}
+}
+
 func TestTableSettings(t *testing.T) {
 	tpl := loadTemplate(t)
 	tables := tpl.resources("AWS::DynamoDB::Table")
@@ -320,6 +459,32 @@ func TestInstanceRole(t *testing.T) {
 	}
 	if !canWriteLogs {
 		t.Errorf("%s cannot write job output to CloudWatch Logs", roleID)
+	}
+
+	// GPU metrics from the CloudWatch agent (CWAgent) and the wrapper's
+	// progress heartbeat (nightshift), in those namespaces only; and the
+	// agent's configuration, from its parameter only.
+	var namespaces []string
+	var readsAgentConfig bool
+	for _, s := range stmts {
+		if !strings.HasPrefix(s.where, roleID) || !strings.EqualFold(s.effect, "Allow") {
+			continue
+		}
+		if slices.Contains(s.actions, "cloudwatch:putmetricdata") {
+			namespaces = append(namespaces, s.conditions["stringequals"]["cloudwatch:namespace"]...)
+		}
+		if slices.Contains(s.actions, "ssm:getparameter") {
+			readsAgentConfig = readsAgentConfig || slices.ContainsFunc(s.resources, func(r string) bool {
+				return strings.HasSuffix(r, ":parameter<CloudWatchAgentConfig>")
+			})
+		}
+	}
+	slices.Sort(namespaces)
+	if !slices.Equal(namespaces, []string{"CWAgent", "nightshift"}) {
+		t.Errorf("%s may put metric data in namespaces %q; want [CWAgent nightshift]", roleID, namespaces)
+	}
+	if !readsAgentConfig {
+		t.Errorf("%s has no ssm:GetParameter on the CloudWatchAgentConfig parameter; the agent cannot read its configuration", roleID)
 	}
 }
 
