@@ -19,7 +19,7 @@ PYTHON     ?= python3
 LAMBDA_ENV   := CGO_ENABLED=0 GOOS=linux GOARCH=arm64
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w"
 
-.PHONY: all build run test lint tools deps sizes bench clean $(addprefix build-,$(FUNCTIONS))
+.PHONY: all build run test lint tools deps sizes bench soak clean $(addprefix build-,$(FUNCTIONS))
 
 all: lint test build
 
@@ -42,6 +42,13 @@ sizes: build
 
 run:
 	$(GO) run ./cmd/nightshift run
+
+# Randomized histories with fault injection, every invariant checked after
+# every step, in parallel over the cores: make soak SEEDS=5000 [FIRST=1].
+SEEDS ?= 1000
+FIRST ?= 1
+soak:
+	$(GO) test ./internal/chaos -run 'TestSeeds$$' -count=1 -timeout 0 -v -seeds $(SEEDS) -first $(FIRST)
 
 # API calls per job (cold and warm) and per idle tick, counted by the simulated cloud.
 bench:

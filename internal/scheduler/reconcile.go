@@ -304,7 +304,10 @@ func (s *Scheduler) lost(ctx context.Context, w *world, j *job.Job, why string) 
 // leases whose instance is gone.
 func (s *Scheduler) tidyLeases(ctx context.Context, w *world) error {
 	var errs []error
-	for id, i := range w.instances {
+	// Sorted: the order of calls is part of a simulated history, which must
+	// replay exactly.
+	for _, id := range sortedKeys(w.instances) {
+		i := w.instances[id]
 		if _, ok := w.leases[id]; ok {
 			continue
 		}
@@ -316,7 +319,8 @@ func (s *Scheduler) tidyLeases(ctx context.Context, w *world) error {
 		w.leases[id] = l
 		s.log.InfoContext(ctx, "adopted instance", "instance", id, "pool", i.Pool, "state", i.State)
 	}
-	for id, l := range w.leases {
+	for _, id := range sortedKeys(w.leases) {
+		l := w.leases[id]
 		if _, ok := w.instances[id]; ok || l.Held() {
 			continue
 		}
@@ -340,8 +344,13 @@ func (s *Scheduler) stopIdle(ctx context.Context, w *world) error {
 			continue
 		}
 		if !l.StoppingAt.IsZero() {
-			if i.State == "stopped" {
+			switch {
+			case i.State == "stopped":
 				errs = append(errs, s.store.ClearStopping(ctx, id))
+			case (i.State == "running" || i.State == "pending") && w.now.Sub(l.StoppingAt) >= Period:
+				// The stop was decided but did not happen (the call failed,
+				// or the invocation died after the mark): stop again.
+				errs = append(errs, s.fleet.Stop(ctx, i))
 			}
 			continue
 		}

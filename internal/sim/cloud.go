@@ -61,6 +61,12 @@ type Cloud struct {
 
 	// Calls counts API calls by operation.
 	Calls map[string]int
+	// AgentDelay, when set, gives an instance its own agent delay (< 0: never online).
+	AgentDelay func(instanceID string) (time.Duration, bool)
+	// Violations lists calls that acted on an instance nightshift does not
+	// own (S4): any mutation of an instance without nightshift:managed=true,
+	// other than stopping or tagging one with nightshift:watch=true.
+	Violations []string
 
 	instances []*Instance
 	byID      map[string]*Instance
@@ -92,6 +98,16 @@ func (c *Cloud) call(op string) error {
 		return c.Fault(op)
 	}
 	return nil
+}
+
+// owned checks that a mutating call may act on the instance, recording a
+// violation when not. watchOK says the call is allowed on watched instances.
+func (c *Cloud) owned(op, id string, watchOK bool) {
+	i, ok := c.byID[id]
+	if !ok || i.Tags["nightshift:managed"] == "true" || watchOK && i.Tags["nightshift:watch"] == "true" {
+		return
+	}
+	c.Violations = append(c.Violations, fmt.Sprintf("%s on %s (tags %v) at %s", op, id, i.Tags, c.clock.Now().Format(time.RFC3339)))
 }
 
 // after applies the after hook.

@@ -201,8 +201,14 @@ func (c *Cloud) boot(i *Instance) {
 		}
 		c.setState(i, "running", "")
 		i.bootedAt = c.clock.Now()
-		if c.Agent >= 0 {
-			i.AgentOnline = c.clock.Now().Add(c.Agent)
+		agent := c.Agent
+		if c.AgentDelay != nil {
+			if d, ok := c.AgentDelay(i.ID); ok {
+				agent = d
+			}
+		}
+		if agent >= 0 {
+			i.AgentOnline = c.clock.Now().Add(agent)
 		}
 	})
 }
@@ -243,6 +249,7 @@ func (c *Cloud) StartInstances(_ context.Context, in *ec2.StartInstancesInput, _
 		return nil, err
 	}
 	for _, id := range in.InstanceIds {
+		c.owned("StartInstances", id, false)
 		i, ok := c.byID[id]
 		if !ok {
 			return nil, apiError("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
@@ -269,6 +276,7 @@ func (c *Cloud) StopInstances(_ context.Context, in *ec2.StopInstancesInput, _ .
 		return nil, err
 	}
 	for _, id := range in.InstanceIds {
+		c.owned("StopInstances", id, true)
 		i, ok := c.byID[id]
 		switch {
 		case !ok:
@@ -308,6 +316,7 @@ func (c *Cloud) TerminateInstances(_ context.Context, in *ec2.TerminateInstances
 		return nil, err
 	}
 	for _, id := range in.InstanceIds {
+		c.owned("TerminateInstances", id, false)
 		i, ok := c.byID[id]
 		if !ok {
 			return nil, apiError("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)

@@ -215,6 +215,7 @@ func (c *Cloud) CreateTags(_ context.Context, in *ec2.CreateTagsInput, _ ...func
 		return nil, err
 	}
 	for _, id := range in.Resources {
+		c.owned("CreateTags", id, true)
 		i, ok := c.byID[id]
 		if !ok {
 			return nil, apiError("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)

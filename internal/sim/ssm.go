@@ -154,6 +154,7 @@ func (c *Cloud) SendCommand(_ context.Context, in *ssm.SendCommandInput, _ ...fu
 		return nil, err
 	}
 	for _, id := range in.InstanceIds {
+		c.owned("SendCommand", id, false)
 		if i, ok := c.byID[id]; !ok || !c.online(i) {
 			return nil, apiError("InvalidInstanceId", "Instances [[%s]] not in a valid state for account 123456789012", id)
 		}

@@ -42,6 +42,9 @@ type World struct {
 
 	// Drop, when set, decides which events EventBridge loses.
 	Drop func(Event) bool
+	// Mangle, when set, rewrites each batch of events before delivery:
+	// EventBridge may reorder and duplicate them.
+	Mangle func([]Event) []Event
 	// Down takes the control plane away: no Lambda runs, no event is
 	// delivered, no message is polled, the watchdog does not tick. Only the
 	// instances' own timers act.
@@ -50,8 +53,13 @@ type World struct {
 	Errors []error
 	// StoreCalls counts store operations by name.
 	StoreCalls map[string]int
+	// Invoke, when set, is called as each Lambda invocation starts, with the
+	// function's name; the function it returns is called as it ends. The
+	// chaos harness arms and disarms crashes with it.
+	Invoke func(name string) (end func())
 
 	queue    []events.SQSMessage
+	sent     []events.SQSMessage
 	msgSeq   int
 	nextTick time.Time
 }
@@ -128,13 +136,18 @@ func NewWorld(cfg Config) *World {
 func (w *World) Send(body string) string {
 	w.msgSeq++
 	id := fmt.Sprintf("5f0c6e2a-0000-4000-8000-%012d", w.msgSeq)
-	w.queue = append(w.queue, events.SQSMessage{
+	m := events.SQSMessage{
 		MessageId: id, Body: body, EventSource: "aws:sqs",
 		EventSourceARN: "arn:aws:sqs:us-east-1:123456789012:nightshift-jobs",
 		Attributes:     map[string]string{"ApproximateReceiveCount": "1", "SentTimestamp": strconv.FormatInt(w.Clock.Now().UnixMilli(), 10)},
-	})
+	}
+	w.queue = append(w.queue, m)
+	w.sent = append(w.sent, m)
 	return id
 }
+
+// Sent returns every message sent so far, in order.
+func (w *World) Sent() []events.SQSMessage { return w.sent }
 
 // Redeliver puts a copy of an already sent message back on the queue, as
 // SQS's at-least-once delivery does.
@@ -148,7 +161,9 @@ func (w *World) Poll(ctx context.Context) []events.SQSMessage {
 		n := min(10, len(w.queue))
 		batch := w.queue[:n]
 		w.queue = w.queue[n:]
+		end := w.invoke("intake")
 		resp, err := w.Intake.Handle(ctx, events.SQSEvent{Records: batch})
+		end()
 		delivered = append(delivered, batch...)
 		if err != nil {
 			w.Errors = append(w.Errors, err)
@@ -182,23 +197,37 @@ func (w *World) deliverEvents(ctx context.Context) {
 		if len(evs) == 0 {
 			return
 		}
+		if w.Mangle != nil {
+			evs = w.Mangle(evs)
+		}
 		for _, e := range evs {
 			if w.Drop != nil && w.Drop(e) {
 				continue
 			}
+			end := w.invoke("dispatch")
 			if err := w.Dispatch.Handle(ctx, json.RawMessage(e.JSON())); err != nil {
 				w.Errors = append(w.Errors, err)
 			}
+			end()
 		}
 	}
+}
+
+func (w *World) invoke(name string) func() {
+	if w.Invoke == nil {
+		return func() {}
+	}
+	return w.Invoke(name)
 }
 
 // Tick runs the watchdog handler once, as its schedule does.
 func (w *World) Tick(ctx context.Context) {
 	tick := fmt.Sprintf(`{"version":"0","id":"tick","detail-type":"Scheduled Event","source":"aws.scheduler","account":"123456789012","time":%q,"region":"us-east-1","resources":[],"detail":{}}`, w.Clock.Now().UTC().Format(time.RFC3339))
+	end := w.invoke("watchdog")
 	if err := w.Watchdog.Handle(ctx, json.RawMessage(tick)); err != nil {
 		w.Errors = append(w.Errors, err)
 	}
+	end()
 	w.deliverEvents(ctx)
 }
 

@@ -1,0 +1,302 @@
+// Package chaos runs nightshift's real handlers and Reconcile through
+// randomized histories on the simulated cloud — duplicate and reordered
+// deliveries, lost events, crashes between any two AWS calls, throttling,
+// capacity and quota errors, spot interruptions, dead agents, hung commands,
+// people stopping instances, notebooks, the control plane going away — and
+// checks every invariant of the design after every step. A history is a
+// function of its seed alone: a failure prints the seed, and the seed
+// replays it exactly.
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/aws/smithy-go"
+
+	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/scheduler"
+	"github.com/nightshift-dev/nightshift/internal/sim"
+	"github.com/nightshift-dev/nightshift/internal/watchdog"
+)
+
+// Shape of a history. Each is a named constant with why it has its value.
+const (
+	// Length is the faulty part of a history: long enough for jobs to queue
+	// behind the cap, retry, time out, and for keep-warm to expire.
+	Length = 8 * time.Hour
+	// MaxDrain bounds the fault-free tail in which everything accepted must
+	// end: a backlog of a few dozen multi-hour jobs behind a cap of 3.
+	MaxDrain = 96 * time.Hour
+	// Cap is the pool's instance cap: small, so jobs contend.
+	Cap = 3
+	// KeepWarm is the pool's keep-warm window.
+	KeepWarm = 10 * time.Minute
+	// IdleTimeout is the watched instances' idle timeout.
+	IdleTimeout = 30 * time.Minute
+	// Grace is the watched instances' grace.
+	Grace = 10 * time.Minute
+	// step is how far the clock moves between planned actions at most.
+	step = time.Minute
+)
+
+// Violation is a broken invariant.
+type Violation struct {
+	Seed      uint64
+	Step      int
+	At        time.Duration
+	Invariant string
+	Detail    string
+}
+
+func (v *Violation) Error() string {
+	return fmt.Sprintf("seed %d: %s broken at step %d (T+%v): %s\nreplay: go test ./internal/chaos -run TestReplay -seed %d -v",
+		v.Seed, v.Invariant, v.Step, v.At, v.Detail, v.Seed)
+}
+
+// Stats counts what a history did.
+type Stats struct {
+	Steps, Jobs, Messages, Crashes, Throttles, Dropped, Duplicated int
+	Launches, Commands                                             int
+}
+
+// history is one seeded run.
+type history struct {
+	seed  uint64
+	rng   *rand.Rand
+	w     *sim.World
+	ctx   context.Context
+	stats Stats
+	check *checker
+	// jobs are the ids of the valid jobs sent, with their max runtime.
+	jobs map[string]time.Duration
+	// crash state of the current invocation
+	crashAt, calls int
+	crashAfter     bool
+	dead           bool
+	faulty         bool
+	// checking is set while the checker reads: its reads are not faulted.
+	checking bool
+	// cleanTicks counts watchdog invocations that ran without any error.
+	cleanTicks int
+	// rates of this history's faults
+	pCrash, pThrottle, pDrop, pDup float64
+	downUntil, upSince             time.Time
+	capacityUntil, quotaUntil      time.Time
+}
+
+// Run plays the history of seed and returns the first broken invariant.
+func Run(seed uint64) (Stats, error) { return RunLogged(seed, nil) }
+
+// RunLogged is Run with the handlers' log (nil: none), for replays.
+func RunLogged(seed uint64, log *slog.Logger) (Stats, error) {
+	h := &history{
+		seed: seed,
+		rng:  rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		ctx:  context.Background(),
+		jobs: map[string]time.Duration{},
+	}
+	h.w = sim.NewWorld(sim.Config{
+		Pools:    map[string]scheduler.Pool{"default": {Types: []string{"g4dn.xlarge", "g5.xlarge"}, MaxInstances: Cap, KeepWarm: job.Duration(KeepWarm)}},
+		KeepWarm: KeepWarm,
+		Retries:  3,
+		Watchdog: watchdog.Config{IdleTimeout: IdleTimeout, Grace: Grace, StallTimeout: 45 * time.Minute},
+		Log:      log,
+	})
+	h.check = newChecker(h)
+	h.faults()
+	h.upSince = h.w.Clock.Now()
+	start := h.w.Clock.Now()
+	plan := h.plan()
+	for _, a := range plan {
+		h.advance(start.Add(a.at))
+		if log != nil {
+			log.Info("chaos: "+a.name, "at", a.at)
+		}
+		a.do(h)
+		if err := h.check.all(); err != nil {
+			return h.stats, err
+		}
+	}
+	h.advance(start.Add(Length))
+	// Drain: no more faults, the control plane is up; everything must end.
+	h.faulty = false
+	h.w.Down = false
+	h.w.Cloud.Capacity = map[string]int{}
+	h.w.Cloud.Quota = map[string]int{}
+	h.upSince = h.w.Clock.Now()
+	for end := h.w.Clock.Now().Add(MaxDrain); h.w.Clock.Now().Before(end) && h.check.err == nil; {
+		h.advance(h.w.Clock.Now().Add(time.Hour))
+		if h.quiet() {
+			h.advance(h.w.Clock.Now().Add(KeepWarm + slack))
+			break
+		}
+	}
+	if err := h.check.final(); err != nil {
+		return h.stats, err
+	}
+	h.stats.Launches = h.w.Cloud.Calls["RunInstances"]
+	h.stats.Commands = len(h.w.Cloud.Invocations())
+	return h.stats, nil
+}
+
+// advance moves the clock to t a step at a time, checking after each.
+func (h *history) advance(t time.Time) {
+	for h.w.Clock.Now().Before(t) && h.check.err == nil {
+		next := h.w.Clock.Now().Add(step)
+		if next.After(t) {
+			next = t
+		}
+		if h.w.Down && !h.w.Clock.Now().Before(h.downUntil) {
+			h.w.Down = false
+			h.upSince = h.w.Clock.Now()
+		}
+		if !h.capacityUntil.IsZero() && !h.w.Clock.Now().Before(h.capacityUntil) {
+			h.w.Cloud.Capacity = map[string]int{}
+			h.capacityUntil = time.Time{}
+		}
+		if !h.quotaUntil.IsZero() && !h.w.Clock.Now().Before(h.quotaUntil) {
+			h.w.Cloud.Quota = map[string]int{}
+			h.quotaUntil = time.Time{}
+		}
+		h.w.Run(h.ctx, next.Sub(h.w.Clock.Now()))
+		h.stats.Steps++
+		h.check.step()
+	}
+}
+
+// faults wires the fault injectors; their rates are drawn from the seed.
+func (h *history) faults() {
+	h.faulty = true
+	h.pCrash = []float64{0, 0.05, 0.15}[h.rng.IntN(3)]
+	h.pThrottle = []float64{0, 0.02, 0.08}[h.rng.IntN(3)]
+	h.pDrop = []float64{0, 0.1, 0.3}[h.rng.IntN(3)]
+	h.pDup = []float64{0, 0.1, 0.3}[h.rng.IntN(3)]
+	w := h.w
+	w.Invoke = func(name string) func() {
+		errs := len(w.Errors)
+		h.calls, h.dead = 0, false
+		h.crashAt = -1
+		if h.faulty && h.rng.Float64() < h.pCrash {
+			h.crashAt = h.rng.IntN(25)
+			h.crashAfter = h.rng.IntN(2) == 0
+		}
+		return func() {
+			if h.dead {
+				h.stats.Crashes++
+			}
+			if name == "watchdog" && !h.dead && len(w.Errors) == errs {
+				h.cleanTicks++
+			}
+			h.crashAt, h.dead = -1, false
+			h.check.step()
+		}
+	}
+	w.Cloud.Fault = func(op string) error {
+		if h.checking {
+			return nil
+		}
+		if h.dead {
+			return sim.ErrCrash
+		}
+		h.calls++
+		if h.crashAt >= 0 && h.calls > h.crashAt && !h.crashAfter {
+			h.dead = true
+			return sim.ErrCrash
+		}
+		if h.faulty && h.rng.Float64() < h.pThrottle {
+			h.stats.Throttles++
+			return throttle(op)
+		}
+		return nil
+	}
+	w.Cloud.After = func(op string) error {
+		if h.crashAt >= 0 && h.calls > h.crashAt && h.crashAfter && !h.dead {
+			h.dead = true // the call took effect; its answer is lost with the process
+			return sim.ErrCrash
+		}
+		return nil
+	}
+	w.Mangle = func(evs []sim.Event) []sim.Event {
+		if !h.faulty {
+			return evs
+		}
+		var out []sim.Event
+		for _, e := range evs {
+			if h.rng.Float64() < h.pDrop {
+				h.stats.Dropped++
+				continue
+			}
+			out = append(out, e)
+			if h.rng.Float64() < h.pDup {
+				h.stats.Duplicated++
+				out = append(out, e)
+			}
+		}
+		h.rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+		return out
+	}
+	w.Cloud.AgentDelay = func(string) (time.Duration, bool) {
+		if h.faulty && h.rng.Float64() < 0.05 {
+			return -1, true // this agent never comes online
+		}
+		return time.Duration(20+h.rng.IntN(280)) * time.Second, true
+	}
+	w.Cloud.Exec = sim.ExecFunc(func(r sim.Run) sim.Outcome {
+		switch x := h.rng.Float64(); {
+		case x < 0.05:
+			return sim.Outcome{Hang: true}
+		case x < 0.12:
+			return sim.Outcome{Exit: 1 + h.rng.IntN(3), Duration: time.Duration(1+h.rng.IntN(20)) * time.Minute}
+		}
+		return sim.Outcome{Duration: time.Duration(1+h.rng.IntN(150)) * time.Minute}
+	})
+}
+
+// throttle is the throttling error of the service behind op.
+func throttle(op string) error {
+	code := "RequestLimitExceeded" // EC2
+	switch op {
+	case "SendCommand", "GetCommandInvocation", "ListCommandInvocations", "CancelCommand", "DescribeInstanceInformation", "DescribeSessions", "GetParameter":
+		code = "ThrottlingException"
+	case "GetMetricData":
+		code = "Throttling"
+	}
+	if len(op) > 6 && op[:6] == "store." {
+		code = "ProvisionedThroughputExceededException"
+	}
+	return &smithy.GenericAPIError{Code: code, Message: "Rate exceeded (simulated)"}
+}
+
+func (s *Stats) add(o Stats) {
+	s.Steps += o.Steps
+	s.Jobs += o.Jobs
+	s.Messages += o.Messages
+	s.Crashes += o.Crashes
+	s.Throttles += o.Throttles
+	s.Dropped += o.Dropped
+	s.Duplicated += o.Duplicated
+	s.Launches += o.Launches
+	s.Commands += o.Commands
+}
+
+// quiet reports whether every job the history sent has ended and every
+// notebook has had the time to be found idle.
+func (h *history) quiet() bool {
+	h.checking = true
+	defer func() { h.checking = false }()
+	for _, busyUntil := range h.check.notebooks {
+		if h.w.Clock.Now().Before(busyUntil.Add(Grace + IdleTimeout + metricLag)) {
+			return false
+		}
+	}
+	for id := range h.jobs {
+		if j, err := h.w.Store.Job(h.ctx, id); err != nil || !j.State.Terminal() {
+			return false
+		}
+	}
+	return true
+}

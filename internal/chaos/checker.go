@@ -1,0 +1,292 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/runner"
+	"github.com/nightshift-dev/nightshift/internal/scheduler"
+	"github.com/nightshift-dev/nightshift/internal/sim"
+)
+
+// Slack on the liveness bounds. Each says what it absorbs.
+const (
+	// slack absorbs a period of tick granularity, a stop in progress, and a
+	// tick or two lost to injected crashes and throttling.
+	slack = 3 * scheduler.Period
+	// metricLag: EC2's basic metrics come every 5 minutes, and the watchdog
+	// needs data covering the whole idle window before it calls an instance idle.
+	metricLag = 10 * time.Minute
+)
+
+// checker asserts the design's invariants after every step of a history.
+type checker struct {
+	h     *history
+	start time.Time
+	n     int
+	err   *Violation
+	// idleSince is when each of nightshift's running instances last had no job.
+	idleSince map[string]time.Time
+	// eligibleSince is the count of clean watchdog ticks when each queued
+	// job became placeable.
+	eligibleSince map[string]int
+	// notebooks maps a watched instance to when its user stopped working.
+	notebooks map[string]time.Time
+	// due maps an obligation to the clean-tick count when it fell due.
+	due map[string]int
+}
+
+func newChecker(h *history) *checker {
+	return &checker{
+		h: h, start: h.w.Clock.Now(),
+		idleSince: map[string]time.Time{}, eligibleSince: map[string]int{}, notebooks: map[string]time.Time{},
+		due: map[string]int{},
+	}
+}
+
+func (c *checker) fail(inv, format string, args ...any) {
+	if c.err == nil {
+		c.err = &Violation{Seed: c.h.seed, Step: c.n, At: c.h.w.Clock.Now().Sub(c.start), Invariant: inv, Detail: fmt.Sprintf(format, args...)}
+	}
+}
+
+// all checks now and returns the first violation seen so far.
+func (c *checker) all() error {
+	c.step()
+	if c.err != nil {
+		return c.err
+	}
+	return nil
+}
+
+// step checks every invariant once.
+func (c *checker) step() {
+	c.n++
+	if c.err != nil {
+		return
+	}
+	h := c.h
+	h.checking = true
+	defer func() { h.checking = false }()
+	ctx := context.Background()
+	now := h.w.Clock.Now()
+	live := map[job.State][]*job.Job{}
+	for _, st := range job.Live {
+		js, err := h.w.Store.Live(ctx, st)
+		if err != nil {
+			c.fail("harness", "read %s jobs: %v", st, err)
+			return
+		}
+		live[st] = js
+	}
+	insts := h.w.Cloud.Instances()
+	invs := h.w.Cloud.Invocations()
+
+	// S1: an accepted job is never lost: terminal, or waiting with a reason.
+	for _, st := range job.Live {
+		for _, j := range live[st] {
+			if j.Reason == "" {
+				c.fail("S1", "job %s is %s without a reason", j.ID, j.State)
+			}
+		}
+	}
+	// S2: an attempt runs at most once, on one instance, with one command.
+	ran := map[string]string{}
+	for _, inv := range invs {
+		if inv.Duplicate || inv.JobID == "" {
+			continue
+		}
+		key := fmt.Sprintf("%s#%d", inv.JobID, inv.Attempt)
+		if other, ok := ran[key]; ok {
+			c.fail("S2", "attempt %s ran twice: command %s and %s", key, other, inv.CommandID+" on "+inv.InstanceID)
+		}
+		ran[key] = inv.CommandID + " on " + inv.InstanceID
+	}
+	launched := map[string]string{}
+	for _, i := range insts {
+		if i.Token == "" {
+			continue
+		}
+		key := i.Tags["nightshift:job"] + "#" + i.Tags["nightshift:attempt"]
+		if other, ok := launched[key]; ok {
+			c.fail("S2", "attempt %s launched two instances: %s and %s", key, other, i.ID)
+		}
+		launched[key] = i.ID
+	}
+	// S3: one job per instance at a time.
+	holder := map[string]string{}
+	for _, st := range []job.State{job.Placed, job.Running} {
+		for _, j := range live[st] {
+			if j.InstanceID == "" {
+				continue
+			}
+			if other, ok := holder[j.InstanceID]; ok {
+				c.fail("S3", "jobs %s and %s both hold %s", other, j.ID, j.InstanceID)
+			}
+			holder[j.InstanceID] = j.ID
+		}
+	}
+	running := map[string]sim.Invocation{}
+	for _, inv := range invs {
+		if inv.Duplicate || inv.Status != "InProgress" {
+			continue
+		}
+		if other, ok := running[inv.InstanceID]; ok {
+			c.fail("S3", "commands of %s and %s run at once on %s", other.JobID, inv.JobID, inv.InstanceID)
+		}
+		running[inv.InstanceID] = inv
+	}
+	// S4: nothing acts on an instance nightshift does not own.
+	if v := h.w.Cloud.Violations; len(v) > 0 {
+		c.fail("S4", "%s", v[0])
+	}
+	// S5: the pool never exceeds its cap.
+	n := 0
+	for _, i := range insts {
+		if i.Token != "" && i.State != "terminated" && i.State != "shutting-down" {
+			n++
+		}
+	}
+	if n > Cap {
+		c.fail("S5", "%d live instances in a pool capped at %d", n, Cap)
+	}
+
+	up := !h.w.Down && now.Sub(h.upSince) >= slack
+	// L1: no instance of nightshift's runs without a job past keep-warm
+	// (plus slack); no watched instance runs idle past its timeout.
+	for _, i := range insts {
+		if i.State != "running" {
+			delete(c.idleSince, i.ID)
+			continue
+		}
+		if busyUntil, ok := c.notebooks[i.ID]; ok {
+			from := latest(busyUntil, i.LaunchTime.Add(Grace), h.upSince)
+			if up && c.overdue("L1 "+i.ID, now.Sub(from) > IdleTimeout+metricLag) {
+				c.fail("L1", "watched %s idle since %v, still running", i.ID, from.Sub(c.start))
+			}
+			continue
+		}
+		if i.Token == "" {
+			continue
+		}
+		_, held := holder[i.ID]
+		_, busy := running[i.ID]
+		if held || busy {
+			delete(c.idleSince, i.ID)
+			continue
+		}
+		since, ok := c.idleSince[i.ID]
+		if !ok {
+			c.idleSince[i.ID] = now
+			continue
+		}
+		if from := latest(since, h.upSince); up && c.overdue("L1 "+i.ID, now.Sub(from) > KeepWarm+scheduler.Period) {
+			c.fail("L1", "%s has had no job since %v and still runs (keep-warm %v)", i.ID, from.Sub(c.start), KeepWarm)
+		}
+	}
+	// L2: no job runs past its max runtime plus a period.
+	for _, j := range live[job.Running] {
+		if dl := j.Deadline(); up && c.overdue("L2 "+j.ID, now.After(dl.Add(scheduler.Period))) {
+			c.fail("L2", "job %s still RUNNING %v past its max runtime", j.ID, now.Sub(dl))
+		}
+	}
+	// L4: with or without a control plane, the dead-man timer ends a command
+	// that outlives its max runtime plus grace: its instance stops itself.
+	for _, inv := range running {
+		if mr, ok := h.jobs[inv.JobID]; ok && now.Sub(inv.Started) > mr+runner.DeadmanGrace+slack {
+			c.fail("L4", "command of %s on %s has run %v, past max runtime %v plus the dead-man grace", inv.JobID, inv.InstanceID, now.Sub(inv.Started), mr)
+		}
+	}
+	// L3: a queued job is placed within one reconcile once capacity exists:
+	// here, within two watchdog ticks that ran without any error (injected
+	// crashes and throttling make a reconcile fail; that only delays).
+	free := up && h.capacityUntil.IsZero() && h.quotaUntil.IsZero() && n < Cap && len(live[job.Placed]) == 0
+	queued := map[string]bool{}
+	for _, j := range live[job.Queued] {
+		queued[j.ID] = true
+	}
+	for id := range c.eligibleSince {
+		if !queued[id] {
+			delete(c.eligibleSince, id) // placed since: a later wait starts anew
+		}
+	}
+	for _, j := range live[job.Queued] {
+		if !free {
+			delete(c.eligibleSince, j.ID)
+			continue
+		}
+		since, ok := c.eligibleSince[j.ID]
+		if !ok {
+			c.eligibleSince[j.ID] = h.cleanTicks
+			continue
+		}
+		if h.cleanTicks-since > 2 {
+			c.fail("L3", "job %s still QUEUED after %d clean reconciles with room in the pool (%d of %d instances): %s", j.ID, h.cleanTicks-since, n, Cap, j.Reason)
+		}
+	}
+}
+
+// overdue reports whether an obligation that holds now (cond) has held
+// through more than two clean watchdog ticks: a tick that ran without any
+// error must have acted on it. Injected crashes and throttling make ticks
+// fail; they only delay.
+func (c *checker) overdue(key string, cond bool) bool {
+	if !cond {
+		delete(c.due, key)
+		return false
+	}
+	since, ok := c.due[key]
+	if !ok {
+		c.due[key] = c.h.cleanTicks
+		return false
+	}
+	return c.h.cleanTicks-since > 2
+}
+
+// final checks the end of the drain: every accepted job ended, nothing of
+// nightshift's still runs, and the stranger's instance was never touched.
+func (c *checker) final() error {
+	c.step()
+	if c.err != nil {
+		return c.err
+	}
+	h := c.h
+	h.checking = true
+	defer func() { h.checking = false }()
+	ctx := context.Background()
+	for id := range h.jobs {
+		j, err := h.w.Store.Job(ctx, id)
+		if err != nil {
+			c.fail("S1", "job %s was sent but is not recorded: %v", id, err)
+			continue
+		}
+		if !j.State.Terminal() {
+			c.fail("S1", "job %s is still %s after the drain: %s", id, j.State, j.Reason)
+		}
+	}
+	for _, i := range h.w.Cloud.Instances() {
+		ours := i.Token != "" || i.Tags["nightshift:watch"] == "true"
+		if ours && i.State == "running" {
+			c.fail("L1", "%s still runs after the drain", i.ID)
+		}
+		if i.Tags["Name"] == "not ours" && (i.State != "running" || i.Tags["nightshift:last-action"] != "") {
+			c.fail("S4", "the stranger's instance %s was touched: %s, %q", i.ID, i.State, i.Tags["nightshift:last-action"])
+		}
+	}
+	if c.err != nil {
+		return c.err
+	}
+	return nil
+}
+
+func latest(ts ...time.Time) time.Time {
+	var m time.Time
+	for _, t := range ts {
+		if t.After(m) {
+			m = t
+		}
+	}
+	return m
+}

@@ -1,0 +1,173 @@
+package chaos
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nightshift-dev/nightshift/internal/catalog"
+	"github.com/nightshift-dev/nightshift/internal/sim"
+)
+
+// action is one planned happening, at an offset into the history.
+type action struct {
+	at   time.Duration
+	name string
+	do   func(h *history)
+}
+
+// plan draws the history's happenings from the seed.
+func (h *history) plan() []action {
+	var plan []action
+	add := func(at time.Duration, name string, do func(*history)) {
+		plan = append(plan, action{at: at, name: name, do: do})
+	}
+	r := h.rng
+	at := func() time.Duration { return time.Duration(r.Int64N(int64(Length))) }
+
+	// Job submissions: bursts of a few jobs, single jobs, with priorities,
+	// retries, spot, and sometimes a duplicate send.
+	njobs := 5 + r.IntN(25)
+	for k := range njobs {
+		t := at()
+		burst := 1
+		if r.IntN(4) == 0 {
+			burst = 2 + r.IntN(5)
+		}
+		for b := range burst {
+			id := fmt.Sprintf("job-%d-%d", k, b)
+			runtime := time.Duration(30+r.IntN(240)) * time.Minute
+			msg := fmt.Sprintf(`{"id": %q, "command": "python train.py", "max_runtime": %q, "priority": %d, "retries": %d`,
+				id, runtime.String(), r.IntN(3)*10, r.IntN(4))
+			if r.IntN(4) == 0 {
+				msg += `, "instance": {"market": "spot-then-on-demand", "types": ["g5.xlarge", "g4dn.xlarge"]}`
+			}
+			if r.IntN(5) == 0 {
+				msg += `, "on_stall": "cancel"`
+			}
+			msg += "}"
+			h.jobs[id] = runtime
+			add(t, "submit "+id, func(h *history) { h.send(msg) })
+			if r.IntN(5) == 0 {
+				add(t+time.Duration(r.IntN(600))*time.Second, "resend "+id, func(h *history) { h.send(msg) })
+			}
+		}
+	}
+	// A cron job delivered at least once by EventBridge Scheduler.
+	for k := range r.IntN(3) {
+		msg := fmt.Sprintf(`{"id": "nightly", "scheduled_at": "2026-11-2%dT02:00:00Z", "command": "python nightly.py", "max_runtime": "1h"}`, 5+k)
+		h.jobs[fmt.Sprintf("nightly-2026-11-2%dT020000Z", 5+k)] = time.Hour
+		t := at()
+		add(t, "cron", func(h *history) { h.send(msg) })
+		add(t+time.Duration(r.IntN(120))*time.Second, "cron again", func(h *history) { h.send(msg) })
+	}
+	// Bad messages: acknowledged, recorded, never run.
+	bad := []string{`{"command": "python train.py"`, `{"comand": "python train.py"}`, `{"id": "bad id!", "command": "x"}`, `{"command": "x", "max_runtime": "forever"}`}
+	for range r.IntN(4) {
+		msg := bad[r.IntN(len(bad))]
+		add(at(), "bad message", func(h *history) { h.send(msg) })
+	}
+	// SQS redelivers messages it already delivered.
+	for range r.IntN(6) {
+		add(at(), "sqs redelivery", func(h *history) { h.redeliver() })
+	}
+	// Capacity runs out, or the quota is too low, for a while.
+	for range r.IntN(3) {
+		d := time.Duration(10+r.IntN(60)) * time.Minute
+		add(at(), "no capacity", func(h *history) {
+			h.w.Cloud.Capacity = map[string]int{"g4dn.xlarge": 0, "g5.xlarge": 0}
+			h.capacityUntil = h.w.Clock.Now().Add(d)
+		})
+	}
+	for range r.IntN(2) {
+		d := time.Duration(10+r.IntN(60)) * time.Minute
+		add(at(), "low quota", func(h *history) {
+			h.w.Cloud.Quota = map[string]int{catalog.QuotaG.Code: 4, catalog.QuotaGSpot.Code: 0}
+			h.quotaUntil = h.w.Clock.Now().Add(d)
+		})
+	}
+	// Spot interruptions and people stopping or terminating instances.
+	for range r.IntN(4) {
+		add(at(), "spot interruption", func(h *history) { h.interrupt() })
+	}
+	for range r.IntN(4) {
+		action := []string{"stop", "terminate"}[r.IntN(2)]
+		add(at(), "a person "+action+"s an instance", func(h *history) { h.byHand(action) })
+	}
+	// Watched notebooks: busy for a while, then forgotten.
+	for k := range r.IntN(3) {
+		busyFor := time.Duration(r.IntN(120)) * time.Minute
+		add(at(), fmt.Sprintf("notebook %d", k), func(h *history) { h.notebook(busyFor) })
+	}
+	// A stranger's instance, which nothing may touch.
+	add(at(), "stranger", func(h *history) { h.w.Cloud.Launch("g5.xlarge", map[string]string{"Name": "not ours"}) })
+	// The control plane goes away for a while (L4).
+	if r.IntN(3) == 0 {
+		d := time.Duration(60+r.IntN(180)) * time.Minute
+		add(at(), "control plane down", func(h *history) {
+			h.w.Down = true
+			h.downUntil = h.w.Clock.Now().Add(d)
+		})
+	}
+	slices.SortStableFunc(plan, func(a, b action) int { return int(a.at - b.at) })
+	return plan
+}
+
+func (h *history) send(msg string) {
+	h.stats.Messages++
+	h.w.Send(msg)
+}
+
+// redeliver hands intake a message again, as SQS's at-least-once delivery does.
+func (h *history) redeliver() {
+	sent := h.w.Sent()
+	if len(sent) == 0 {
+		return
+	}
+	h.stats.Duplicated++
+	h.w.Redeliver(sent[h.rng.IntN(len(sent))])
+}
+
+// managed returns the live instances nightshift launched.
+func (h *history) managed(spotOnly bool) []sim.Instance {
+	var out []sim.Instance
+	for _, i := range h.w.Cloud.Instances() {
+		if i.Token != "" && (i.State == "running" || i.State == "pending") && (!spotOnly || i.Spot) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func (h *history) interrupt() {
+	if is := h.managed(true); len(is) > 0 {
+		h.w.Cloud.Interrupt(is[h.rng.IntN(len(is))].ID)
+	}
+}
+
+func (h *history) byHand(action string) {
+	if is := h.managed(false); len(is) > 0 {
+		h.w.Cloud.ByHand(is[h.rng.IntN(len(is))].ID, action)
+	}
+}
+
+// notebook starts a watched instance whose user works for busyFor, then
+// walks away leaving it running.
+func (h *history) notebook(busyFor time.Duration) {
+	id := h.w.Cloud.Launch("g5.xlarge", map[string]string{"nightshift:watch": "true", "Name": "notebook"})
+	until := h.w.Clock.Now().Add(busyFor)
+	h.check.notebooks[id] = until
+	prev := h.w.Cloud.Usage
+	h.w.Cloud.Usage = func(iid string, t time.Time) (sim.Usage, bool) {
+		if iid == id {
+			if t.Before(until) {
+				return sim.Usage{GPU: 70, CPU: 30, NetBytesPerSec: 1e5, Progress: true}, true
+			}
+			return sim.Usage{GPU: 0, CPU: 1, NetBytesPerSec: 100, Progress: true}, true
+		}
+		if prev != nil {
+			return prev(iid, t)
+		}
+		return sim.Usage{}, false
+	}
+}

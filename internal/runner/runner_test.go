@@ -1,0 +1,684 @@
+package runner_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/document"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/runner"
+)
+
+// ignoreNoSerde lets cmp compare SDK structs, which carry an unexported marker.
+var ignoreNoSerde = cmpopts.IgnoreTypes(document.NoSerde{})
+
+// outputCloseTimeout bounds how long a test waits for the wrapper's output
+// to close after it exits. SSM waits for every writer of the output to close,
+// so a background process that keeps it open would hold the command open.
+const outputCloseTimeout = 10 * time.Second
+
+// instance is a scratch directory that stands in for a GPU instance: the
+// wrapper's state directory, and a fake shutdown on PATH that records its
+// arguments instead of powering anything off.
+type instance struct {
+	dir, state, bin, shutdownLog string
+}
+
+func newInstance(t *testing.T) *instance {
+	t.Helper()
+	dir := t.TempDir()
+	in := &instance{dir: dir, state: filepath.Join(dir, "state"), bin: filepath.Join(dir, "bin"), shutdownLog: filepath.Join(dir, "shutdown.log")}
+	if err := os.Mkdir(in.bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fake := "#!/bin/sh\nprintf '%s\\n' \"$*\" >>" + runner.Quote(in.shutdownLog) + "\n"
+	if err := os.WriteFile(filepath.Join(in.bin, "shutdown"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Never run the machine's own shutdown.
+	cmd := exec.Command("/bin/sh", "-c", "command -v shutdown")
+	cmd.Env = in.env()
+	out, err := cmd.Output()
+	if got := strings.TrimSpace(string(out)); err != nil || got != filepath.Join(in.bin, "shutdown") {
+		t.Fatalf("shutdown resolves to %q (%v); want the fake in %s", got, err, in.bin)
+	}
+	return in
+}
+
+// env is the wrapper's whole environment: SSM runs it as root with a short one.
+func (in *instance) env() []string {
+	return []string{"PATH=" + in.bin + ":" + os.Getenv("PATH"), "HOME=" + in.dir, "LANG=C"}
+}
+
+// run renders the wrapper for j and runs its launcher with /bin/sh (dash on
+// Ubuntu), as SSM's AWS-RunShellScript does. It returns the exit code and
+// the combined output, read until every writer has closed it.
+func (in *instance) run(t *testing.T, j *job.Job, keepWarm time.Duration) (int, string) {
+	t.Helper()
+	script, err := runner.Script(j, "i-0123456789abcdef0", runner.ScriptOptions{StateDir: in.state, KeepWarm: keepWarm, Region: "us-east-1"})
+	if err != nil {
+		t.Fatalf("Script(%s) = %v", j.ID, err)
+	}
+	cmd := exec.Command("/bin/sh", "-c", runner.Launcher(script, in.state))
+	cmd.Dir = in.dir
+	cmd.Env = in.env()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = outputCloseTimeout
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err = cmd.Run()
+	// The heartbeat loop's sleep outlives the wrapper; end it.
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	var exit *exec.ExitError
+	switch {
+	case errors.Is(err, exec.ErrWaitDelay):
+		t.Fatalf("wrapper for %s exited but its output stayed open for %v: SSM would wait for it", j.ID, outputCloseTimeout)
+	case errors.As(err, &exit):
+		return exit.ExitCode(), out.String()
+	case err != nil:
+		t.Fatalf("run wrapper for %s: %v", j.ID, err)
+	}
+	return 0, out.String()
+}
+
+// shutdowns returns the recorded shutdown calls, each as its first two
+// arguments ("-c", or "-P +130").
+func (in *instance) shutdowns(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(in.shutdownLog)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(line)
+		calls = append(calls, strings.Join(f[:min(2, len(f))], " "))
+	}
+	return calls
+}
+
+// attemptDir is the wrapper's state directory of one attempt.
+func (in *instance) attemptDir(j *job.Job) string {
+	return filepath.Join(in.state, "jobs", j.ID, strconv.Itoa(j.Attempt))
+}
+
+func newJob(id, command string, maxRuntime time.Duration, env map[string]string) *job.Job {
+	return &job.Job{ID: id, Attempt: 1, Spec: job.Spec{ID: id, Command: command, MaxRuntime: job.Duration(maxRuntime), Env: env}}
+}
+
+// TestWrapperEnv: env values reach the command literally: quotes, spaces,
+// newlines, $(…), backquotes and semicolons are data, never shell.
+func TestWrapperEnv(t *testing.T) {
+	in := newInstance(t)
+	out := filepath.Join(in.dir, "values")
+	env := map[string]string{
+		"SPACES":   "a b  c ",
+		"QUOTES":   `it's "quoted" \ backslash`,
+		"SUBST":    "$(touch " + filepath.Join(in.dir, "pwned1") + ") `touch " + filepath.Join(in.dir, "pwned2") + "` ${HOME} $0",
+		"NEWLINE":  "line 1\nline 2",
+		"SEMI":     "x'; touch " + filepath.Join(in.dir, "pwned3") + "; echo '",
+		"EMPTY":    "",
+		"OUT_FILE": out,
+	}
+	j := newJob("env-test", `printf '%s\0' "$SPACES" "$QUOTES" "$SUBST" "$NEWLINE" "$SEMI" "$EMPTY" "$NIGHTSHIFT_JOB_ID" "$NIGHTSHIFT_ATTEMPT" >"$OUT_FILE"`, time.Hour, env)
+	if code, output := in.run(t, j, 10*time.Minute); code != 0 {
+		t.Fatalf("wrapper exit code = %d; want 0; output:\n%s", code, output)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	want := []string{env["SPACES"], env["QUOTES"], env["SUBST"], env["NEWLINE"], env["SEMI"], "", "env-test", "1"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("values the command saw (-want +got):\n%s", diff)
+	}
+	for _, f := range []string{"pwned1", "pwned2", "pwned3"} {
+		if _, err := os.Stat(filepath.Join(in.dir, f)); err == nil {
+			t.Errorf("%s exists: an env value ran as shell", f)
+		}
+	}
+}
+
+// TestWrapperWorkdir: setup and command run in the job's workdir, setup
+// first (environment activation), in the same shell; a missing workdir fails
+// the job with its own exit code.
+func TestWrapperWorkdir(t *testing.T) {
+	tests := []struct {
+		name     string
+		give     string // workdir, under the scratch directory; "" for none
+		create   bool
+		wantCode int
+		wantPwd  string // under the scratch directory
+	}{
+		{name: "workdir with a space", give: "my project", create: true, wantCode: 0, wantPwd: "my project"},
+		{name: "no workdir", give: "", wantCode: 0, wantPwd: "."},
+		{name: "missing workdir", give: "gone", create: false, wantCode: 99},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := newInstance(t)
+			out := filepath.Join(in.dir, "pwd")
+			j := newJob("workdir-test", `pwd >"$OUT_FILE"; echo "$FROM_SETUP" >>"$OUT_FILE"`, time.Hour, map[string]string{"OUT_FILE": out})
+			j.Spec.Setup = "export FROM_SETUP=activated"
+			if tt.give != "" {
+				j.Spec.Workdir = filepath.Join(in.dir, tt.give)
+				if tt.create {
+					if err := os.Mkdir(j.Spec.Workdir, 0o755); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			code, output := in.run(t, j, 10*time.Minute)
+			if code != tt.wantCode {
+				t.Fatalf("wrapper exit code = %d; want %d; output:\n%s", code, tt.wantCode, output)
+			}
+			if tt.wantCode != 0 {
+				return
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := filepath.Join(in.dir, tt.wantPwd) + "\nactivated\n"
+			if string(b) != want {
+				t.Errorf("command saw pwd and setup %q; want %q", b, want)
+			}
+		})
+	}
+}
+
+// TestWrapperTimers: the exit code is the command's; the dead-man timer is
+// armed for max runtime + 10 min before the command, and after it the idle
+// timer for the keep-warm window plus one watchdog period; the heartbeat
+// and the output are written.
+func TestWrapperTimers(t *testing.T) {
+	tests := []struct {
+		name       string
+		command    string
+		maxRuntime time.Duration
+		keepWarm   time.Duration
+		wantCode   int
+		want       []string // shutdown calls
+	}{
+		{name: "exit 3", command: "echo training; exit 3", maxRuntime: 2 * time.Hour, keepWarm: 7 * time.Minute, wantCode: 3,
+			want: []string{"-c", "-P +130", "-c", "-P +8"}},
+		{name: "success", command: "echo training", maxRuntime: 90 * time.Minute, keepWarm: 10 * time.Minute, wantCode: 0,
+			want: []string{"-c", "-P +100", "-c", "-P +11"}},
+		{name: "minutes round up", command: "echo training; false", maxRuntime: 90 * time.Second, keepWarm: 30 * time.Second, wantCode: 1,
+			want: []string{"-c", "-P +12", "-c", "-P +2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := newInstance(t)
+			j := newJob("timer-test", tt.command, tt.maxRuntime, nil)
+			before := time.Now().Unix()
+			code, output := in.run(t, j, tt.keepWarm)
+			if code != tt.wantCode {
+				t.Errorf("wrapper exit code = %d; want %d; output:\n%s", code, tt.wantCode, output)
+			}
+			if diff := cmp.Diff(tt.want, in.shutdowns(t)); diff != "" {
+				t.Errorf("shutdown calls (-want +got):\n%s", diff)
+			}
+			if !strings.Contains(output, "training") {
+				t.Errorf("output = %q; want the command's own output", output)
+			}
+			dir := in.attemptDir(j)
+			for _, f := range []string{"started", "heartbeat"} {
+				b, err := os.ReadFile(filepath.Join(dir, f))
+				if err != nil {
+					t.Errorf("%s file: %v", f, err)
+					continue
+				}
+				if s, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err != nil || s < before-1 {
+					t.Errorf("%s file = %q; want the start time in Unix seconds", f, b)
+				}
+			}
+			if b, err := os.ReadFile(filepath.Join(dir, "exit_code")); err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(tt.wantCode) {
+				t.Errorf("exit_code file = %q, %v; want %d", b, err, tt.wantCode)
+			}
+		})
+	}
+}
+
+// TestWrapperOncePerAttempt: a second copy of the same attempt (a duplicate
+// SendCommand) does not run the command or touch the timers; it reports the
+// first copy's exit code. The next attempt runs.
+func TestWrapperOncePerAttempt(t *testing.T) {
+	in := newInstance(t)
+	count := filepath.Join(in.dir, "runs")
+	j := newJob("once-test", `echo run >>"$RUNS"; exit 3`, time.Hour, map[string]string{"RUNS": count})
+	runs := func() int {
+		b, _ := os.ReadFile(count)
+		return strings.Count(string(b), "run\n")
+	}
+
+	if code, out := in.run(t, j, 10*time.Minute); code != 3 {
+		t.Fatalf("first copy: exit code %d; want 3; output:\n%s", code, out)
+	}
+	timers := in.shutdowns(t)
+	if code, out := in.run(t, j, 10*time.Minute); code != 3 {
+		t.Errorf("second copy: exit code %d; want 3, the first copy's; output:\n%s", code, out)
+	}
+	if n := runs(); n != 1 {
+		t.Errorf("command runs after two copies of attempt 1 = %d; want 1", n)
+	}
+	if diff := cmp.Diff(timers, in.shutdowns(t)); diff != "" {
+		t.Errorf("the second copy changed the timers (-after first +after second):\n%s", diff)
+	}
+
+	j.Attempt = 2
+	if code, out := in.run(t, j, 10*time.Minute); code != 3 {
+		t.Errorf("attempt 2: exit code %d; want 3; output:\n%s", code, out)
+	}
+	if n := runs(); n != 2 {
+		t.Errorf("command runs after attempt 2 = %d; want 2", n)
+	}
+}
+
+// fakeSSM is an in-memory SSM: commands sent become invocations in each
+// instance's history (newest first), invocation results are set by the
+// test, agents have ping statuses; every call is recorded. It enforces the
+// API's limit of 50 InstanceIds per DescribeInstanceInformation filter.
+type fakeSSM struct {
+	mu       sync.Mutex
+	next     int
+	history  map[string][]types.CommandInvocation
+	results  map[string]*ssm.GetCommandInvocationOutput // by command id
+	agents   map[string]types.PingStatus
+	sendErr  string
+	getErr   string
+	sent     []*ssm.SendCommandInput
+	listed   []*ssm.ListCommandInvocationsInput
+	describe []*ssm.DescribeInstanceInformationInput
+	cancels  []*ssm.CancelCommandInput
+}
+
+var _ runner.SSM = (*fakeSSM)(nil)
+
+// describePage is the fake's page size for DescribeInstanceInformation, the
+// API's default, so that chunks of 50 take several pages.
+const describePage = 10
+
+func newFakeSSM() *fakeSSM {
+	return &fakeSSM{history: map[string][]types.CommandInvocation{}, results: map[string]*ssm.GetCommandInvocationOutput{}, agents: map[string]types.PingStatus{}}
+}
+
+func (f *fakeSSM) SendCommand(_ context.Context, in *ssm.SendCommandInput, _ ...func(*ssm.Options)) (*ssm.SendCommandOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent = append(f.sent, in)
+	if f.sendErr != "" {
+		return nil, &smithy.GenericAPIError{Code: f.sendErr}
+	}
+	f.next++
+	id := fmt.Sprintf("cmd-%04d", f.next)
+	for _, iid := range in.InstanceIds {
+		inv := types.CommandInvocation{CommandId: aws.String(id), InstanceId: aws.String(iid), Comment: in.Comment, Status: types.CommandInvocationStatusPending}
+		f.history[iid] = append([]types.CommandInvocation{inv}, f.history[iid]...)
+	}
+	return &ssm.SendCommandOutput{Command: &types.Command{CommandId: aws.String(id), Comment: in.Comment, InstanceIds: in.InstanceIds}}, nil
+}
+
+func (f *fakeSSM) GetCommandInvocation(_ context.Context, in *ssm.GetCommandInvocationInput, _ ...func(*ssm.Options)) (*ssm.GetCommandInvocationOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.getErr != "" {
+		return nil, &smithy.GenericAPIError{Code: f.getErr}
+	}
+	out, ok := f.results[aws.ToString(in.CommandId)]
+	if !ok {
+		return nil, &smithy.GenericAPIError{Code: "InvocationDoesNotExist"}
+	}
+	return out, nil
+}
+
+func (f *fakeSSM) ListCommandInvocations(_ context.Context, in *ssm.ListCommandInvocationsInput, _ ...func(*ssm.Options)) (*ssm.ListCommandInvocationsOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.listed = append(f.listed, in)
+	all := f.history[aws.ToString(in.InstanceId)]
+	start, _ := strconv.Atoi(aws.ToString(in.NextToken))
+	end := min(start+int(aws.ToInt32(in.MaxResults)), len(all))
+	out := &ssm.ListCommandInvocationsOutput{CommandInvocations: all[start:end]}
+	if end < len(all) {
+		out.NextToken = aws.String(strconv.Itoa(end))
+	}
+	return out, nil
+}
+
+func (f *fakeSSM) DescribeInstanceInformation(_ context.Context, in *ssm.DescribeInstanceInformationInput, _ ...func(*ssm.Options)) (*ssm.DescribeInstanceInformationOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.describe = append(f.describe, in)
+	var ids []string
+	for _, fl := range in.Filters {
+		if aws.ToString(fl.Key) == "InstanceIds" {
+			if len(fl.Values) > 50 {
+				return nil, &smithy.GenericAPIError{Code: "InvalidInstanceInformationFilterValue", Message: "at most 50 values"}
+			}
+			ids = fl.Values
+		}
+	}
+	var all []types.InstanceInformation
+	for _, id := range ids {
+		if ping, ok := f.agents[id]; ok {
+			all = append(all, types.InstanceInformation{InstanceId: aws.String(id), PingStatus: ping})
+		}
+	}
+	start, _ := strconv.Atoi(aws.ToString(in.NextToken))
+	end := min(start+describePage, len(all))
+	out := &ssm.DescribeInstanceInformationOutput{InstanceInformationList: all[start:end]}
+	if end < len(all) {
+		out.NextToken = aws.String(strconv.Itoa(end))
+	}
+	return out, nil
+}
+
+func (f *fakeSSM) CancelCommand(_ context.Context, in *ssm.CancelCommandInput, _ ...func(*ssm.Options)) (*ssm.CancelCommandOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cancels = append(f.cancels, in)
+	return &ssm.CancelCommandOutput{}, nil
+}
+
+func ssmJob() *job.Job {
+	return &job.Job{ID: "resnet-cifar10", Attempt: 2, Spec: job.Spec{ID: "resnet-cifar10", Command: "python train.py --epochs 10", MaxRuntime: job.Duration(2 * time.Hour)}}
+}
+
+// TestSend: the attempt's wrapper goes to exactly one instance with the
+// attempt in the comment, SSM's execution timeout at the job's max
+// runtime, and the output to CloudWatch Logs (and S3 when configured).
+func TestSend(t *testing.T) {
+	opts := runner.ScriptOptions{StateDir: "/var/lib/nightshift", KeepWarm: 10 * time.Minute, Region: "us-east-1"}
+	j := ssmJob()
+	script, err := runner.Script(j, "i-0abc", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := ssm.SendCommandInput{
+		DocumentName:   aws.String("AWS-RunShellScript"),
+		InstanceIds:    []string{"i-0abc"},
+		Comment:        aws.String("nightshift resnet-cifar10 #2"),
+		TimeoutSeconds: aws.Int32(600),
+		Parameters: map[string][]string{
+			"commands":         {runner.Launcher(script, opts.StateDir)},
+			"executionTimeout": {"7200"},
+		},
+		CloudWatchOutputConfig: &types.CloudWatchOutputConfig{CloudWatchOutputEnabled: true, CloudWatchLogGroupName: aws.String("/nightshift/jobs")},
+	}
+	withS3 := base
+	withS3.OutputS3BucketName = aws.String("nightshift-output")
+	withS3.OutputS3KeyPrefix = aws.String("runs/resnet-cifar10/2")
+	tests := []struct {
+		name string
+		give runner.Config
+		want *ssm.SendCommandInput
+	}{
+		{name: "CloudWatch", give: runner.Config{LogGroup: "/nightshift/jobs", Script: opts}, want: &base},
+		{name: "CloudWatch and S3", give: runner.Config{LogGroup: "/nightshift/jobs", Bucket: "nightshift-output", KeyPrefix: "runs/", Script: opts}, want: &withS3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeSSM()
+			id, err := runner.New(f, tt.give).Send(context.Background(), j, "i-0abc")
+			if err != nil || id != "cmd-0001" {
+				t.Fatalf("Send(%s, i-0abc) = %q, %v; want cmd-0001", j.ID, id, err)
+			}
+			if diff := cmp.Diff([]*ssm.SendCommandInput{tt.want}, f.sent, ignoreNoSerde); diff != "" {
+				t.Errorf("SendCommand input (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	long := &job.Job{ID: strings.Repeat("x", 64), Attempt: 10, Spec: j.Spec}
+	if c := long.Comment(); len(c) > 100 || !strings.Contains(c, long.ID) || !strings.Contains(c, "#10") {
+		t.Errorf("Comment() = %q (%d chars); want the id and attempt in at most 100 characters", c, len(c))
+	}
+}
+
+// TestSendErrors: an unknown or unregistered instance means its agent is
+// not ready; throttling is retried later; other errors pass through.
+func TestSendErrors(t *testing.T) {
+	tests := []struct {
+		give string
+		want error
+	}{
+		{give: "InvalidInstanceId", want: runner.ErrNotReady},
+		{give: "ThrottlingException", want: runner.ErrThrottled},
+		{give: "AccessDeniedException", want: nil},
+	}
+	for _, tt := range tests {
+		f := newFakeSSM()
+		f.sendErr = tt.give
+		_, err := runner.New(f, runner.Config{}).Send(context.Background(), ssmJob(), "i-0abc")
+		var api smithy.APIError
+		if err == nil || !errors.As(err, &api) || api.ErrorCode() != tt.give {
+			t.Errorf("Send with %s = %v; want the AWS error inside", tt.give, err)
+		}
+		for _, kind := range []error{runner.ErrNotReady, runner.ErrThrottled} {
+			if got := errors.Is(err, kind); got != (kind == tt.want) {
+				t.Errorf("Send with %s = %v; errors.Is(%v) = %v", tt.give, err, kind, got)
+			}
+		}
+	}
+}
+
+// TestFind: a command sent for the attempt is found by its comment in the
+// instance's recent history, across pages, and nothing else is taken for it.
+func TestFind(t *testing.T) {
+	j := ssmJob()
+	other := &job.Job{ID: "other", Attempt: 1, Spec: j.Spec}
+	earlier := &job.Job{ID: j.ID, Attempt: 1, Spec: j.Spec}
+	tests := []struct {
+		name   string
+		before int  // commands of other jobs sent before the attempt's
+		sent   bool // whether the attempt's command was sent
+		after  int  // commands of other jobs sent after it
+		want   bool // whether Find finds it
+	}{
+		{name: "newest", before: 3, sent: true, after: 0, want: true},
+		{name: "on the second page", sent: true, after: 70, want: true},
+		{name: "last on the third page", sent: true, after: 149, want: true},
+		// Find reads three pages of history: older intents are long dead.
+		{name: "past three pages", sent: true, after: 150, want: false},
+		{name: "never sent", before: 20, sent: false, after: 20, want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeSSM()
+			r := runner.New(f, runner.Config{})
+			ctx := context.Background()
+			for range tt.before {
+				mustSend(t, r, other)
+			}
+			mustSend(t, r, earlier) // the same job's earlier attempt: not this one
+			want := ""
+			if tt.sent {
+				want = mustSend(t, r, j)
+			}
+			for range tt.after {
+				mustSend(t, r, other)
+			}
+			if !tt.want {
+				want = ""
+			}
+			got, err := r.Find(ctx, j, "i-0abc")
+			if err != nil || got != want {
+				t.Errorf("Find(%s) = %q, %v; want %q", j.Comment(), got, err, want)
+			}
+			for _, in := range f.listed {
+				if aws.ToString(in.InstanceId) != "i-0abc" || aws.ToInt32(in.MaxResults) != 50 {
+					t.Errorf("ListCommandInvocations(instance %s, max %d); want i-0abc, 50", aws.ToString(in.InstanceId), aws.ToInt32(in.MaxResults))
+				}
+			}
+		})
+	}
+}
+
+func mustSend(t *testing.T, r *runner.Runner, j *job.Job) string {
+	t.Helper()
+	id, err := r.Send(context.Background(), j, "i-0abc")
+	if err != nil {
+		t.Fatalf("Send(%s) = %v", j.ID, err)
+	}
+	return id
+}
+
+// TestResult: an invocation's status and exit code; right after
+// SendCommand, a missing invocation reads as Pending.
+func TestResult(t *testing.T) {
+	start, end := "2026-11-25T21:03:10.512Z", "2026-11-25T21:45:03Z"
+	tests := []struct {
+		name     string
+		give     *ssm.GetCommandInvocationOutput // nil: no invocation yet
+		giveErr  string
+		want     runner.Result
+		wantKind error
+	}{
+		{name: "not there yet", want: runner.Result{CommandID: "cmd-1", Status: runner.Pending}},
+		{name: "in progress", give: &ssm.GetCommandInvocationOutput{Status: types.CommandInvocationStatusInProgress, ResponseCode: -1, ExecutionStartDateTime: aws.String(start)},
+			want: runner.Result{CommandID: "cmd-1", Status: runner.Pending, ExitCode: -1, Started: time.Date(2026, 11, 25, 21, 3, 10, 512e6, time.UTC)}},
+		{name: "delayed", give: &ssm.GetCommandInvocationOutput{Status: types.CommandInvocationStatusDelayed, ResponseCode: -1},
+			want: runner.Result{CommandID: "cmd-1", Status: runner.Pending, ExitCode: -1}},
+		{name: "success", give: &ssm.GetCommandInvocationOutput{Status: types.CommandInvocationStatusSuccess, ExecutionStartDateTime: aws.String(start), ExecutionEndDateTime: aws.String(end)},
+			want: runner.Result{CommandID: "cmd-1", Status: runner.Success, Started: time.Date(2026, 11, 25, 21, 3, 10, 512e6, time.UTC), Ended: time.Date(2026, 11, 25, 21, 45, 3, 0, time.UTC)}},
+		{name: "failed", give: &ssm.GetCommandInvocationOutput{Status: types.CommandInvocationStatusFailed, ResponseCode: 3},
+			want: runner.Result{CommandID: "cmd-1", Status: runner.Failed, ExitCode: 3}},
+		{name: "timed out", give: &ssm.GetCommandInvocationOutput{Status: types.CommandInvocationStatusTimedOut, ResponseCode: -1},
+			want: runner.Result{CommandID: "cmd-1", Status: runner.TimedOut, ExitCode: -1}},
+		{name: "cancelled", give: &ssm.GetCommandInvocationOutput{Status: types.CommandInvocationStatusCancelled, ResponseCode: -1},
+			want: runner.Result{CommandID: "cmd-1", Status: runner.Cancelled, ExitCode: -1}},
+		{name: "throttled", giveErr: "ThrottlingException", wantKind: runner.ErrThrottled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeSSM()
+			f.getErr = tt.giveErr
+			if tt.give != nil {
+				f.results["cmd-1"] = tt.give
+			}
+			got, err := runner.New(f, runner.Config{}).Result(context.Background(), "cmd-1", "i-0abc")
+			if tt.wantKind != nil {
+				if !errors.Is(err, tt.wantKind) {
+					t.Errorf("Result(cmd-1) = %v; want %v", err, tt.wantKind)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Result(cmd-1) = %v", err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Result(cmd-1) (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestOnline: only agents reporting Online count; ids go to SSM in chunks of
+// at most 50, each read through all its pages.
+func TestOnline(t *testing.T) {
+	f := newFakeSSM()
+	var ids []string
+	want := map[string]bool{}
+	for i := range 120 {
+		id := fmt.Sprintf("i-%017d", i)
+		ids = append(ids, id)
+		switch i % 3 {
+		case 0:
+			f.agents[id] = types.PingStatusOnline
+			want[id] = true
+		case 1:
+			f.agents[id] = types.PingStatusConnectionLost
+		}
+	}
+	got, err := runner.New(f, runner.Config{}).Online(context.Background(), ids)
+	if err != nil {
+		t.Fatalf("Online(120 ids) = %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Online(120 ids) (-want +got):\n%s", diff)
+	}
+	var chunks []int
+	var asked []string
+	for _, in := range f.describe {
+		if in.NextToken != nil {
+			continue // a further page of the same chunk
+		}
+		chunks = append(chunks, len(in.Filters[0].Values))
+		asked = append(asked, in.Filters[0].Values...)
+	}
+	if diff := cmp.Diff([]int{50, 50, 20}, chunks); diff != "" {
+		t.Errorf("InstanceIds per chunk (-want +got):\n%s", diff)
+	}
+	if !slices.Equal(ids, asked) {
+		t.Errorf("ids asked about differ from the ids given")
+	}
+
+	f = newFakeSSM()
+	got, err = runner.New(f, runner.Config{}).Online(context.Background(), nil)
+	if err != nil || len(got) != 0 || len(f.describe) != 0 {
+		t.Errorf("Online(none) = %v, %v after %d calls; want empty after none", got, err, len(f.describe))
+	}
+}
+
+// TestCancel cancels the command on the one instance.
+func TestCancel(t *testing.T) {
+	f := newFakeSSM()
+	if err := runner.New(f, runner.Config{}).Cancel(context.Background(), "cmd-1", "i-0abc"); err != nil {
+		t.Fatalf("Cancel = %v", err)
+	}
+	want := []*ssm.CancelCommandInput{{CommandId: aws.String("cmd-1"), InstanceIds: []string{"i-0abc"}}}
+	if diff := cmp.Diff(want, f.cancels, ignoreNoSerde); diff != "" {
+		t.Errorf("CancelCommand input (-want +got):\n%s", diff)
+	}
+}
+
+// TestParseStatus reads both the API's and EventBridge's spellings.
+func TestParseStatus(t *testing.T) {
+	tests := []struct {
+		give string
+		want runner.Status
+	}{
+		{give: "Success", want: runner.Success},
+		{give: "Failed", want: runner.Failed},
+		{give: "TimedOut", want: runner.TimedOut},
+		{give: "ExecutionTimedOut", want: runner.TimedOut},
+		{give: "DeliveryTimedOut", want: runner.Failed},
+		{give: "Undeliverable", want: runner.Failed},
+		{give: "Terminated", want: runner.Failed},
+		{give: "Cancelled", want: runner.Cancelled},
+		{give: "Cancelling", want: runner.Pending},
+		{give: "InProgress", want: runner.Pending},
+		{give: "Pending", want: runner.Pending},
+		{give: "Delayed", want: runner.Pending},
+		{give: "", want: runner.Pending},
+	}
+	for _, tt := range tests {
+		if got := runner.ParseStatus(tt.give); got != tt.want {
+			t.Errorf("ParseStatus(%q) = %s; want %s", tt.give, got, tt.want)
+		}
+	}
+}
