@@ -111,7 +111,8 @@ func (r *Runner) Online(ctx context.Context, ids []string) (map[string]bool, err
 	// The InstanceIds filter takes at most 50 values per call.
 	for start := 0; start < len(ids); start += 50 {
 		in := &ssm.DescribeInstanceInformationInput{
-			Filters: []types.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: ids[start:min(start+50, len(ids))]}},
+			Filters:    []types.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: ids[start:min(start+50, len(ids))]}},
+			MaxResults: aws.Int32(50), // the API maximum: one call per chunk
 		}
 		p := ssm.NewDescribeInstanceInformationPaginator(r.ssm, in)
 		for p.HasMorePages() {
