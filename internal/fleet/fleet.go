@@ -96,6 +96,7 @@ type Instance struct {
 	Spot       bool
 	Managed    bool
 	LaunchTime time.Time
+	Zone       string
 	Tags       map[string]string
 }
 
@@ -107,15 +108,19 @@ func (i Instance) Live() bool {
 // List returns every managed instance that is not terminated, reading
 // DescribeInstances in pages of up to 1000.
 func (f *Fleet) List(ctx context.Context) ([]Instance, error) {
-	in := &ec2.DescribeInstancesInput{
-		Filters: []types.Filter{
-			{Name: aws.String("tag:" + TagManaged), Values: []string{"true"}},
-			{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped", "shutting-down"}},
-		},
-		MaxResults: aws.Int32(describePageSize),
-	}
+	return Describe(ctx, f.ec2, []types.Filter{
+		{Name: aws.String("tag:" + TagManaged), Values: []string{"true"}},
+		{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped", "shutting-down"}},
+	})
+}
+
+// Describe returns the instances that match filters, reading
+// DescribeInstances in pages of up to 1000: its calls grow with pages, not
+// with instances.
+func Describe(ctx context.Context, c ec2.DescribeInstancesAPIClient, filters []types.Filter) ([]Instance, error) {
+	in := &ec2.DescribeInstancesInput{Filters: filters, MaxResults: aws.Int32(describePageSize)}
 	var out []Instance
-	p := ec2.NewDescribeInstancesPaginator(f.ec2, in)
+	p := ec2.NewDescribeInstancesPaginator(c, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -149,6 +154,9 @@ func FromEC2(i types.Instance) Instance {
 	in.Attempt, _ = strconv.Atoi(tags[TagAttempt])
 	if i.State != nil {
 		in.State = string(i.State.Name)
+	}
+	if i.Placement != nil {
+		in.Zone = aws.ToString(i.Placement.AvailabilityZone)
 	}
 	return in
 }

@@ -118,7 +118,7 @@ func TestMotoLaunch(t *testing.T) {
 				t.Fatalf("Launch(%+v) = %v; want an instance", req, err)
 			}
 			want := fleet.Instance{
-				ID: got.ID, Type: "g4dn.xlarge", State: got.State, Pool: "default", Job: "train-1", Attempt: 1, Managed: true, Spot: tt.wantSpot,
+				ID: got.ID, Type: "g4dn.xlarge", State: got.State, Pool: "default", Job: "train-1", Attempt: 1, Managed: true, Spot: tt.wantSpot, Zone: "us-east-1a",
 			}
 			ignore := cmp.FilterPath(func(p cmp.Path) bool {
 				f := p.Last().String()

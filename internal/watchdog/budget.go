@@ -62,7 +62,7 @@ func (w *Watchdog) prices(ctx context.Context, insts []instance) (map[string]flo
 		}
 	}
 	for _, i := range insts {
-		if v, ok := spot[i.Type+"/"+i.az]; ok && i.Spot {
+		if v, ok := spot[i.Type+"/"+i.Zone]; ok && i.Spot {
 			out[i.ID] = v
 		}
 	}

@@ -174,7 +174,6 @@ type Report struct {
 // instance is the watchdog's view of one running instance.
 type instance struct {
 	fleet.Instance
-	az string
 }
 
 // Sweep looks at every running watched and managed instance once.
@@ -221,29 +220,16 @@ func (w *Watchdog) Sweep(ctx context.Context) (Report, error) {
 
 // list reads the running instances that carry a nightshift tag, in pages of 1000.
 func (w *Watchdog) list(ctx context.Context) ([]instance, error) {
-	in := &ec2.DescribeInstancesInput{
-		Filters: []types.Filter{
-			{Name: aws.String("tag-key"), Values: []string{fleet.TagManaged, TagWatch}},
-			{Name: aws.String("instance-state-name"), Values: []string{"running"}},
-		},
-		MaxResults: aws.Int32(1000),
+	insts, err := fleet.Describe(ctx, w.ec2, []types.Filter{
+		{Name: aws.String("tag-key"), Values: []string{fleet.TagManaged, TagWatch}},
+		{Name: aws.String("instance-state-name"), Values: []string{"running"}},
+	})
+	if err != nil {
+		return nil, err
 	}
-	var out []instance
-	p := ec2.NewDescribeInstancesPaginator(w.ec2, in)
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("describe instances: %w", err)
-		}
-		for _, r := range page.Reservations {
-			for _, i := range r.Instances {
-				inst := instance{Instance: fleet.FromEC2(i)}
-				if i.Placement != nil {
-					inst.az = aws.ToString(i.Placement.AvailabilityZone)
-				}
-				out = append(out, inst)
-			}
-		}
+	out := make([]instance, len(insts))
+	for k, i := range insts {
+		out[k] = instance{Instance: i}
 	}
 	return out, nil
 }
