@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nightshift-dev/nightshift/internal/fleet"
 	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/runner"
 	"github.com/nightshift-dev/nightshift/internal/store"
@@ -33,9 +34,11 @@ func (s *Scheduler) CommandEvent(ctx context.Context, commandID, instanceID, sta
 		// The event ran ahead of GetCommandInvocation; the status it named is final.
 		res.Status = runner.ParseStatus(status)
 	}
-	w, err := s.snapshot(ctx, Options{})
-	if err != nil {
-		return err
+	// Recording the result needs only the lease, not a whole snapshot; the
+	// Reconcile that follows reads the world and hands the instance on.
+	w := &world{now: s.now(), leases: map[string]store.Lease{}, instances: map[string]fleet.Instance{}, taken: map[string]bool{}}
+	if l, err := s.store.Lease(ctx, instanceID); err == nil {
+		w.leases[instanceID] = l
 	}
 	if err := s.complete(ctx, w, j, res); err != nil {
 		return err

@@ -38,11 +38,15 @@ func callsPerJob(b *testing.B, warm bool) (aws, store, ticks float64) {
 	start := w.Clock.Now()
 	w.Send(`{"id": "measured", "command": "python train.py"}`)
 	w.Poll(ctx)
-	if !w.RunUntil(ctx, time.Hour, stateIs(w, "measured", job.Succeeded)) {
+	// The benchmark's own look at the job is one store read each time; it
+	// is not nightshift's and is taken off the count.
+	looks := 0
+	done := stateIs(w, "measured", job.Succeeded)
+	if !w.RunUntil(ctx, time.Hour, func() bool { looks++; return done() }) {
 		b.Fatal("job did not finish")
 	}
 	j, _ := w.Store.Job(ctx, "measured")
-	return float64(total(w.Cloud.Calls) - aws0), float64(total(w.StoreCalls) - store0),
+	return float64(total(w.Cloud.Calls) - aws0), float64(total(w.StoreCalls) - store0 - looks),
 		float64(j.EndedAt.Sub(start) / scheduler.Period)
 }
 
