@@ -23,18 +23,20 @@ package store
 //
 //	id S, name S, state S, version N, reason S, attempt N, pool S, priority N,
 //	submitted_at S, instance_id S, instance_type S, market S, launch_try N,
-//	dispatched_at S, command_id S, log_stream S, exit_code N, placed_at S,
-//	started_at S, ended_at S, updated_at S, cost N, source S,
+//	dispatched_at S, command_id S, log_stream S, exit_code N, stalled_at S,
+//	placed_at S, started_at S, ended_at S, updated_at S, cost N, source S,
 //	spec M {id S, name S, command S, workdir S, setup S, env M{S},
 //	        instance M {pool S, types L[S], market S, volume_gb N, ami S},
 //	        max_runtime N (nanoseconds), inputs L[M {s3 S, path S}],
 //	        outputs L[M {s3 S, path S}], retries N, priority N, notify S,
-//	        scheduled_at S}
+//	        scheduled_at S, on_stall S, stall_timeout N (nanoseconds)}
 //
 // Lease item: pk = "LEASE", sk = <instance id>, so one Query lists every
 // lease without a scan:
 //
 //	instance_id S, pool S, job_id S, attempt N, idle_since S, stopping_at S, version N
+//
+// Spend items: pk = "SPEND", sk = the period (see spend.go).
 //
 // Times are RFC 3339 strings in UTC with nanoseconds (time.RFC3339Nano).
 // Empty strings, zero times and absent optional values are left out of the

@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"errors"
-	"net/http"
 	"os"
 	"sync"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
-	"github.com/aws/smithy-go/logging"
 
 	"github.com/nightshift-dev/nightshift/internal/awstest"
 	"github.com/nightshift-dev/nightshift/internal/job"
@@ -26,18 +24,10 @@ const testPageLimit = 10
 
 const testTable = "nightshift-jobs"
 
-// newDynamoDB returns the DynamoDB store in a new table in moto. It talks to
-// moto without keep-alive: on a reused connection, moto's server now and
-// then drops a response after acting on the request; the SDK then retries,
-// and a retried conditional write fails its own condition (a Create reports
-// ErrExists). A new connection per request avoids that.
+// newDynamoDB returns the DynamoDB store in a new table in moto.
 func newDynamoDB(t *testing.T) store.Jobs {
 	srv := awstest.Moto(t)
-	cfg := srv.Config()
-	_ = http.NoBody
-	cfg.ClientLogMode = aws.LogRetries
-	cfg.Logger = logging.NewStandardLogger(os.Stderr)
-	client := dynamodb.NewFromConfig(cfg)
+	client := dynamodb.NewFromConfig(srv.Config())
 	if _, err := client.CreateTable(t.Context(), store.TableInput(testTable)); err != nil {
 		t.Fatalf("CreateTable(%s) = %v; want nil", testTable, err)
 	}
