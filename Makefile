@@ -6,6 +6,9 @@
 #               the template (cfn-lint, IAM scope)
 #   make build  one stripped bootstrap per function, provided.al2023 arm64
 #   make lint   gofmt, go vet, cfn-lint
+#   make soak SEEDS=N        N randomized chaos histories, in parallel
+#   make bench / bench-all   API calls per job and sweep; intake; binary size and start-up
+#   make bench-waste         what nightshift saves, against the alternatives, on traces/
 
 SHELL      := /bin/bash
 GO         ?= go
@@ -77,3 +80,7 @@ lint:
 
 clean:
 	rm -rf $(BIN)
+
+# bench-intake, bench-startup, bench-all (bench.mk); bench-waste (waste.mk).
+include bench.mk
+include waste.mk

@@ -73,24 +73,13 @@ func (s *Scheduler) snapshot(ctx context.Context, o Options) (*world, error) {
 		now: s.now(), jobs: map[job.State][]*job.Job{}, leases: map[string]store.Lease{},
 		instances: map[string]fleet.Instance{}, taken: map[string]bool{}, blocked: map[string]error{},
 	}
-	for _, st := range job.Live {
+	for _, st := range []job.State{job.Placed, job.Running} {
 		js, err := s.store.Live(ctx, st)
 		if err != nil {
 			return nil, fmt.Errorf("read %s jobs: %w", st, err)
 		}
 		w.jobs[st] = js
 	}
-	for _, f := range o.Fresh {
-		if !f.State.Terminal() && !slices.ContainsFunc(w.jobs[f.State], func(j *job.Job) bool { return j.ID == f.ID }) {
-			w.jobs[f.State] = append(w.jobs[f.State], f)
-		}
-	}
-	slices.SortStableFunc(w.jobs[job.Queued], func(a, b *job.Job) int {
-		if a.Priority != b.Priority {
-			return b.Priority - a.Priority
-		}
-		return a.SubmittedAt.Compare(b.SubmittedAt)
-	})
 	switch st, err := s.store.Spend(ctx, store.BudgetStatus); {
 	case err == nil && st.Reached:
 		w.budget = st.Reason
@@ -128,7 +117,47 @@ func (s *Scheduler) snapshot(ctx context.Context, o Options) (*world, error) {
 			return nil, err
 		}
 	}
+	// Only the head of the queue can be placed in one pass: as many jobs as
+	// there are free instances and room under the caps, plus a margin for
+	// jobs whose pool or types do not fit. A deep queue costs a reconcile
+	// that much, not its whole length.
+	queued, err := s.store.Head(ctx, job.Queued, s.placeable(w)+queueScanMargin)
+	if err != nil {
+		return nil, fmt.Errorf("read %s jobs: %w", job.Queued, err)
+	}
+	w.jobs[job.Queued] = queued
+	for _, f := range o.Fresh {
+		if !f.State.Terminal() && !slices.ContainsFunc(w.jobs[f.State], func(j *job.Job) bool { return j.ID == f.ID }) {
+			w.jobs[f.State] = append(w.jobs[f.State], f)
+		}
+	}
+	slices.SortStableFunc(w.jobs[job.Queued], func(a, b *job.Job) int {
+		if a.Priority != b.Priority {
+			return b.Priority - a.Priority
+		}
+		return a.SubmittedAt.Compare(b.SubmittedAt)
+	})
 	return w, nil
+}
+
+// queueScanMargin is how many queued jobs past the placeable ones a pass
+// reads: enough to get past a few whose pool or instance types do not fit
+// the free capacity, few enough that a queue of thousands stays cheap.
+const queueScanMargin = 50
+
+// placeable is how many jobs this pass could place at most: free instances
+// plus the room under every pool's cap.
+func (s *Scheduler) placeable(w *world) int {
+	n := 0
+	for id := range w.instances {
+		if l, ok := w.leases[id]; !ok || !l.Held() {
+			n++
+		}
+	}
+	for name, p := range s.cfg.Pools {
+		n += max(0, p.MaxInstances-s.count(w, name))
+	}
+	return n
 }
 
 // write saves j if it moved from state from; a lost race is not an error:

@@ -260,8 +260,45 @@ func (d *DynamoDB) Leases(ctx context.Context) ([]Lease, error) {
 }
 
 // query runs a Query through all its pages, calling fn for each item.
+// Head lists at most n jobs of live state s, in Live's order.
+func (d *DynamoDB) Head(ctx context.Context, s job.State, n int) ([]*job.Job, error) {
+	if !isLive(s) {
+		return nil, fmt.Errorf("live jobs: %s is not a live state", s)
+	}
+	if n <= 0 {
+		return nil, nil
+	}
+	var jobs []*job.Job
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(d.table),
+		IndexName:                 aws.String(indexLive),
+		KeyConditionExpression:    aws.String("#pk = :pk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrLivePK},
+		ExpressionAttributeValues: item{":pk": str(livePK(s))},
+		Limit:                     aws.Int32(int32(min(n, 1000))),
+	}
+	err := d.query(ctx, in, func(it item) error {
+		j, err := unmarshalJob(it)
+		if err != nil {
+			return err
+		}
+		jobs = append(jobs, j)
+		if len(jobs) == n {
+			return errEnough
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		return nil, fmt.Errorf("live %s jobs: %w", s, err)
+	}
+	return jobs, nil
+}
+
+// errEnough stops a query whose caller has what it asked for.
+var errEnough = errors.New("enough")
+
 func (d *DynamoDB) query(ctx context.Context, in *dynamodb.QueryInput, fn func(item) error) error {
-	if d.pageLimit > 0 {
+	if d.pageLimit > 0 && (in.Limit == nil || *in.Limit > d.pageLimit) {
 		in.Limit = aws.Int32(d.pageLimit)
 	}
 	p := dynamodb.NewQueryPaginator(d.client, in)

@@ -151,6 +151,22 @@ func (m *Memory) Live(ctx context.Context, s job.State) ([]*job.Job, error) {
 	if err := m.enter(ctx, "Live"); err != nil {
 		return nil, err
 	}
+	return m.head(s, -1)
+}
+
+// Head lists at most n jobs of live state s, in Live's order.
+func (m *Memory) Head(ctx context.Context, s job.State, n int) ([]*job.Job, error) {
+	if err := m.enter(ctx, "Head"); err != nil {
+		return nil, err
+	}
+	if n <= 0 && isLive(s) {
+		return nil, nil
+	}
+	return m.head(s, n)
+}
+
+// head lists the jobs of state s in order, at most n of them (n < 0: all).
+func (m *Memory) head(s job.State, n int) ([]*job.Job, error) {
 	if !isLive(s) {
 		return nil, fmt.Errorf("live jobs: %s is not a live state", s)
 	}
@@ -167,6 +183,9 @@ func (m *Memory) Live(ctx context.Context, s job.State) ([]*job.Job, error) {
 		}
 	}
 	slices.SortFunc(live, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
+	if n >= 0 && len(live) > n {
+		live = live[:n]
+	}
 	var jobs []*job.Job // nil when none, as from DynamoDB
 	for _, k := range live {
 		j, err := copyJob(k.j)

@@ -3,6 +3,9 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/nightshift-dev/nightshift/internal/job"
 	"testing"
 	"time"
 
@@ -45,5 +48,26 @@ func testSpend(t *testing.T, s store.Jobs) {
 	// Spend records are not leases and not jobs.
 	if ls, err := s.Leases(ctx); err != nil || len(ls) != 0 {
 		t.Errorf("Leases() = %v, %v; want none", ls, err)
+	}
+}
+
+func testHead(t *testing.T, s store.Jobs) {
+	ctx := context.Background()
+	base := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	var want []string
+	for k := range 25 {
+		j := newJob(fmt.Sprintf("q%02d", k), 0, base.Add(time.Duration(k)*time.Second))
+		mustCreate(t, s, j)
+		want = append(want, j.ID)
+	}
+	for _, n := range []int{0, 1, 7, 25, 40} {
+		got, err := s.Head(ctx, job.Queued, n)
+		if err != nil {
+			t.Fatalf("Head(%d) = %v", n, err)
+		}
+		w := want[:min(n, len(want))]
+		if diff := cmp.Diff(w, ids(got), cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("Head(%d) mismatch (-want +got):\n%s", n, diff)
+		}
 	}
 }

@@ -68,6 +68,10 @@ type Jobs interface {
 	// Live lists the jobs in a live state, highest priority first, then oldest
 	// first, without scanning the table.
 	Live(ctx context.Context, s job.State) ([]*job.Job, error)
+	// Head lists at most n jobs of a live state, in the same order as Live,
+	// reading no more of the index than it needs: a deep queue costs a
+	// reconcile what it can place, not its whole length.
+	Head(ctx context.Context, s job.State, n int) ([]*job.Job, error)
 	// Leases lists every lease, without scanning the table.
 	Leases(ctx context.Context) ([]Lease, error)
 	// Lease reads one lease; ErrNotFound if absent.

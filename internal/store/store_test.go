@@ -47,6 +47,7 @@ func testJobs(t *testing.T, newStore func(t *testing.T) store.Jobs) {
 		{"Leases", testLeases},
 		{"AcquireRace", testAcquireRace},
 		{"Spend", testSpend},
+		{"Head", testHead},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })

@@ -1,0 +1,6 @@
+// Package bench measures what nightshift costs to run: intake throughput on
+// the simulated cloud, and each Lambda function's binary size and init time
+// next to a hello-world aws-lambda-go function built the same way. The
+// measurements are benchmarks (go test -bench, see bench.mk); this package
+// holds the helpers they share.
+package bench
