@@ -138,6 +138,7 @@ func RunLogged(seed uint64, log *slog.Logger) (Stats, error) {
 	if err := h.check.final(); err != nil {
 		return h.stats, err
 	}
+	h.stats.Jobs = len(h.jobs)
 	h.stats.Launches = h.w.Cloud.Calls["RunInstances"]
 	h.stats.Commands = len(h.w.Cloud.Invocations())
 	return h.stats, nil
