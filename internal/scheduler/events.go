@@ -37,9 +37,13 @@ func (s *Scheduler) CommandEvent(ctx context.Context, commandID, instanceID, sta
 	// Recording the result needs only the lease, not a whole snapshot; the
 	// Reconcile that follows reads the world and hands the instance on.
 	w := &world{now: s.now(), leases: map[string]store.Lease{}, instances: map[string]fleet.Instance{}, taken: map[string]bool{}}
-	if l, err := s.store.Lease(ctx, instanceID); err == nil {
-		w.leases[instanceID] = l
+	l, err := s.store.Lease(ctx, instanceID)
+	if err != nil {
+		// Without the lease the job could not release it: leave the whole
+		// event to the next pass rather than strand the instance.
+		return err
 	}
+	w.leases[instanceID] = l
 	if err := s.complete(ctx, w, j, res); err != nil {
 		return err
 	}

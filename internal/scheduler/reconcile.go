@@ -329,10 +329,11 @@ func (s *Scheduler) lost(ctx context.Context, w *world, j *job.Job, why string) 
 	return err
 }
 
-// tidyLeases gives every managed instance a lease record, and deletes free
-// leases whose instance is gone.
+// tidyLeases gives every managed instance a lease record, deletes free
+// leases whose instance is gone, and frees leases their job left behind.
 func (s *Scheduler) tidyLeases(ctx context.Context, w *world) error {
 	var errs []error
+	errs = append(errs, s.freeLeftLeases(ctx, w))
 	// Sorted: the order of calls is part of a simulated history, which must
 	// replay exactly.
 	for _, id := range sortedKeys(w.instances) {
@@ -358,6 +359,47 @@ func (s *Scheduler) tidyLeases(ctx context.Context, w *world) error {
 			continue
 		}
 		delete(w.leases, id)
+	}
+	return errors.Join(errs...)
+}
+
+// freeLeftLeases frees each lease held by a job that is no longer placed on
+// or running on its instance — a job moved on by a write that could not
+// release the lease (a crash, a failed read). Left alone, such a lease would
+// keep the instance from every other job for ever. The job is read again
+// first: the snapshot's jobs are older than its leases.
+func (s *Scheduler) freeLeftLeases(ctx context.Context, w *world) error {
+	holds := map[string]bool{}
+	for _, st := range []job.State{job.Placed, job.Running} {
+		for _, j := range w.jobs[st] {
+			holds[fmt.Sprintf("%s/%s#%d", j.InstanceID, j.ID, j.Attempt)] = true
+		}
+	}
+	var errs []error
+	for _, id := range sortedKeys(w.leases) {
+		l := w.leases[id]
+		if !l.Held() || holds[fmt.Sprintf("%s/%s#%d", id, l.JobID, l.Attempt)] {
+			continue
+		}
+		j, err := s.store.Job(ctx, l.JobID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			errs = append(errs, err)
+			continue
+		case (j.State == job.Placed || j.State == job.Running) && j.InstanceID == id && j.Attempt == l.Attempt:
+			continue // placed after the snapshot read its jobs
+		}
+		if err := s.store.FreeLease(ctx, l, w.now); err != nil {
+			if !errors.Is(err, store.ErrConflict) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		s.log.WarnContext(ctx, "freed a lease its job left behind", "instance", id, "job", l.JobID)
+		l.JobID, l.Attempt, l.IdleSince = "", 0, w.now
+		l.Version++
+		w.leases[id] = l
 	}
 	return errors.Join(errs...)
 }

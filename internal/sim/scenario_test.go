@@ -617,3 +617,36 @@ func TestStopRetriedAfterFailedCall(t *testing.T) {
 		t.Errorf("instance %s stopped by %q; want nightshift to retry its stop", i.State, i.StoppedBy)
 	}
 }
+
+// A job moved on by a write that could not release its lease (found by the
+// chaos harness, seed 96: a completion recorded without the lease) must not
+// strand its instance: Reconcile frees the lease, and the next job gets it.
+func TestLeaseLeftBehindIsFreed(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{Pools: map[string]scheduler.Pool{"default": {Types: []string{"g4dn.xlarge"}, MaxInstances: 1, KeepWarm: job.Duration(time.Hour)}}})
+	w.Send(`{"id": "first", "command": "python a.py"}`)
+	w.Poll(ctx)
+	if !w.RunUntil(ctx, time.Hour, stateIs(w, "first", job.Running)) {
+		t.Fatal("first never ran")
+	}
+	// Record first's end without releasing its lease, as a crashed or
+	// lease-less write would.
+	j := jobOf(t, w, "first")
+	if err := j.Move(job.Failed, "ended behind the lease's back", w.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Store.Update(ctx, j, job.Running); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := w.Store.Lease(ctx, j.InstanceID); err != nil || l.JobID != "first" {
+		t.Fatalf("lease = %+v, %v; want still held by first", l, err)
+	}
+	w.Send(`{"id": "second", "command": "python b.py"}`)
+	w.Poll(ctx)
+	if !w.RunUntil(ctx, time.Hour, stateIs(w, "second", job.Succeeded)) {
+		t.Fatalf("second: %s (%s); want it run on the freed instance", jobOf(t, w, "second").State, jobOf(t, w, "second").Reason)
+	}
+	if got := jobOf(t, w, "second").InstanceID; got != j.InstanceID {
+		t.Errorf("second ran on %s; want %s (cap 1)", got, j.InstanceID)
+	}
+}

@@ -461,3 +461,23 @@ func cancelled(err error, ops []LeaseOp) (string, bool) {
 	}
 	return strings.Join(lost, ", "), true
 }
+
+// FreeLease releases a lease still held, at version l.Version, by the job
+// it names: for a lease its job left behind (see Jobs.FreeLease).
+func (d *DynamoDB) FreeLease(ctx context.Context, l Lease, at time.Time) error {
+	_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(d.table),
+		Key:                       leaseKey(l.InstanceID),
+		UpdateExpression:          aws.String("SET #idle = :at, #version = #version + :one REMOVE #job, #attempt"),
+		ConditionExpression:       aws.String("#version = :v AND #job = :job"),
+		ExpressionAttributeNames:  map[string]string{"#idle": "idle_since", "#version": "version", "#job": "job_id", "#attempt": "attempt"},
+		ExpressionAttributeValues: item{":at": timeValue(at), ":one": num(1), ":v": num(l.Version), ":job": str(l.JobID)},
+	})
+	if conditionFailed(err) || transactionConflict(err) {
+		return fmt.Errorf("free lease %s: %w", l.InstanceID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("free lease %s: %w", l.InstanceID, err)
+	}
+	return nil
+}

@@ -324,3 +324,22 @@ func copyJob(j *job.Job) (*job.Job, error) {
 func copyLease(l Lease) (Lease, error) {
 	return unmarshalLease(marshalLease(l))
 }
+
+// FreeLease releases a lease still held, at version l.Version, by the job it names.
+func (m *Memory) FreeLease(ctx context.Context, l Lease, at time.Time) error {
+	if err := m.enter(ctx, "FreeLease"); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, ok := m.leases[l.InstanceID]
+	if !ok || cur.Version != l.Version || cur.JobID == "" || cur.JobID != l.JobID {
+		return fmt.Errorf("free lease %s: %w", l.InstanceID, ErrConflict)
+	}
+	cur.JobID, cur.Attempt, cur.IdleSince = "", 0, at
+	cur.Version++
+	if err := m.putLease(cur); err != nil {
+		return fmt.Errorf("free lease %s: %w", l.InstanceID, err)
+	}
+	return nil
+}

@@ -71,3 +71,32 @@ func testHead(t *testing.T, s store.Jobs) {
 		}
 	}
 }
+
+func testFreeLease(t *testing.T, s store.Jobs) {
+	ctx := context.Background()
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	j := newJob("left", 0, at)
+	mustCreate(t, s, j)
+	mustMove(t, s, j, job.Placed, acquire("i-1"))
+	l, err := s.Lease(ctx, "i-1")
+	if err != nil || l.JobID != "left" {
+		t.Fatalf("Lease(i-1) = %+v, %v; want held by left", l, err)
+	}
+	stale := l
+	stale.Version--
+	if err := s.FreeLease(ctx, stale, at); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("FreeLease(old version) = %v; want ErrConflict", err)
+	}
+	other := l
+	other.JobID = "someone-else"
+	if err := s.FreeLease(ctx, other, at); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("FreeLease(other holder) = %v; want ErrConflict", err)
+	}
+	if err := s.FreeLease(ctx, l, at); err != nil {
+		t.Fatalf("FreeLease() = %v", err)
+	}
+	got, err := s.Lease(ctx, "i-1")
+	if err != nil || got.Held() || !got.IdleSince.Equal(at) || got.Version != l.Version+1 {
+		t.Errorf("after FreeLease: %+v, %v; want free, idle since %v, version %d", got, err, at, l.Version+1)
+	}
+}

@@ -81,6 +81,11 @@ type Jobs interface {
 	// MarkStopping sets StoppingAt on a free lease at version l.Version;
 	// ErrConflict if it was taken or changed meanwhile.
 	MarkStopping(ctx context.Context, l Lease, at time.Time) error
+	// FreeLease releases a lease that is still held, at version l.Version, by
+	// the job l names. It is for a lease whose job no longer holds the
+	// instance (moved on without releasing it): the caller checks the job
+	// first. ErrConflict if the lease changed meanwhile.
+	FreeLease(ctx context.Context, l Lease, at time.Time) error
 	// ClearStopping removes StoppingAt once the instance is seen stopped.
 	ClearStopping(ctx context.Context, instanceID string) error
 	// DeleteLease removes a free lease (its instance is gone); ErrConflict if held.

@@ -48,6 +48,7 @@ func testJobs(t *testing.T, newStore func(t *testing.T) store.Jobs) {
 		{"AcquireRace", testAcquireRace},
 		{"Spend", testSpend},
 		{"Head", testHead},
+		{"FreeLease", testFreeLease},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })
