@@ -22,7 +22,7 @@ func total(m map[string]int) int {
 // calls (DynamoDB) made from its message to its record reaching SUCCEEDED,
 // watchdog ticks during that time included. warm first runs a job so that
 // the measured one finds an idle, online instance.
-func callsPerJob(b *testing.B, warm bool) (aws, store, ticks float64) {
+func callsPerJob(b *testing.B, warm bool) (aws, store, ticks float64, took time.Duration) {
 	ctx := context.Background()
 	w := sim.NewWorld(sim.Config{KeepWarm: time.Hour})
 	// A one-second command: the count is not inflated by ticks during a long job.
@@ -36,6 +36,7 @@ func callsPerJob(b *testing.B, warm bool) (aws, store, ticks float64) {
 	}
 	aws0, store0 := total(w.Cloud.Calls), total(w.StoreCalls)
 	start := w.Clock.Now()
+	wall := time.Now()
 	w.Send(`{"id": "measured", "command": "python train.py"}`)
 	w.Poll(ctx)
 	// The benchmark's own look at the job is one store read each time; it
@@ -45,17 +46,24 @@ func callsPerJob(b *testing.B, warm bool) (aws, store, ticks float64) {
 	if !w.RunUntil(ctx, time.Hour, func() bool { looks++; return done() }) {
 		b.Fatal("job did not finish")
 	}
+	took = time.Since(wall)
 	j, _ := w.Store.Job(ctx, "measured")
 	return float64(total(w.Cloud.Calls) - aws0), float64(total(w.StoreCalls) - store0 - looks),
-		float64(j.EndedAt.Sub(start) / scheduler.Period)
+		float64(j.EndedAt.Sub(start) / scheduler.Period), took
 }
 
 // BenchmarkCallsPerJobCold: a job that launches a new instance.
 func BenchmarkCallsPerJobCold(b *testing.B) {
 	var aws, store, ticks float64
+	var took time.Duration
 	for b.Loop() {
-		aws, store, ticks = callsPerJob(b, false)
+		var t time.Duration
+		aws, store, ticks, t = callsPerJob(b, false)
+		took += t
 	}
+	// Handler time of the measured job alone (the simulated cloud's share
+	// included), without building the world or any warm-up job.
+	b.ReportMetric(float64(took.Nanoseconds())/float64(b.N), "handler-ns/job")
 	b.ReportMetric(aws, "aws-calls/job")
 	b.ReportMetric(store, "store-calls/job")
 	b.ReportMetric(ticks, "ticks/job")
@@ -64,9 +72,15 @@ func BenchmarkCallsPerJobCold(b *testing.B) {
 // BenchmarkCallsPerJobWarm: a job given an idle, online instance.
 func BenchmarkCallsPerJobWarm(b *testing.B) {
 	var aws, store, ticks float64
+	var took time.Duration
 	for b.Loop() {
-		aws, store, ticks = callsPerJob(b, true)
+		var t time.Duration
+		aws, store, ticks, t = callsPerJob(b, true)
+		took += t
 	}
+	// Handler time of the measured job alone (the simulated cloud's share
+	// included), without building the world or any warm-up job.
+	b.ReportMetric(float64(took.Nanoseconds())/float64(b.N), "handler-ns/job")
 	b.ReportMetric(aws, "aws-calls/job")
 	b.ReportMetric(store, "store-calls/job")
 	b.ReportMetric(ticks, "ticks/job")
