@@ -93,7 +93,13 @@ func run(ctx context.Context, o runOptions, out io.Writer) error {
 	if j.ExitCode != nil {
 		fmt.Fprintf(out, " (exit code %d)", *j.ExitCode)
 	}
-	fmt.Fprintf(out, ", ran %v on %s\n\nthe bill (on-demand prices):\n", j.EndedAt.Sub(j.StartedAt).Round(time.Second), j.InstanceType)
+	ran := j.EndedAt.Sub(j.StartedAt)
+	for _, inv := range w.Cloud.Invocations() {
+		if inv.CommandID == j.CommandID && !inv.Ended.IsZero() {
+			ran = inv.Ended.Sub(inv.Started) // SSM's own times are whole seconds
+		}
+	}
+	fmt.Fprintf(out, ", ran %v on %s\n\nthe bill (on-demand prices):\n", ran.Round(time.Millisecond), j.InstanceType)
 	types := make([]string, 0, len(secs))
 	for t := range secs {
 		types = append(types, t)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -274,7 +275,7 @@ func (s *Scheduler) complete(ctx context.Context, w *world, j *job.Job, res runn
 	ok, err := s.write(ctx, j, from, release(w, j)...)
 	if ok {
 		s.freed(w, j)
-		s.log.InfoContext(ctx, "finished", "job", j.ID, "state", j.State, "exit_code", code, "instance", j.InstanceID, "cost_usd", j.Cost)
+		s.log.InfoContext(ctx, "finished", "job", j.ID, "state", j.State, "exit_code", code, "instance", j.InstanceID, "cost_usd", math.Round(j.Cost*1e4)/1e4)
 	}
 	return err
 }
