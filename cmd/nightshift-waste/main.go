@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 	_ "time/tzdata" // traces name IANA time zones; a bare container has no zoneinfo
 
 	"github.com/nightshift-dev/nightshift/internal/catalog"
@@ -47,7 +48,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	seed := fs.Uint64("seed", 1, "seed of the generated trace")
 	fs.StringVar(&p.Type, "type", p.Type, "GPU instance type of every policy (price from nightshift's table)")
 	fs.IntVar(&p.Cap, "cap", p.Cap, "most pool instances of every policy (nightshift's MaxInstances)")
-	fs.DurationVar(&p.KeepWarm, "keep-warm", p.KeepWarm, "nightshift's keep-warm window")
+	fs.Var(keepWarmFlag{&p.KeepWarm}, "keep-warm", `nightshift's keep-warm window: "auto" (measured start-to-ready, the default) or a duration`)
 	fs.DurationVar(&p.IdleTimeout, "idle-timeout", p.IdleTimeout, "nightshift's idle timeout for watched notebooks")
 	looks := fs.String("looks", "09:00,13:00,18:00", "when someone looks at the instances on workdays (by hand; resubmitting killed jobs)")
 	stop := fs.String("stop-at", "20:00", "time of the nightly stop (Instance Scheduler)")
@@ -96,4 +97,27 @@ func report(ctx context.Context, path string, p waste.Params, out io.Writer) err
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return rep.Markdown(out)
+}
+
+// keepWarmFlag reads "auto" (0) or a duration.
+type keepWarmFlag struct{ d *time.Duration }
+
+func (f keepWarmFlag) String() string {
+	if f.d == nil {
+		return "auto"
+	}
+	return waste.KeepWarmWords(*f.d)
+}
+
+func (f keepWarmFlag) Set(s string) error {
+	if s == "auto" {
+		*f.d = 0
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("want auto or a positive duration, got %q", s)
+	}
+	*f.d = d
+	return nil
 }

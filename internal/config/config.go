@@ -199,7 +199,9 @@ type Service struct {
 // Build builds the scheduler and the watchdog from settings and clients.
 func Build(s Settings, c Clients, log *slog.Logger) Service {
 	keepWarm := scheduler.DefaultKeepWarm
-	if p, ok := s.Pools["default"]; ok && p.KeepWarm != 0 {
+	// The instance's own idle timer backs up the control plane's keep-warm
+	// stop; with "auto" keep-warm it uses the default window.
+	if p, ok := s.Pools["default"]; ok && p.KeepWarm != 0 && !p.KeepWarmAuto {
 		keepWarm = p.KeepWarm.D()
 	}
 	f := fleet.New(c.EC2, c.SSM, fleet.Config{Region: s.Region, LaunchTemplateID: s.LaunchTemplateID, Subnets: s.Subnets, AMIParameter: s.AMIParameter}, time.Now)

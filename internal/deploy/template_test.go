@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"encoding/json"
+	"github.com/nightshift-dev/nightshift/internal/scheduler"
 	"os/exec"
 	"slices"
 	"strings"
@@ -136,9 +137,12 @@ func TestFunctionEnvironment(t *testing.T) {
 			t.Errorf("%s NIGHTSHIFT_POOLS with defaults = %s: %v", id, filled, err)
 			continue
 		}
+		if _, err := scheduler.ParsePools(filled); err != nil {
+			t.Errorf("%s NIGHTSHIFT_POOLS with defaults = %s; the functions reject it: %v", id, filled, err)
+		}
 		def := got["default"]
-		if len(def.Types) != 1 || def.Types[0] != "g4dn.xlarge" || def.MaxInstances != 2 || def.Market != "on-demand" || def.KeepWarm != "10m" {
-			t.Errorf("%s NIGHTSHIFT_POOLS with defaults = %s; want the default pool of g4dn.xlarge, 2 instances, on-demand, keep-warm 10m", id, filled)
+		if len(def.Types) != 1 || def.Types[0] != "g4dn.xlarge" || def.MaxInstances != 2 || def.Market != "on-demand" || def.KeepWarm != "auto" {
+			t.Errorf("%s NIGHTSHIFT_POOLS with defaults = %s; want the default pool of g4dn.xlarge, 2 instances, on-demand, keep-warm auto", id, filled)
 		}
 	}
 }

@@ -23,6 +23,8 @@ const (
 	TagJob     = "nightshift:job"
 	TagAttempt = "nightshift:attempt"
 	TagName    = "Name"
+	// TagReady records an instance's measured start-to-ready time, in seconds.
+	TagReady = "nightshift:ready-seconds"
 )
 
 // describePageSize is the largest DescribeInstances page: one call per
@@ -41,6 +43,7 @@ type EC2 interface {
 	StartInstances(ctx context.Context, in *ec2.StartInstancesInput, optFns ...func(*ec2.Options)) (*ec2.StartInstancesOutput, error)
 	StopInstances(ctx context.Context, in *ec2.StopInstancesInput, optFns ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error)
 	TerminateInstances(ctx context.Context, in *ec2.TerminateInstancesInput, optFns ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error)
+	CreateTags(ctx context.Context, in *ec2.CreateTagsInput, optFns ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
 }
 
 // Parameters is the part of the SSM API used to resolve AMI parameters.
@@ -344,6 +347,21 @@ func (f *Fleet) Terminate(ctx context.Context, i Instance) error {
 	}
 	if _, err := f.ec2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{i.ID}}); err != nil {
 		return fmt.Errorf("terminate %s: %w", i.ID, err)
+	}
+	return nil
+}
+
+// Tag sets one tag on a managed instance.
+func (f *Fleet) Tag(ctx context.Context, i Instance, key, value string) error {
+	if !i.Managed {
+		return fmt.Errorf("tag %s: %w", i.ID, ErrNotManaged)
+	}
+	_, err := f.ec2.CreateTags(ctx, &ec2.CreateTagsInput{
+		Resources: []string{i.ID},
+		Tags:      []types.Tag{{Key: aws.String(key), Value: aws.String(value)}},
+	})
+	if err != nil {
+		return fmt.Errorf("tag %s: %w", i.ID, err)
 	}
 	return nil
 }

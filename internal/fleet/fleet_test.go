@@ -207,6 +207,22 @@ func (f *fakeEC2) TerminateInstances(_ context.Context, in *ec2.TerminateInstanc
 	return &ec2.TerminateInstancesOutput{}, f.setState("TerminateInstances", in.InstanceIds, types.InstanceStateNameShuttingDown)
 }
 
+func (f *fakeEC2) CreateTags(_ context.Context, in *ec2.CreateTagsInput, _ ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["CreateTags"]++
+	for _, id := range in.Resources {
+		i, ok := f.instances[id]
+		if !ok {
+			return nil, &smithy.GenericAPIError{Code: "InvalidInstanceID.NotFound"}
+		}
+		for _, t := range in.Tags {
+			i.Tags = append(i.Tags, t)
+		}
+	}
+	return &ec2.CreateTagsOutput{}, nil
+}
+
 func (f *fakeEC2) tries() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -816,5 +832,14 @@ func TestClassification(t *testing.T) {
 		if got := fleet.IsNotFound(tt.give); got != tt.wantNotFound {
 			t.Errorf("IsNotFound(%v) = %v; want %v", tt.give, got, tt.wantNotFound)
 		}
+	}
+}
+
+func TestTag(t *testing.T) {
+	ctx := context.Background()
+	e := newFakeEC2()
+	f := fleet.New(e, nil, fleet.Config{}, time.Now)
+	if err := f.Tag(ctx, fleet.Instance{ID: "i-stranger"}, fleet.TagReady, "90"); !errors.Is(err, fleet.ErrNotManaged) || e.calls["CreateTags"] != 0 {
+		t.Errorf("Tag(unmanaged) = %v with %d calls; want ErrNotManaged and no call", err, e.calls["CreateTags"])
 	}
 }

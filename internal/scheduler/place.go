@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/aws/smithy-go"
 
@@ -208,6 +209,7 @@ func (s *Scheduler) dispatch(ctx context.Context, w *world, j *job.Job, i fleet.
 	if ok, err := s.write(ctx, j, job.Placed); !ok {
 		return err
 	}
+	s.measureReady(ctx, w, j, i)
 	cmd, err := s.runner.Send(ctx, j, i.ID)
 	if err != nil {
 		if errors.Is(err, runner.ErrNotReady) || errors.Is(err, runner.ErrThrottled) {
@@ -281,4 +283,21 @@ func (s *Scheduler) count(w *world, pool string) int {
 		}
 	}
 	return n
+}
+
+// measureReady records on the instance how long it took from its start to
+// being ready for a command, when this job waited for that whole start: the
+// "auto" keep-warm window is that time. A failure to tag only loses the
+// measurement.
+func (s *Scheduler) measureReady(ctx context.Context, w *world, j *job.Job, i fleet.Instance) {
+	if j.PlacedAt.After(i.LaunchTime) || i.LaunchTime.IsZero() {
+		return // the instance was already up: nothing measured
+	}
+	secs := strconv.Itoa(int(w.now.Sub(i.LaunchTime).Seconds()))
+	if i.Tags[fleet.TagReady] == secs {
+		return
+	}
+	if err := s.fleet.Tag(ctx, i, fleet.TagReady, secs); err != nil {
+		s.log.WarnContext(ctx, "could not record start-to-ready time", "instance", i.ID, "err", err)
+	}
 }

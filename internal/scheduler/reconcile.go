@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -426,10 +427,7 @@ func (s *Scheduler) stopIdle(ctx context.Context, w *world) error {
 			}
 			continue
 		}
-		keep := s.cfg.Pools[i.Pool].KeepWarm.D()
-		if keep == 0 {
-			keep = DefaultKeepWarm
-		}
+		keep := s.keepWarm(i)
 		if w.budget != "" {
 			keep = 0
 		}
@@ -455,6 +453,24 @@ func (s *Scheduler) stopIdle(ctx context.Context, w *world) error {
 		errs = append(errs, s.say(ctx, notice.Action{Instance: id, Verb: "stop", Why: why}))
 	}
 	return errors.Join(errs...)
+}
+
+// keepWarm is how long instance i may wait free for its next job: its
+// pool's window, or with "auto" the instance's own measured start-to-ready
+// time (tag nightshift:ready-seconds), bounded.
+func (s *Scheduler) keepWarm(i fleet.Instance) time.Duration {
+	p := s.cfg.Pools[i.Pool]
+	if !p.KeepWarmAuto {
+		if d := p.KeepWarm.D(); d > 0 {
+			return d
+		}
+		return DefaultKeepWarm
+	}
+	secs, err := strconv.Atoi(i.Tags[fleet.TagReady])
+	if err != nil || secs <= 0 {
+		return DefaultKeepWarm // not measured yet
+	}
+	return min(max(time.Duration(secs)*time.Second, MinAutoKeepWarm), MaxAutoKeepWarm)
 }
 
 // say reports an action through the notifier, or the log when there is none.

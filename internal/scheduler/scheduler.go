@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/nightshift-dev/nightshift/internal/catalog"
@@ -28,6 +29,7 @@ type Fleet interface {
 	Launch(ctx context.Context, r fleet.LaunchRequest) (fleet.Instance, error)
 	Start(ctx context.Context, i fleet.Instance) error
 	Stop(ctx context.Context, i fleet.Instance) error
+	Tag(ctx context.Context, i fleet.Instance, key, value string) error
 }
 
 // Runner is what the scheduler needs from SSM.
@@ -49,10 +51,16 @@ type Pool struct {
 	Types        []string `json:"types"`
 	MaxInstances int      `json:"max_instances"`
 	Market       string   `json:"market,omitempty"`
-	// KeepWarm is how long a free instance waits for the next job before it is stopped.
+	// KeepWarm is how long a free instance waits for the next job before it
+	// is stopped. In JSON: a duration ("10m"), whole minutes ("10"), or
+	// "auto": each instance's own measured start-to-ready time.
 	KeepWarm job.Duration `json:"keep_warm,omitempty"`
-	AMI      string       `json:"ami,omitempty"`
-	VolumeGB int          `json:"volume_gb,omitempty"`
+	// KeepWarmAuto: keep each instance warm for as long as it took to start
+	// and get its agent online — waiting longer than a restart costs is
+	// never cheaper.
+	KeepWarmAuto bool   `json:"-"`
+	AMI          string `json:"ami,omitempty"`
+	VolumeGB     int    `json:"volume_gb,omitempty"`
 }
 
 // Defaults for what a deployment leaves out. Each is a named constant with its reason.
@@ -85,6 +93,51 @@ type Config struct {
 	Retries     int
 }
 
+// Bounds of an "auto" keep-warm window: at least a minute, so that a job
+// submitted right after another still finds the instance; at most half an
+// hour, whatever a slow start measured.
+const (
+	MinAutoKeepWarm = time.Minute
+	MaxAutoKeepWarm = 30 * time.Minute
+)
+
+// UnmarshalJSON reads a pool, with keep_warm as a duration, whole minutes or "auto".
+func (p *Pool) UnmarshalJSON(b []byte) error {
+	type plain Pool
+	var raw struct {
+		plain
+		KeepWarm json.RawMessage `json:"keep_warm"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*p = Pool(raw.plain)
+	if len(raw.KeepWarm) == 0 {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(raw.KeepWarm, &s); err != nil {
+		var minutes int
+		if err := json.Unmarshal(raw.KeepWarm, &minutes); err != nil {
+			return fmt.Errorf("keep_warm: want \"auto\", minutes or a duration such as \"10m\", got %s", raw.KeepWarm)
+		}
+		s = strconv.Itoa(minutes)
+	}
+	switch n, err := strconv.Atoi(s); {
+	case s == "auto":
+		p.KeepWarmAuto = true
+	case err == nil && n > 0:
+		p.KeepWarm = job.Duration(time.Duration(n) * time.Minute)
+	default:
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("keep_warm: want \"auto\", minutes or a duration such as \"10m\", got %q", s)
+		}
+		p.KeepWarm = job.Duration(d)
+	}
+	return nil
+}
+
 // ParsePools reads the NIGHTSHIFT_POOLS JSON, e.g.
 // {"default":{"types":["g4dn.xlarge"],"max_instances":2,"keep_warm":"10m"}}.
 func ParsePools(s string) (map[string]Pool, error) {
@@ -104,7 +157,7 @@ func ParsePools(s string) (map[string]Pool, error) {
 				return nil, fmt.Errorf("pool %s: unknown instance type %q", name, t)
 			}
 		}
-		if p.KeepWarm == 0 {
+		if p.KeepWarm == 0 && !p.KeepWarmAuto {
 			p.KeepWarm = job.Duration(DefaultKeepWarm)
 		}
 		pools[name] = p

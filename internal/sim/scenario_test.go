@@ -650,3 +650,39 @@ func TestLeaseLeftBehindIsFreed(t *testing.T) {
 		t.Errorf("second ran on %s; want %s (cap 1)", got, j.InstanceID)
 	}
 }
+
+func TestAutoKeepWarm(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{Pools: map[string]scheduler.Pool{"default": {Types: []string{"g4dn.xlarge"}, MaxInstances: 1, KeepWarmAuto: true}}})
+	w.Send(`{"id": "cold", "command": "python train.py"}`)
+	w.Poll(ctx)
+	if !w.RunUntil(ctx, time.Hour, stateIs(w, "cold", job.Succeeded)) {
+		t.Fatal("job did not finish")
+	}
+	i := managed(w)[0]
+	ready, err := strconv.Atoi(i.Tags["nightshift:ready-seconds"])
+	// Boot 40 s and agent 50 s, seen at the next one-minute tick.
+	if err != nil || ready < 90 || ready > 150 {
+		t.Fatalf("ready-seconds tag = %q; want the measured start-to-ready time, 90-150 s", i.Tags["nightshift:ready-seconds"])
+	}
+	ended := jobOf(t, w, "cold").EndedAt
+	w.RunUntil(ctx, time.Hour, func() bool { return managed(w)[0].State == "stopped" })
+	i = managed(w)[0]
+	if i.StoppedBy != "StopInstances" {
+		t.Fatalf("stopped by %q; want nightshift's keep-warm stop", i.StoppedBy)
+	}
+	// Stopped after about its own start-to-ready time, not the default 10 minutes.
+	if last := stopTime(w, i.ID).Sub(ended); last > time.Duration(ready)*time.Second+2*scheduler.Period {
+		t.Errorf("stopped %v after the job; want within its start-to-ready time %ds plus the tick", last, ready)
+	}
+}
+
+// stopTime is when nightshift tagged the instance stopped.
+func stopTime(w *sim.World, id string) time.Time {
+	for _, m := range w.Cloud.Messages() {
+		if strings.Contains(m.Subject, "stop "+id) {
+			return m.At
+		}
+	}
+	return time.Time{}
+}

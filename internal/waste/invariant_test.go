@@ -79,7 +79,7 @@ func TestInvariants(t *testing.T) {
 			// L1 of ../shared/DESIGN.md. A notebook's idleness is read from
 			// EC2's 5-minute CPU and network datapoints: the one holding the
 			// user's last minute must leave the window, up to 5 minutes more.
-			if most := p.KeepWarm + scheduler.Period; ns.PoolIdle.Max > most {
+			if most := keepWarmBound(p) + scheduler.Period; ns.PoolIdle.Max > most {
 				t.Errorf("nightshift kept a free pool instance up %v after its last job; want at most %v", ns.PoolIdle.Max, most)
 			}
 			if most := p.IdleTimeout + cloudWatchPeriod + scheduler.Period; ns.NotebookIdle.Max > most {
@@ -121,7 +121,7 @@ func TestReplayOneJob(t *testing.T) {
 	if len(got.Findings) > 0 {
 		t.Errorf("findings: %q", got.Findings)
 	}
-	most := p.Agent + scheduler.Period + time.Hour + p.KeepWarm + scheduler.Period + p.StopDelay
+	most := p.Agent + scheduler.Period + time.Hour + keepWarmBound(p) + scheduler.Period + p.StopDelay
 	if got.Billed < time.Hour+p.Agent+p.StopDelay || got.Billed > most {
 		t.Errorf("nightshift billed %v for one 1-hour job; want at most %v", got.Billed, most)
 	}
@@ -150,4 +150,14 @@ func TestReplayNotebook(t *testing.T) {
 	if got.Billed < least || got.Billed > most {
 		t.Errorf("notebook billed %v; want between %v and %v", got.Billed, least, most)
 	}
+}
+
+// keepWarmBound is the longest keep-warm window nightshift may use: the
+// configured one, or with "auto" the measured start-to-ready time — the
+// boot, the agent, and the tick that sees it online.
+func keepWarmBound(p Params) time.Duration {
+	if p.KeepWarm > 0 {
+		return p.KeepWarm
+	}
+	return max(scheduler.MinAutoKeepWarm, p.Pending+p.Agent+scheduler.Period)
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nightshift-dev/nightshift/internal/catalog"
-	"github.com/nightshift-dev/nightshift/internal/scheduler"
 	"github.com/nightshift-dev/nightshift/internal/sim"
 	"github.com/nightshift-dev/nightshift/internal/watchdog"
 )
@@ -35,7 +34,8 @@ type Params struct {
 	StopDelay time.Duration
 
 	// KeepWarm and IdleTimeout configure nightshift: the pool's keep-warm
-	// window and the watchdog's idle timeout for watched notebooks.
+	// window (0: "auto", each instance's measured start-to-ready time, the
+	// deployment default) and the watchdog's idle timeout for watched notebooks.
 	KeepWarm, IdleTimeout time.Duration
 
 	// Looks are the times of day someone looks at the instances, on
@@ -70,7 +70,7 @@ func DefaultParams() Params {
 	return Params{
 		Type: typ, Price: t.Hourly, Cap: 2,
 		Pending: sim.DefaultBoot, Agent: sim.DefaultAgent, StopDelay: sim.DefaultStop,
-		KeepWarm: scheduler.DefaultKeepWarm, IdleTimeout: watchdog.DefaultIdleTimeout,
+		KeepWarm: 0, IdleTimeout: watchdog.DefaultIdleTimeout,
 		Looks:    []time.Duration{9 * time.Hour, 13 * time.Hour, 18 * time.Hour},
 		Workdays: []time.Weekday{time.Monday, time.Tuesday, time.Wednesday, time.Thursday, time.Friday},
 		StopAt:   20 * time.Hour,
@@ -125,4 +125,12 @@ func ParseClocks(s string) ([]time.Duration, error) {
 // clock renders a time of day as "09:00".
 func clock(d time.Duration) string {
 	return fmt.Sprintf("%02d:%02d", int(d/time.Hour), int(d/time.Minute%60))
+}
+
+// KeepWarmWords names a keep-warm setting: "auto" or the window.
+func KeepWarmWords(d time.Duration) string {
+	if d == 0 {
+		return "auto"
+	}
+	return short(d)
 }

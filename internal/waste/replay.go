@@ -119,7 +119,7 @@ func Replay(ctx context.Context, tr *Trace, p Params) (Replayed, error) {
 func newReplay(ctx context.Context, tr *Trace, p Params) *replay {
 	w := sim.NewWorld(sim.Config{
 		Pools: map[string]scheduler.Pool{"default": {
-			Types: []string{p.Type}, MaxInstances: p.Cap, KeepWarm: job.Duration(p.KeepWarm),
+			Types: []string{p.Type}, MaxInstances: p.Cap, KeepWarm: job.Duration(p.KeepWarm), KeepWarmAuto: p.KeepWarm == 0,
 		}},
 		KeepWarm: p.KeepWarm,
 		Watchdog: watchdog.Config{IdleTimeout: p.IdleTimeout},

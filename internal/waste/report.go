@@ -60,7 +60,7 @@ func Compare(ctx context.Context, name string, tr *Trace, p Params) (*Report, er
 	}
 	rep.Elapsed.Replay = time.Since(t0)
 	rep.Replay = ns
-	rep.Rows = append(rep.Rows, Row{fmt.Sprintf("**nightshift** (real handlers on the simulated AWS; keep-warm %s, notebooks idle %s)", short(p.KeepWarm), short(p.IdleTimeout)), ns.Result})
+	rep.Rows = append(rep.Rows, Row{fmt.Sprintf("**nightshift** (real handlers on the simulated AWS; keep-warm %s, notebooks idle %s)", KeepWarmWords(p.KeepWarm), short(p.IdleTimeout)), ns.Result})
 	t1 := time.Now()
 	for _, pol := range Baselines(tr, p) {
 		rep.Rows = append(rep.Rows, Row{pol.String(), Model(tr, p, pol)})
@@ -95,7 +95,7 @@ func (r *Report) Markdown(w io.Writer) error {
 	if pi, ni := r.Replay.PoolIdle, r.Replay.NotebookIdle; pi.N+ni.N > 0 {
 		b.WriteString("nightshift stopped")
 		if pi.N > 0 {
-			fmt.Fprintf(&b, " pool instances %s after their last job (%s; keep-warm %s)", spread(pi), plural(pi.N, "stop"), short(p.KeepWarm))
+			fmt.Fprintf(&b, " pool instances %s after their last job (%s; keep-warm %s)", spread(pi), plural(pi.N, "stop"), KeepWarmWords(p.KeepWarm))
 		}
 		if pi.N > 0 && ni.N > 0 {
 			b.WriteString(" and")
