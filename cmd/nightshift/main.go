@@ -42,7 +42,7 @@ func runFlags(o *runOptions) *flag.FlagSet {
 	}
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.StringVar(&o.Message, "job", defaultJob, "the job message (JSON), or @FILE to read it from a file")
-	fs.DurationVar(&o.KeepWarm, "keep-warm", 0, "keep-warm window of the pool (default: the deployment default, 10m)")
+	fs.DurationVar(&o.KeepWarm, "keep-warm", 0, "a fixed keep-warm window for the pool (default: auto, the instance's measured start-to-ready time, as deployed)")
 	fs.StringVar(&o.Dir, "dir", "", "scratch directory for the instances' disks (default: a new temporary directory, removed afterwards)")
 	return fs
 }

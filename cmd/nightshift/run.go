@@ -49,11 +49,14 @@ func run(ctx context.Context, o runOptions, out io.Writer) error {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	if o.KeepWarm == 0 {
-		o.KeepWarm = scheduler.DefaultKeepWarm
-	}
+	// As deployed by default: keep-warm "auto", each instance's measured
+	// start-to-ready time; -keep-warm sets a fixed window instead.
+	pool := scheduler.Pool{Types: []string{"g4dn.xlarge"}, MaxInstances: 2, KeepWarm: job.Duration(o.KeepWarm), KeepWarmAuto: o.KeepWarm == 0}
 	tl := &timeline{out: out}
-	w := sim.NewWorld(sim.Config{KeepWarm: o.KeepWarm, StateDir: ".nightshift", Log: slog.New(tl), Setup: ". .venv/bin/activate"})
+	w := sim.NewWorld(sim.Config{
+		Pools: map[string]scheduler.Pool{"default": pool}, KeepWarm: o.KeepWarm,
+		StateDir: ".nightshift", Log: slog.New(tl), Setup: ". .venv/bin/activate",
+	})
 	tl.clock, tl.start, tl.cloud = w.Clock, w.Clock.Now(), w.Cloud
 	w.Cloud.Exec = &bashExecutor{dir: dir}
 
@@ -86,7 +89,7 @@ func run(ctx context.Context, o runOptions, out io.Writer) error {
 		}
 		return true
 	}
-	w.RunUntil(ctx, o.KeepWarm+5*time.Minute, stopped)
+	w.RunUntil(ctx, max(o.KeepWarm, scheduler.DefaultKeepWarm)+5*time.Minute, stopped)
 	j, _ = w.Store.Job(ctx, jobID)
 	secs, usd := w.Cloud.Bill()
 	fmt.Fprintf(out, "\njob %s: %s", j.ID, j.State)

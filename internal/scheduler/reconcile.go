@@ -447,6 +447,9 @@ func (s *Scheduler) stopIdle(ctx context.Context, w *world) error {
 			continue
 		}
 		why := fmt.Sprintf("no job for %v (keep-warm %v)", w.now.Sub(l.IdleSince).Round(time.Second), keep)
+		if s.cfg.Pools[i.Pool].KeepWarmAuto {
+			why = fmt.Sprintf("no job for %v (keep-warm auto: %v, its measured start-to-ready time)", w.now.Sub(l.IdleSince).Round(time.Second), keep)
+		}
 		if w.budget != "" {
 			why = w.budget
 		}
