@@ -99,8 +99,15 @@ func RunLogged(seed uint64, log *slog.Logger) (Stats, error) {
 		ctx:  context.Background(),
 		jobs: map[string]time.Duration{},
 	}
+	// Half the histories keep warm for a fixed window, half "auto" (each
+	// instance's measured start-to-ready time, at most KeepWarm here: boot
+	// and agent take under 6 minutes in these histories).
+	pool := scheduler.Pool{Types: []string{"g4dn.xlarge", "g5.xlarge"}, MaxInstances: Cap, KeepWarm: job.Duration(KeepWarm)}
+	if h.rng.IntN(2) == 0 {
+		pool.KeepWarm, pool.KeepWarmAuto = 0, true
+	}
 	h.w = sim.NewWorld(sim.Config{
-		Pools:    map[string]scheduler.Pool{"default": {Types: []string{"g4dn.xlarge", "g5.xlarge"}, MaxInstances: Cap, KeepWarm: job.Duration(KeepWarm)}},
+		Pools:    map[string]scheduler.Pool{"default": pool},
 		KeepWarm: KeepWarm,
 		Retries:  3,
 		Watchdog: watchdog.Config{IdleTimeout: IdleTimeout, Grace: Grace, StallTimeout: 45 * time.Minute},
