@@ -1,0 +1,121 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nightshift-dev/nightshift/internal/fleet"
+	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/store"
+)
+
+// world is one reconcile's snapshot of the jobs, leases and instances.
+type world struct {
+	now       time.Time
+	jobs      map[job.State][]*job.Job
+	leases    map[string]store.Lease
+	instances map[string]fleet.Instance
+	online    map[string]bool
+	// taken marks instances given work during this pass.
+	taken map[string]bool
+	// blocked marks pools where a launch failed during this pass.
+	blocked map[string]error
+	// budget is set while a budget is reached: nothing is placed, and free
+	// instances are stopped without waiting for keep-warm.
+	budget string
+}
+
+func (s *Scheduler) snapshot(ctx context.Context, o Options) (*world, error) {
+	w := &world{
+		now: s.now(), jobs: map[job.State][]*job.Job{}, leases: map[string]store.Lease{},
+		instances: map[string]fleet.Instance{}, taken: map[string]bool{}, blocked: map[string]error{},
+	}
+	for _, st := range []job.State{job.Placed, job.Running} {
+		js, err := s.store.Live(ctx, st)
+		if err != nil {
+			return nil, fmt.Errorf("read %s jobs: %w", st, err)
+		}
+		w.jobs[st] = js
+	}
+	switch st, err := s.store.Spend(ctx, store.BudgetStatus); {
+	case err == nil && st.Reached:
+		w.budget = st.Reason
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("read budget status: %w", err)
+	}
+	leases, err := s.store.Leases(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read leases: %w", err)
+	}
+	for _, l := range leases {
+		w.leases[l.InstanceID] = l
+	}
+	insts, err := s.fleet.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var running []string
+	for _, i := range insts {
+		if h, ok := o.Hints[i.ID]; ok && h != "pending" && h != "running" {
+			i.State = h
+		}
+		if !i.Live() {
+			continue
+		}
+		w.instances[i.ID] = i
+		if i.State == "running" {
+			running = append(running, i.ID)
+		}
+	}
+	w.online = map[string]bool{}
+	if len(running) > 0 {
+		slices.Sort(running)
+		if w.online, err = s.runner.Online(ctx, running); err != nil {
+			return nil, err
+		}
+	}
+	// Only the head of the queue can be placed in one pass: as many jobs as
+	// there are free instances and room under the caps, plus a margin for
+	// jobs whose pool or types do not fit. A deep queue costs a reconcile
+	// that much, not its whole length.
+	queued, err := s.store.Head(ctx, job.Queued, s.placeable(w)+queueScanMargin)
+	if err != nil {
+		return nil, fmt.Errorf("read %s jobs: %w", job.Queued, err)
+	}
+	w.jobs[job.Queued] = queued
+	for _, f := range o.Fresh {
+		if !f.State.Terminal() && !slices.ContainsFunc(w.jobs[f.State], func(j *job.Job) bool { return j.ID == f.ID }) {
+			w.jobs[f.State] = append(w.jobs[f.State], f)
+		}
+	}
+	slices.SortStableFunc(w.jobs[job.Queued], func(a, b *job.Job) int {
+		if a.Priority != b.Priority {
+			return b.Priority - a.Priority
+		}
+		return a.SubmittedAt.Compare(b.SubmittedAt)
+	})
+	return w, nil
+}
+
+// queueScanMargin is how many queued jobs past the placeable ones a pass
+// reads: enough to get past a few whose pool or instance types do not fit
+// the free capacity, few enough that a queue of thousands stays cheap.
+const queueScanMargin = 50
+
+// placeable is how many jobs this pass could place at most: free instances
+// plus the room under every pool's cap.
+func (s *Scheduler) placeable(w *world) int {
+	n := 0
+	for id := range w.instances {
+		if l, ok := w.leases[id]; !ok || !l.Held() {
+			n++
+		}
+	}
+	for name, p := range s.cfg.Pools {
+		n += max(0, p.MaxInstances-s.count(w, name))
+	}
+	return n
+}
