@@ -682,3 +682,52 @@ func TestParseStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestWrapperSyncsInWorkdir: inputs and outputs are synced relative to the
+// job's workdir, and a job whose outputs could not be saved does not succeed.
+func TestWrapperSyncsInWorkdir(t *testing.T) {
+	tests := []struct {
+		name     string
+		failSync string // the aws stub fails for this direction: "up" or ""
+		command  string
+		want     int
+	}{
+		{"both syncs in workdir", "", "test -f data/in.txt && mkdir -p out && echo ok > out/result", 0},
+		{"output sync fails after success", "up", "mkdir -p out", 97},
+		{"output sync fails after failure keeps the job's code", "up", "exit 3", 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := newInstance(t)
+			wd := filepath.Join(in.dir, "work dir")
+			if err := os.Mkdir(wd, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			log := filepath.Join(in.dir, "aws.log")
+			// The stub records its working directory; a download creates the file.
+			// aws s3 sync --only-show-errors SRC DST: $4 is the source, $5 the destination.
+			stub := "#!/bin/sh\nprintf '%s %s\\n' \"$(pwd)\" \"$4\" >>" + runner.Quote(log) + "\n" +
+				"case \"$4\" in s3://*) mkdir -p \"$5\" && echo data > \"$5/in.txt\";; *) [ " + runner.Quote(tt.failSync) + " = up ] && exit 1;; esac\nexit 0\n"
+			if err := os.WriteFile(filepath.Join(in.bin, "aws"), []byte(stub), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			j := newJob("sync-"+strings.ReplaceAll(tt.name, " ", "-"), tt.command, time.Hour, nil)
+			j.Spec.Workdir = wd
+			j.Spec.Inputs = []job.Sync{{S3: "s3://b/data", Path: "data"}}
+			j.Spec.Outputs = []job.Sync{{S3: "s3://b/out", Path: "out"}}
+			code, out := in.run(t, j, 5*time.Minute)
+			if code != tt.want {
+				t.Fatalf("exit code %d; want %d\n%s", code, tt.want, out)
+			}
+			b, err := os.ReadFile(log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				if !strings.HasPrefix(line, wd+" ") {
+					t.Errorf("aws ran in %q; want the workdir %q", line, wd)
+				}
+			}
+		})
+	}
+}

@@ -31,8 +31,12 @@ func (s *Scheduler) CommandEvent(ctx context.Context, commandID, instanceID, sta
 		return err
 	}
 	if !res.Status.Final() {
-		// The event ran ahead of GetCommandInvocation; the status it named is final.
-		res.Status = runner.ParseStatus(status)
+		// The event ran ahead of GetCommandInvocation: its exit code is not
+		// known yet. Recording the event's status without it could take a
+		// non-zero exit for a lost instance; the watchdog's poll records it
+		// with its exit code within a minute.
+		s.log.InfoContext(ctx, "command ended; result not readable yet", "job", j.ID, "command", commandID, "status", status)
+		return nil
 	}
 	// Recording the result needs only the lease, not a whole snapshot; the
 	// Reconcile that follows reads the world and hands the instance on.

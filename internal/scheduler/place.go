@@ -58,6 +58,7 @@ func (s *Scheduler) place(ctx context.Context, w *world, j *job.Job) error {
 	if ok, err := s.write(ctx, j, from); !ok {
 		return err
 	}
+	w.launching[j.Pool]++ // counted until this pass ends, whatever the launch does
 	return s.launch(ctx, w, j)
 }
 
@@ -277,12 +278,16 @@ func (s *Scheduler) count(w *world, pool string) int {
 			n++
 		}
 	}
-	for _, j := range w.jobs[job.Placed] {
-		if j.Pool == pool && j.InstanceID == "" && j.State == job.Placed {
-			n++
+	// Jobs placed or running on an instance DescribeInstances does not list
+	// yet (it lags), and launches in flight, count too.
+	for _, st := range []job.State{job.Placed, job.Running} {
+		for _, j := range w.jobs[st] {
+			if _, listed := w.instances[j.InstanceID]; j.Pool == pool && j.State == st && (j.InstanceID == "" || !listed) {
+				n++
+			}
 		}
 	}
-	return n
+	return n + w.launching[pool]
 }
 
 // measureReady records on the instance how long it took from its start to

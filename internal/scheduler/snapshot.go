@@ -26,12 +26,15 @@ type world struct {
 	// budget is set while a budget is reached: nothing is placed, and free
 	// instances are stopped without waiting for keep-warm.
 	budget string
+	// launching counts, per pool, launches this pass started (whether or
+	// not EC2 answered): they count against the cap until the next pass.
+	launching map[string]int
 }
 
 func (s *Scheduler) snapshot(ctx context.Context, o Options) (*world, error) {
 	w := &world{
 		now: s.now(), jobs: map[job.State][]*job.Job{}, leases: map[string]store.Lease{},
-		instances: map[string]fleet.Instance{}, taken: map[string]bool{}, blocked: map[string]error{},
+		instances: map[string]fleet.Instance{}, taken: map[string]bool{}, blocked: map[string]error{}, launching: map[string]int{},
 	}
 	for _, st := range []job.State{job.Placed, job.Running} {
 		js, err := s.store.Live(ctx, st)
@@ -59,7 +62,10 @@ func (s *Scheduler) snapshot(ctx context.Context, o Options) (*world, error) {
 	}
 	var running []string
 	for _, i := range insts {
-		if h, ok := o.Hints[i.ID]; ok && h != "pending" && h != "running" {
+		// Only an irreversible state is taken from an event: EventBridge does
+		// not order events and Lambda retries them, so a "stopped" may be
+		// older than the start that followed it; "terminated" never is.
+		if h, ok := o.Hints[i.ID]; ok && (h == "shutting-down" || h == "terminated") {
 			i.State = h
 		}
 		if !i.Live() {

@@ -686,3 +686,58 @@ func stopTime(w *sim.World, id string) time.Time {
 	}
 	return time.Time{}
 }
+
+// A "stopped" event is not believed over DescribeInstances: EventBridge
+// does not order events and Lambda retries them, so it may be older than the
+// start that followed it (found in review). Re-queuing on it would run the
+// attempt twice.
+func TestStaleStoppedEventIgnored(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{})
+	w.Cloud.Exec = sim.ExecFunc(func(sim.Run) sim.Outcome { return sim.Outcome{Duration: time.Hour} })
+	w.Send(`{"id": "busy", "command": "python train.py"}`)
+	w.Poll(ctx)
+	if !w.RunUntil(ctx, time.Hour, stateIs(w, "busy", job.Running)) {
+		t.Fatal("job never ran")
+	}
+	iid := jobOf(t, w, "busy").InstanceID
+	if err := w.Sched.InstanceEvent(ctx, iid, "stopped"); err != nil {
+		t.Fatal(err)
+	}
+	if j := jobOf(t, w, "busy"); j.State != job.Running || j.Attempt != 1 {
+		t.Fatalf("after a stale stopped event: %s attempt %d (%s); want still RUNNING, attempt 1", j.State, j.Attempt, j.Reason)
+	}
+	w.Run(ctx, 2*time.Hour)
+	if j := jobOf(t, w, "busy"); j.State != job.Succeeded || len(w.Cloud.Invocations()) != 1 {
+		t.Errorf("job %s with %d commands; want SUCCEEDED with one", j.State, len(w.Cloud.Invocations()))
+	}
+	checkSafety(t, w)
+}
+
+// A launch that got no answer from EC2 counts against the cap for the rest
+// of the pass: the next queued job must not launch a second instance into a
+// pool capped at one (found in review).
+func TestUnansweredLaunchCountsAgainstCap(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{Pools: map[string]scheduler.Pool{"default": {Types: []string{"g4dn.xlarge"}, MaxInstances: 1, KeepWarm: job.Duration(time.Hour)}}})
+	for _, id := range []string{"a", "b"} {
+		if _, err := w.Sched.Submit(ctx, []byte(`{"id": "`+id+`", "command": "python train.py"}`), "m-"+id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lost := false
+	w.Cloud.After = func(op string) error {
+		if op == "RunInstances" && !lost {
+			lost = true
+			return errors.New("read tcp: connection reset by peer") // no answer: the instance exists
+		}
+		return nil
+	}
+	_ = w.Sched.Reconcile(ctx, scheduler.Options{})
+	if n := w.Cloud.Calls["RunInstances"]; n != 1 {
+		t.Errorf("RunInstances called %d times in one pass; want 1 (cap 1, the unanswered launch counts)", n)
+	}
+	if got := len(managed(w)); got != 1 {
+		t.Errorf("%d instances in a pool capped at 1", got)
+	}
+}
