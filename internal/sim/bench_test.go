@@ -53,29 +53,17 @@ func callsPerJob(b *testing.B, warm bool) (aws, store, ticks float64, took time.
 }
 
 // BenchmarkCallsPerJobCold: a job that launches a new instance.
-func BenchmarkCallsPerJobCold(b *testing.B) {
-	var aws, store, ticks float64
-	var took time.Duration
-	for b.Loop() {
-		var t time.Duration
-		aws, store, ticks, t = callsPerJob(b, false)
-		took += t
-	}
-	// Handler time of the measured job alone (the simulated cloud's share
-	// included), without building the world or any warm-up job.
-	b.ReportMetric(float64(took.Nanoseconds())/float64(b.N), "handler-ns/job")
-	b.ReportMetric(aws, "aws-calls/job")
-	b.ReportMetric(store, "store-calls/job")
-	b.ReportMetric(ticks, "ticks/job")
-}
+func BenchmarkCallsPerJobCold(b *testing.B) { benchCallsPerJob(b, false) }
 
 // BenchmarkCallsPerJobWarm: a job given an idle, online instance.
-func BenchmarkCallsPerJobWarm(b *testing.B) {
+func BenchmarkCallsPerJobWarm(b *testing.B) { benchCallsPerJob(b, true) }
+
+func benchCallsPerJob(b *testing.B, warm bool) {
 	var aws, store, ticks float64
 	var took time.Duration
 	for b.Loop() {
 		var t time.Duration
-		aws, store, ticks, t = callsPerJob(b, true)
+		aws, store, ticks, t = callsPerJob(b, warm)
 		took += t
 	}
 	// Handler time of the measured job alone (the simulated cloud's share
