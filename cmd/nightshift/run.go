@@ -58,7 +58,7 @@ func run(ctx context.Context, o runOptions, out io.Writer) error {
 		StateDir: ".nightshift", Log: slog.New(tl), Setup: ". .venv/bin/activate",
 	})
 	tl.clock, tl.start, tl.cloud = w.Clock, w.Clock.Now(), w.Cloud
-	w.Cloud.Exec = &bashExecutor{dir: dir}
+	w.Exec = &bashExecutor{dir: dir}
 
 	fmt.Fprintf(out, "nightshift local run — simulated AWS, virtual clock; instances' disks under %s\n\n", dir)
 	id := w.Send(msg)
@@ -97,7 +97,7 @@ func run(ctx context.Context, o runOptions, out io.Writer) error {
 		fmt.Fprintf(out, " (exit code %d)", *j.ExitCode)
 	}
 	ran := j.EndedAt.Sub(j.StartedAt)
-	for _, inv := range w.Cloud.Invocations() {
+	for _, inv := range w.Invocations() {
 		if inv.CommandID == j.CommandID && !inv.Ended.IsZero() {
 			ran = inv.Ended.Sub(inv.Started) // SSM's own times are whole seconds
 		}

@@ -9,7 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nightshift-dev/nightshift/internal/sim"
+	"github.com/nightshift-dev/nightshift/internal/awssim"
+	"github.com/nightshift-dev/nightshift/internal/vclock"
 )
 
 // timeline is a slog handler that prints the scheduler's decisions as a
@@ -17,8 +18,8 @@ import (
 type timeline struct {
 	mu    sync.Mutex
 	out   io.Writer
-	clock *sim.Clock
-	cloud *sim.Cloud
+	clock *vclock.Clock
+	cloud *awssim.Cloud
 	start time.Time
 	seen  map[string]bool
 }

@@ -5,19 +5,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
-
-	"github.com/nightshift-dev/nightshift/internal/config"
-	"github.com/nightshift-dev/nightshift/internal/handler"
+	"github.com/nightshift-dev/nightshift/internal/service"
 )
 
-func main() {
-	log := lambdacontext.NewLogger()
-	s, err := config.Load(context.Background(), log)
-	if err != nil {
-		log.Error("configuration", "err", err)
-		os.Exit(1)
-	}
-	lambda.Start(handler.Intake{S: s.Scheduler, Log: log}.Handle)
-}
+func main() { os.Exit(service.Run(context.Background(), service.IntakeFunction)) }

@@ -142,7 +142,7 @@ func BenchmarkIntake(b *testing.B) {
 
 		start := time.Now()
 		for i, ev := range batches {
-			resp, err := w.Intake.Handle(ctx, ev)
+			resp, err := w.Svc.Intake.Handle(ctx, ev)
 			if err != nil || len(resp.BatchItemFailures) > 0 {
 				b.Fatalf("Intake.Handle(batch %d) = %v, %v; want no failures", i, resp.BatchItemFailures, err)
 			}

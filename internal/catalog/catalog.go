@@ -3,6 +3,8 @@
 package catalog
 
 import (
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -61,6 +63,13 @@ func index(list []Type) map[string]Type {
 func Lookup(name string) (Type, bool) {
 	t, ok := types[name]
 	return t, ok
+}
+
+// All returns every type nightshift knows, by name.
+func All() []Type {
+	out := slices.Collect(maps.Values(types))
+	slices.SortFunc(out, func(a, b Type) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // Known reports whether nightshift knows the instance type name.

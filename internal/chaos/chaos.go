@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/smithy-go"
 
+	"github.com/nightshift-dev/nightshift/internal/awssim"
 	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
 	"github.com/nightshift-dev/nightshift/internal/sim"
@@ -147,7 +148,7 @@ func RunLogged(seed uint64, log *slog.Logger) (Stats, error) {
 	}
 	h.stats.Jobs = len(h.jobs)
 	h.stats.Launches = h.w.Cloud.Calls["RunInstances"]
-	h.stats.Commands = len(h.w.Cloud.Invocations())
+	h.stats.Commands = len(h.w.Invocations())
 	return h.stats, nil
 }
 
@@ -203,17 +204,17 @@ func (h *history) faults() {
 			h.check.step()
 		}
 	}
-	w.Cloud.Fault = func(op string) error {
+	w.Cloud.Fault = func(op string, _ any) error {
 		if h.checking {
 			return nil
 		}
 		if h.dead {
-			return sim.ErrCrash
+			return awssim.ErrCrash
 		}
 		h.calls++
 		if h.crashAt >= 0 && h.calls > h.crashAt && !h.crashAfter {
 			h.dead = true
-			return sim.ErrCrash
+			return awssim.ErrCrash
 		}
 		if h.faulty && h.rng.Float64() < h.pThrottle {
 			h.stats.Throttles++
@@ -224,15 +225,15 @@ func (h *history) faults() {
 	w.Cloud.After = func(op string) error {
 		if h.crashAt >= 0 && h.calls > h.crashAt && h.crashAfter && !h.dead {
 			h.dead = true // the call took effect; its answer is lost with the process
-			return sim.ErrCrash
+			return awssim.ErrCrash
 		}
 		return nil
 	}
-	w.Mangle = func(evs []sim.Event) []sim.Event {
+	w.Mangle = func(evs []awssim.Event) []awssim.Event {
 		if !h.faulty {
 			return evs
 		}
-		var out []sim.Event
+		var out []awssim.Event
 		for _, e := range evs {
 			if h.rng.Float64() < h.pDrop {
 				h.stats.Dropped++
@@ -253,7 +254,7 @@ func (h *history) faults() {
 		}
 		return time.Duration(20+h.rng.IntN(280)) * time.Second, true
 	}
-	w.Cloud.Exec = sim.ExecFunc(func(r sim.Run) sim.Outcome {
+	w.Exec = sim.ExecFunc(func(r sim.Run) sim.Outcome {
 		switch x := h.rng.Float64(); {
 		case x < 0.05:
 			return sim.Outcome{Hang: true}

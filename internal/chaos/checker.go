@@ -82,7 +82,7 @@ func (c *checker) step() {
 		live[st] = js
 	}
 	insts := h.w.Cloud.Instances()
-	invs := h.w.Cloud.Invocations()
+	invs := h.w.Invocations()
 
 	// S1: an accepted job is never lost: terminal, or waiting with a reason.
 	for _, st := range job.Live {
@@ -139,7 +139,7 @@ func (c *checker) step() {
 		running[inv.InstanceID] = inv
 	}
 	// S4: nothing acts on an instance nightshift does not own.
-	if v := h.w.Cloud.Violations; len(v) > 0 {
+	if v := h.w.Violations(); len(v) > 0 {
 		c.fail("S4", "%s", v[0])
 	}
 	// S5: the pool never exceeds its cap.

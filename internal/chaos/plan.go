@@ -5,8 +5,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nightshift-dev/nightshift/internal/awssim"
 	"github.com/nightshift-dev/nightshift/internal/catalog"
-	"github.com/nightshift-dev/nightshift/internal/sim"
 )
 
 // action is one planned happening, at an offset into the history.
@@ -100,7 +100,7 @@ func (h *history) plan() []action {
 		add(at(), fmt.Sprintf("notebook %d", k), func(h *history) { h.notebook(busyFor) })
 	}
 	// A stranger's instance, which nothing may touch.
-	add(at(), "stranger", func(h *history) { h.w.Cloud.Launch("g5.xlarge", map[string]string{"Name": "not ours"}) })
+	add(at(), "stranger", func(h *history) { h.w.Launch("g5.xlarge", map[string]string{"Name": "not ours"}) })
 	// The control plane goes away for a while (L4).
 	if r.IntN(3) == 0 {
 		d := time.Duration(60+r.IntN(180)) * time.Minute
@@ -129,8 +129,8 @@ func (h *history) redeliver() {
 }
 
 // managed returns the live instances nightshift launched.
-func (h *history) managed(spotOnly bool) []sim.Instance {
-	var out []sim.Instance
+func (h *history) managed(spotOnly bool) []awssim.Instance {
+	var out []awssim.Instance
 	for _, i := range h.w.Cloud.Instances() {
 		if i.Token != "" && (i.State == "running" || i.State == "pending") && (!spotOnly || i.Spot) {
 			out = append(out, i)
@@ -147,27 +147,27 @@ func (h *history) interrupt() {
 
 func (h *history) byHand(action string) {
 	if is := h.managed(false); len(is) > 0 {
-		h.w.Cloud.ByHand(is[h.rng.IntN(len(is))].ID, action)
+		_ = h.w.Cloud.ByHand(is[h.rng.IntN(len(is))].ID, action) // a live instance: it can be stopped
 	}
 }
 
 // notebook starts a watched instance whose user works for busyFor, then
 // walks away leaving it running.
 func (h *history) notebook(busyFor time.Duration) {
-	id := h.w.Cloud.Launch("g5.xlarge", map[string]string{"nightshift:watch": "true", "Name": "notebook"})
+	id := h.w.Launch("g5.xlarge", map[string]string{"nightshift:watch": "true", "Name": "notebook"})
 	until := h.w.Clock.Now().Add(busyFor)
 	h.check.notebooks[id] = until
 	prev := h.w.Cloud.Usage
-	h.w.Cloud.Usage = func(iid string, t time.Time) (sim.Usage, bool) {
+	h.w.Cloud.Usage = func(iid string, t time.Time) (awssim.Usage, bool) {
 		if iid == id {
 			if t.Before(until) {
-				return sim.Usage{GPU: 70, CPU: 30, NetBytesPerSec: 1e5, Progress: true}, true
+				return awssim.Usage{GPU: 70, CPU: 30, NetBytesPerSec: 1e5}, true
 			}
-			return sim.Usage{GPU: 0, CPU: 1, NetBytesPerSec: 100, Progress: true}, true
+			return awssim.Usage{GPU: 0, CPU: 1, NetBytesPerSec: 100}, true
 		}
 		if prev != nil {
 			return prev(iid, t)
 		}
-		return sim.Usage{}, false
+		return awssim.Usage{}, false
 	}
 }

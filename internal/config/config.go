@@ -1,36 +1,25 @@
 // Package config reads a deployment's settings from the environment the
-// template sets, and builds the scheduler on the real AWS SDK clients. It is
-// called once per Lambda container, outside the handler.
+// template sets. It is read once per Lambda execution environment, outside
+// the handler; internal/service builds the product from it.
 package config
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/sns"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
-	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
-
-	"github.com/nightshift-dev/nightshift/internal/fleet"
-	"github.com/nightshift-dev/nightshift/internal/notice"
-	"github.com/nightshift-dev/nightshift/internal/runner"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
-	"github.com/nightshift-dev/nightshift/internal/store"
 	"github.com/nightshift-dev/nightshift/internal/watchdog"
 )
+
+// DefaultPool is the pool a job runs in when it names none.
+const DefaultPool = "default"
+
+// DefaultAMIParameter is the public SSM parameter of the PyTorch Deep
+// Learning AMI (Ubuntu 22.04) that instances launch from by default.
+const DefaultAMIParameter = "/aws/service/deeplearning/ami/x86_64/oss-nvidia-driver-gpu-pytorch-2.7-ubuntu-22.04/latest/ami-id"
 
 // Settings is everything a deployment configures, read from NIGHTSHIFT_* variables.
 type Settings struct {
@@ -50,6 +39,9 @@ type Settings struct {
 	// CloudWatchProtocol is "query" or "json" for an emulator that does not
 	// speak CloudWatch's default protocol (Smithy RPCv2 CBOR); empty for AWS.
 	CloudWatchProtocol string
+	// StateDir is where the wrapper keeps its per-attempt state on the
+	// instance; empty for the runner's default.
+	StateDir string
 }
 
 // FromEnv reads the settings; getenv is os.Getenv outside tests.
@@ -70,7 +62,7 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		return s, fmt.Errorf("NIGHTSHIFT_TABLE is not set")
 	}
 	if s.AMIParameter == "" {
-		s.AMIParameter = "/aws/service/deeplearning/ami/x86_64/oss-nvidia-driver-gpu-pytorch-2.7-ubuntu-22.04/latest/ami-id"
+		s.AMIParameter = DefaultAMIParameter
 	}
 	pools := getenv("NIGHTSHIFT_POOLS")
 	if pools == "" {
@@ -159,81 +151,4 @@ func watchdogFromEnv(getenv func(string) string) (watchdog.Config, error) {
 		}
 	}
 	return c, nil
-}
-
-// Clients are the AWS API clients nightshift runs on.
-type Clients struct {
-	DynamoDB   *dynamodb.Client
-	EC2        *ec2.Client
-	SSM        *ssm.Client
-	CloudWatch *cloudwatch.Client
-	SNS        *sns.Client
-}
-
-// NewClients builds the real SDK clients from an SDK config. protocol picks
-// CloudWatch's wire protocol for an emulator ("query" or "json"); empty
-// keeps the SDK's default.
-func NewClients(cfg aws.Config, protocol string) (Clients, error) {
-	var cwOpts []func(*cloudwatch.Options)
-	switch protocol {
-	case "":
-	case "query":
-		cwOpts = append(cwOpts, func(o *cloudwatch.Options) { o.Protocol = awsquery.New(schemas.GraniteServiceVersion20100801) })
-	case "json":
-		cwOpts = append(cwOpts, func(o *cloudwatch.Options) { o.Protocol = awsjson.New10(schemas.GraniteServiceVersion20100801) })
-	default:
-		return Clients{}, fmt.Errorf("NIGHTSHIFT_CLOUDWATCH_PROTOCOL: want query or json, got %q", protocol)
-	}
-	return Clients{
-		DynamoDB: dynamodb.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg),
-		CloudWatch: cloudwatch.NewFromConfig(cfg, cwOpts...), SNS: sns.NewFromConfig(cfg),
-	}, nil
-}
-
-// Service is everything a function needs: the scheduler and the watchdog.
-type Service struct {
-	Scheduler *scheduler.Scheduler
-	Watchdog  *watchdog.Watchdog
-}
-
-// Build builds the scheduler and the watchdog from settings and clients.
-func Build(s Settings, c Clients, log *slog.Logger) Service {
-	keepWarm := scheduler.DefaultKeepWarm
-	// The instance's own idle timer backs up the control plane's keep-warm
-	// stop; with "auto" keep-warm it uses the default window.
-	if p, ok := s.Pools["default"]; ok && p.KeepWarm != 0 && !p.KeepWarmAuto {
-		keepWarm = p.KeepWarm.D()
-	}
-	f := fleet.New(c.EC2, c.SSM, fleet.Config{Region: s.Region, LaunchTemplateID: s.LaunchTemplateID, Subnets: s.Subnets, AMIParameter: s.AMIParameter}, time.Now)
-	r := runner.New(c.SSM, runner.Config{LogGroup: s.LogGroup, Bucket: s.OutputBucket, KeyPrefix: "nightshift", Script: runner.ScriptOptions{KeepWarm: keepWarm, Region: s.Region}})
-	st := store.NewDynamoDB(c.DynamoDB, s.Table)
-	n := notice.New(c.EC2, c.SNS, s.TopicARN, log, time.Now)
-	return Service{
-		Scheduler: scheduler.New(st, f, r, n, scheduler.Config{
-			Pools: s.Pools, DefaultPool: "default", MaxRuntime: s.MaxRuntime, Setup: s.Setup, Retries: s.Retries,
-		}, time.Now, log),
-		Watchdog: watchdog.New(c.EC2, c.CloudWatch, c.SSM, r, st, n, s.Watchdog, time.Now, log),
-	}
-}
-
-// Load reads the environment and builds the service on the default AWS
-// credentials chain; AWS_ENDPOINT_URL (honoured by the SDK) points it at an
-// emulator.
-func Load(ctx context.Context, log *slog.Logger) (Service, error) {
-	s, err := FromEnv(os.Getenv)
-	if err != nil {
-		return Service{}, err
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return Service{}, fmt.Errorf("aws config: %w", err)
-	}
-	if s.Region == "" {
-		s.Region = cfg.Region
-	}
-	c, err := NewClients(cfg, s.CloudWatchProtocol)
-	if err != nil {
-		return Service{}, err
-	}
-	return Build(s, c, log), nil
 }

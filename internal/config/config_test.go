@@ -1,7 +1,6 @@
 package config
 
 import (
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"strings"
 	"testing"
 	"time"
@@ -62,16 +61,3 @@ func TestFromEnvErrors(t *testing.T) {
 		})
 	}
 }
-
-func TestNewClientsProtocol(t *testing.T) {
-	if _, err := NewClients(awsConfig(), "cbor-please"); err == nil {
-		t.Errorf("NewClients(unknown protocol) = nil; want an error")
-	}
-	for _, p := range []string{"", "query", "json"} {
-		if _, err := NewClients(awsConfig(), p); err != nil {
-			t.Errorf("NewClients(%q) = %v", p, err)
-		}
-	}
-}
-
-func awsConfig() aws.Config { return aws.Config{Region: "us-east-1"} }

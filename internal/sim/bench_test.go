@@ -26,7 +26,7 @@ func callsPerJob(b *testing.B, warm bool) (aws, store, ticks float64, took time.
 	ctx := context.Background()
 	w := sim.NewWorld(sim.Config{KeepWarm: time.Hour})
 	// A one-second command: the count is not inflated by ticks during a long job.
-	w.Cloud.Exec = sim.ExecFunc(func(sim.Run) sim.Outcome { return sim.Outcome{Duration: time.Second} })
+	w.Exec = sim.ExecFunc(func(sim.Run) sim.Outcome { return sim.Outcome{Duration: time.Second} })
 	if warm {
 		w.Send(`{"id": "warmup", "command": "true"}`)
 		w.Poll(ctx)

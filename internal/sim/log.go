@@ -3,15 +3,17 @@ package sim
 import (
 	"context"
 	"log/slog"
+
+	"github.com/nightshift-dev/nightshift/internal/vclock"
 )
 
 // LogHandler stamps every record with the virtual time, so logs read as the
 // simulated timeline.
-func LogHandler(h slog.Handler, c *Clock) slog.Handler { return clockHandler{h, c} }
+func LogHandler(h slog.Handler, c *vclock.Clock) slog.Handler { return clockHandler{h, c} }
 
 type clockHandler struct {
 	slog.Handler
-	c *Clock
+	c *vclock.Clock
 }
 
 func (h clockHandler) Handle(ctx context.Context, r slog.Record) error {

@@ -3,7 +3,6 @@ package sim_test
 import (
 	"context"
 	"errors"
-	"github.com/aws/smithy-go"
 	"log/slog"
 	"os"
 	"slices"
@@ -13,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/smithy-go"
+
+	"github.com/nightshift-dev/nightshift/internal/awssim"
 	"github.com/nightshift-dev/nightshift/internal/catalog"
 	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
@@ -46,8 +48,8 @@ func stateIs(w *sim.World, id string, s job.State) func() bool {
 }
 
 // managed returns the instances nightshift launched.
-func managed(w *sim.World) []sim.Instance {
-	var out []sim.Instance
+func managed(w *sim.World) []awssim.Instance {
+	var out []awssim.Instance
 	for _, i := range w.Cloud.Instances() {
 		if i.Tags["nightshift:managed"] == "true" {
 			out = append(out, i)
@@ -94,7 +96,7 @@ func TestHappyPath(t *testing.T) {
 	if got := w.Cloud.Instances()[0]; got.State != "stopped" && got.State != "stopping" {
 		t.Errorf("after keep-warm, instance is %s; want stopped", got.State)
 	}
-	if n := len(w.Cloud.Invocations()); n != 1 {
+	if n := len(w.Invocations()); n != 1 {
 		t.Errorf("%d commands sent; want 1", n)
 	}
 	if len(w.Errors) > 0 {
@@ -125,7 +127,7 @@ func checkSafety(t *testing.T, w *sim.World) {
 		}
 	}
 	ran := map[string]string{}
-	for _, inv := range w.Cloud.Invocations() {
+	for _, inv := range w.Invocations() {
 		if inv.Duplicate || inv.JobID == "" {
 			continue
 		}
@@ -140,7 +142,7 @@ func checkSafety(t *testing.T, w *sim.World) {
 			t.Errorf("S4: unmanaged instance %s was acted on by %s", i.ID, i.StoppedBy)
 		}
 	}
-	for _, v := range w.Cloud.Violations {
+	for _, v := range w.Violations() {
 		t.Errorf("S4: %s", v)
 	}
 }
@@ -166,7 +168,7 @@ func TestDuplicateDeliveries(t *testing.T) {
 		t.Errorf("%d instances for two jobs; want at most 2", got)
 	}
 	var ran []string
-	for _, inv := range w.Cloud.Invocations() {
+	for _, inv := range w.Invocations() {
 		ran = append(ran, inv.JobID)
 	}
 	slices.Sort(ran)
@@ -187,7 +189,7 @@ func TestRaceForOneIdleInstance(t *testing.T) {
 	// Two jobs recorded while nothing reconciles, then two invocations
 	// reconcile at the same moment for the one idle instance.
 	for _, id := range []string{"a", "b"} {
-		if _, err := w.Sched.Submit(ctx, []byte(`{"id": "`+id+`", "command": "sleep 600"}`), "m-"+id); err != nil {
+		if _, err := w.Svc.Scheduler.Submit(ctx, []byte(`{"id": "`+id+`", "command": "sleep 600"}`), "m-"+id); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -197,7 +199,7 @@ func TestRaceForOneIdleInstance(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[k] = w.Sched.Reconcile(ctx, scheduler.Options{})
+			errs[k] = w.Svc.Scheduler.Reconcile(ctx, scheduler.Options{})
 		}()
 	}
 	wg.Wait()
@@ -230,14 +232,14 @@ func TestCrashAfterRunInstances(t *testing.T) {
 	w.Cloud.After = func(op string) error {
 		if op == "RunInstances" && !crashed {
 			crashed = true
-			return sim.ErrCrash
+			return awssim.ErrCrash
 		}
 		return nil
 	}
-	if _, err := w.Sched.Submit(ctx, []byte(`{"id": "crashy", "command": "python train.py"}`), "m-1"); err != nil {
+	if _, err := w.Svc.Scheduler.Submit(ctx, []byte(`{"id": "crashy", "command": "python train.py"}`), "m-1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Sched.Reconcile(ctx, scheduler.Options{}); !errors.Is(err, sim.ErrCrash) {
+	if err := w.Svc.Scheduler.Reconcile(ctx, scheduler.Options{}); !errors.Is(err, awssim.ErrCrash) {
 		t.Fatalf("Reconcile() = %v; want the injected crash", err)
 	}
 	if j := jobOf(t, w, "crashy"); j.State != job.Placed || j.InstanceID != "" {
@@ -259,7 +261,7 @@ func TestCrashAfterSendCommand(t *testing.T) {
 	w.Cloud.After = func(op string) error {
 		if op == "SendCommand" && !crashed {
 			crashed = true
-			return sim.ErrCrash
+			return awssim.ErrCrash
 		}
 		return nil
 	}
@@ -271,7 +273,7 @@ func TestCrashAfterSendCommand(t *testing.T) {
 	if !crashed {
 		t.Fatal("the crash was not injected")
 	}
-	if n := len(w.Cloud.Invocations()); n != 1 {
+	if n := len(w.Invocations()); n != 1 {
 		t.Errorf("%d commands sent; want 1: the command sent before the crash is found by its comment", n)
 	}
 	checkSafety(t, w)
@@ -364,7 +366,7 @@ func TestQuotaZero(t *testing.T) {
 func TestInstanceTerminatedMidJob(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, sim.Config{Retries: 2})
-	w.Cloud.Exec = sim.ExecFunc(func(sim.Run) sim.Outcome { return sim.Outcome{Duration: 20 * time.Minute} })
+	w.Exec = sim.ExecFunc(func(sim.Run) sim.Outcome { return sim.Outcome{Duration: 20 * time.Minute} })
 	w.Send(`{"id": "victim", "command": "python train.py"}`)
 	w.Poll(ctx)
 	if !w.RunUntil(ctx, time.Hour, stateIs(w, "victim", job.Running)) {
@@ -372,7 +374,9 @@ func TestInstanceTerminatedMidJob(t *testing.T) {
 	}
 	w.Run(ctx, 5*time.Minute)
 	first := jobOf(t, w, "victim").InstanceID
-	w.Cloud.ByHand(first, "terminate")
+	if err := w.Cloud.ByHand(first, "terminate"); err != nil {
+		t.Fatal(err)
+	}
 	w.Run(ctx, 2*time.Minute)
 	j := jobOf(t, w, "victim")
 	if j.Attempt != 2 || j.InstanceID == first {
@@ -387,7 +391,7 @@ func TestInstanceTerminatedMidJob(t *testing.T) {
 func TestSpotInterruption(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, sim.Config{})
-	w.Cloud.Exec = sim.ExecFunc(func(sim.Run) sim.Outcome { return sim.Outcome{Duration: 30 * time.Minute} })
+	w.Exec = sim.ExecFunc(func(sim.Run) sim.Outcome { return sim.Outcome{Duration: 30 * time.Minute} })
 	w.Send(`{"id": "spotty", "command": "python train.py", "instance": {"market": "spot"}}`)
 	w.Poll(ctx)
 	if !w.RunUntil(ctx, time.Hour, stateIs(w, "spotty", job.Running)) {
@@ -439,7 +443,7 @@ func TestNextJobOnWarmInstance(t *testing.T) {
 func TestFailedAndTimedOutJobs(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, sim.Config{})
-	w.Cloud.Exec = sim.ExecFunc(func(r sim.Run) sim.Outcome {
+	w.Exec = sim.ExecFunc(func(r sim.Run) sim.Outcome {
 		switch r.JobID {
 		case "fails":
 			return sim.Outcome{Exit: 3, Duration: time.Minute}
@@ -464,7 +468,7 @@ func TestFailedAndTimedOutJobs(t *testing.T) {
 func TestLostEventsCaughtByWatchdog(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, sim.Config{})
-	w.Drop = func(e sim.Event) bool { return true } // EventBridge delivers nothing
+	w.Drop = func(e awssim.Event) bool { return true } // EventBridge delivers nothing
 	w.Send(`{"id": "quiet", "command": "python train.py"}`)
 	w.Poll(ctx)
 	if !w.RunUntil(ctx, time.Hour, stateIs(w, "quiet", job.Succeeded)) {
@@ -479,7 +483,7 @@ func TestLostEventsCaughtByWatchdog(t *testing.T) {
 func TestUnmanagedInstanceUntouched(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, sim.Config{})
-	other := w.Cloud.Launch("g5.xlarge", map[string]string{"Name": "someone's notebook"})
+	other := w.Launch("g5.xlarge", map[string]string{"Name": "someone's notebook"})
 	w.Send(`{"id": "j", "command": "python train.py"}`)
 	w.Poll(ctx)
 	w.Run(ctx, 3*time.Hour)
@@ -488,7 +492,7 @@ func TestUnmanagedInstanceUntouched(t *testing.T) {
 			t.Errorf("unmanaged instance %s: %s by %q; want running, untouched", i.ID, i.State, i.StoppedBy)
 		}
 	}
-	for _, inv := range w.Cloud.Invocations() {
+	for _, inv := range w.Invocations() {
 		if inv.InstanceID == other {
 			t.Errorf("a command was sent to the unmanaged instance")
 		}
@@ -514,7 +518,7 @@ func TestBadInputRecorded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		msgID := w.Send(tt.give)
-		res, err := w.Sched.Submit(ctx, []byte(tt.give), msgID)
+		res, err := w.Svc.Scheduler.Submit(ctx, []byte(tt.give), msgID)
 		if err != nil || res.Outcome != scheduler.Rejected || !errors.Is(res.Reason, tt.want) {
 			t.Errorf("Submit(%.40q) = %v, %v, %v; want rejected with %v", tt.give, res.Outcome, res.Reason, err, tt.want)
 			continue
@@ -595,11 +599,12 @@ func TestSubmittedJobPlacedDespiteLaggingIndex(t *testing.T) {
 // StopInstances call failed stayed running for ever.
 func TestStopRetriedAfterFailedCall(t *testing.T) {
 	ctx := context.Background()
-	// The pool's keep-warm is 10 minutes; the instances' own idle timer is
-	// set far later, so only nightshift's stop can stop it in this test.
-	w := newWorld(t, sim.Config{KeepWarm: 2 * time.Hour, Pools: map[string]scheduler.Pool{"default": {Types: []string{"g4dn.xlarge"}, MaxInstances: 2, KeepWarm: job.Duration(10 * time.Minute)}}})
+	// The pool's keep-warm is 10 minutes; the instances' own idle timer
+	// never fires, so only nightshift's stop can stop it in this test.
+	w := newWorld(t, sim.Config{Pools: map[string]scheduler.Pool{"default": {Types: []string{"g4dn.xlarge"}, MaxInstances: 2, KeepWarm: job.Duration(10 * time.Minute)}}})
+	w.Cloud.BrokenShutdown = true
 	failed := 0
-	w.Cloud.Fault = func(op string) error {
+	w.Cloud.Fault = func(op string, _ any) error {
 		if op == "StopInstances" && failed < 2 {
 			failed++
 			return &smithy.GenericAPIError{Code: "RequestLimitExceeded"}
@@ -679,7 +684,7 @@ func TestAutoKeepWarm(t *testing.T) {
 
 // stopTime is when nightshift tagged the instance stopped.
 func stopTime(w *sim.World, id string) time.Time {
-	for _, m := range w.Cloud.Messages() {
+	for _, m := range w.Cloud.Notifications() {
 		if strings.Contains(m.Subject, "stop "+id) {
 			return m.At
 		}
@@ -694,22 +699,22 @@ func stopTime(w *sim.World, id string) time.Time {
 func TestStaleStoppedEventIgnored(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, sim.Config{})
-	w.Cloud.Exec = sim.ExecFunc(func(sim.Run) sim.Outcome { return sim.Outcome{Duration: time.Hour} })
+	w.Exec = sim.ExecFunc(func(sim.Run) sim.Outcome { return sim.Outcome{Duration: time.Hour} })
 	w.Send(`{"id": "busy", "command": "python train.py"}`)
 	w.Poll(ctx)
 	if !w.RunUntil(ctx, time.Hour, stateIs(w, "busy", job.Running)) {
 		t.Fatal("job never ran")
 	}
 	iid := jobOf(t, w, "busy").InstanceID
-	if err := w.Sched.InstanceEvent(ctx, iid, "stopped"); err != nil {
+	if err := w.Svc.Scheduler.InstanceEvent(ctx, iid, "stopped"); err != nil {
 		t.Fatal(err)
 	}
 	if j := jobOf(t, w, "busy"); j.State != job.Running || j.Attempt != 1 {
 		t.Fatalf("after a stale stopped event: %s attempt %d (%s); want still RUNNING, attempt 1", j.State, j.Attempt, j.Reason)
 	}
 	w.Run(ctx, 2*time.Hour)
-	if j := jobOf(t, w, "busy"); j.State != job.Succeeded || len(w.Cloud.Invocations()) != 1 {
-		t.Errorf("job %s with %d commands; want SUCCEEDED with one", j.State, len(w.Cloud.Invocations()))
+	if j := jobOf(t, w, "busy"); j.State != job.Succeeded || len(w.Invocations()) != 1 {
+		t.Errorf("job %s with %d commands; want SUCCEEDED with one", j.State, len(w.Invocations()))
 	}
 	checkSafety(t, w)
 }
@@ -721,7 +726,7 @@ func TestUnansweredLaunchCountsAgainstCap(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, sim.Config{Pools: map[string]scheduler.Pool{"default": {Types: []string{"g4dn.xlarge"}, MaxInstances: 1, KeepWarm: job.Duration(time.Hour)}}})
 	for _, id := range []string{"a", "b"} {
-		if _, err := w.Sched.Submit(ctx, []byte(`{"id": "`+id+`", "command": "python train.py"}`), "m-"+id); err != nil {
+		if _, err := w.Svc.Scheduler.Submit(ctx, []byte(`{"id": "`+id+`", "command": "python train.py"}`), "m-"+id); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -733,7 +738,7 @@ func TestUnansweredLaunchCountsAgainstCap(t *testing.T) {
 		}
 		return nil
 	}
-	_ = w.Sched.Reconcile(ctx, scheduler.Options{})
+	_ = w.Svc.Scheduler.Reconcile(ctx, scheduler.Options{})
 	if n := w.Cloud.Calls["RunInstances"]; n != 1 {
 		t.Errorf("RunInstances called %d times in one pass; want 1 (cap 1, the unanswered launch counts)", n)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nightshift-dev/nightshift/internal/awssim"
 	"github.com/nightshift-dev/nightshift/internal/sim"
 	"github.com/nightshift-dev/nightshift/internal/watchdog"
 )
@@ -18,11 +19,11 @@ func BenchmarkSweep(b *testing.B) {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			ctx := context.Background()
 			w := sim.NewWorld(sim.Config{Watchdog: watchdog.Config{IdleTimeout: 30 * time.Minute, Grace: 10 * time.Minute}})
-			w.Cloud.Usage = func(string, time.Time) (sim.Usage, bool) {
-				return sim.Usage{GPU: 80, CPU: 50, NetBytesPerSec: 1e6, Progress: true}, true
+			w.Cloud.Usage = func(string, time.Time) (awssim.Usage, bool) {
+				return awssim.Usage{GPU: 80, CPU: 50, NetBytesPerSec: 1e6}, true
 			}
 			for range n {
-				w.Cloud.Launch("g5.xlarge", map[string]string{"nightshift:watch": "true"})
+				w.Launch("g5.xlarge", map[string]string{"nightshift:watch": "true"})
 			}
 			w.Down = true // no ticks while the clock moves past the grace
 			w.Run(ctx, 45*time.Minute)
@@ -32,7 +33,7 @@ func BenchmarkSweep(b *testing.B) {
 			}
 			b.ResetTimer()
 			for b.Loop() {
-				rep, err := w.WatchdogSvc.Sweep(ctx)
+				rep, err := w.Svc.Watchdog.Sweep(ctx)
 				if err != nil || rep.Watched != n || len(rep.Actions) != 0 {
 					b.Fatalf("Sweep() = %+v, %v; want %d watched, no action", rep, err, n)
 				}

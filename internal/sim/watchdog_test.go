@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nightshift-dev/nightshift/internal/awssim"
 	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/runner"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
@@ -14,19 +15,19 @@ import (
 )
 
 var (
-	idle = sim.Usage{GPU: 0, CPU: 2, NetBytesPerSec: 500}
-	busy = sim.Usage{GPU: 90, CPU: 40, NetBytesPerSec: 5e5, Progress: true}
+	idle = awssim.Usage{GPU: 0, CPU: 2, NetBytesPerSec: 500}
+	busy = awssim.Usage{GPU: 90, CPU: 40, NetBytesPerSec: 5e5}
 )
 
 // usage gives each listed instance a constant load.
-func usage(w *sim.World, load map[string]sim.Usage) {
-	w.Cloud.Usage = func(id string, _ time.Time) (sim.Usage, bool) {
+func usage(w *sim.World, load map[string]awssim.Usage) {
+	w.Cloud.Usage = func(id string, _ time.Time) (awssim.Usage, bool) {
 		u, ok := load[id]
 		return u, ok
 	}
 }
 
-func instance(t *testing.T, w *sim.World, id string) sim.Instance {
+func instance(t *testing.T, w *sim.World, id string) awssim.Instance {
 	t.Helper()
 	for _, i := range w.Cloud.Instances() {
 		if i.ID == id {
@@ -34,12 +35,12 @@ func instance(t *testing.T, w *sim.World, id string) sim.Instance {
 		}
 	}
 	t.Fatalf("no instance %s", id)
-	return sim.Instance{}
+	return awssim.Instance{}
 }
 
-func messages(w *sim.World, substr string) []sim.Message {
-	var out []sim.Message
-	for _, m := range w.Cloud.Messages() {
+func messages(w *sim.World, substr string) []awssim.Notification {
+	var out []awssim.Notification
+	for _, m := range w.Cloud.Notifications() {
 		if strings.Contains(m.Subject+" "+m.Message, substr) {
 			out = append(out, m)
 		}
@@ -50,13 +51,13 @@ func messages(w *sim.World, substr string) []sim.Message {
 func TestWatchedNotebooks(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, sim.Config{Watchdog: watchdog.Config{IdleTimeout: 45 * time.Minute}})
-	idleNb := w.Cloud.Launch("g5.xlarge", map[string]string{"nightshift:watch": "true", "Name": "forgotten notebook"})
-	busyNb := w.Cloud.Launch("g5.xlarge", map[string]string{"nightshift:watch": "true", "Name": "training notebook"})
-	sessionNb := w.Cloud.Launch("g5.xlarge", map[string]string{"nightshift:watch": "true", "Name": "someone is logged in"})
-	shortNb := w.Cloud.Launch("g5.xlarge", map[string]string{"nightshift:watch": "true", "nightshift:idle-timeout": "20m"})
-	noAgent := w.Cloud.Launch("g5.xlarge", map[string]string{"nightshift:watch": "true", "Name": "no GPU metrics"})
-	stranger := w.Cloud.Launch("g5.xlarge", map[string]string{"Name": "not watched"})
-	usage(w, map[string]sim.Usage{idleNb: idle, busyNb: busy, sessionNb: idle, shortNb: idle, noAgent: idle, stranger: idle})
+	idleNb := w.Launch("g5.xlarge", map[string]string{"nightshift:watch": "true", "Name": "forgotten notebook"})
+	busyNb := w.Launch("g5.xlarge", map[string]string{"nightshift:watch": "true", "Name": "training notebook"})
+	sessionNb := w.Launch("g5.xlarge", map[string]string{"nightshift:watch": "true", "Name": "someone is logged in"})
+	shortNb := w.Launch("g5.xlarge", map[string]string{"nightshift:watch": "true", "nightshift:idle-timeout": "20m"})
+	noAgent := w.Launch("g5.xlarge", map[string]string{"nightshift:watch": "true", "Name": "no GPU metrics"})
+	stranger := w.Launch("g5.xlarge", map[string]string{"Name": "not watched"})
+	usage(w, map[string]awssim.Usage{idleNb: idle, busyNb: busy, sessionNb: idle, shortNb: idle, noAgent: idle, stranger: idle})
 	w.Cloud.Session(sessionNb, true)
 	w.Cloud.SetGPUMetrics(noAgent, false)
 
@@ -95,8 +96,8 @@ func TestWatchedNotebooks(t *testing.T) {
 func TestWatchedGrace(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, sim.Config{Watchdog: watchdog.Config{IdleTimeout: 10 * time.Minute, Grace: 30 * time.Minute}})
-	nb := w.Cloud.Launch("g5.xlarge", map[string]string{"nightshift:watch": "true"})
-	usage(w, map[string]sim.Usage{nb: idle})
+	nb := w.Launch("g5.xlarge", map[string]string{"nightshift:watch": "true"})
+	usage(w, map[string]awssim.Usage{nb: idle})
 	w.Run(ctx, 25*time.Minute)
 	if got := instance(t, w, nb).State; got != "running" {
 		t.Errorf("freshly started notebook is %s within its grace; want running", got)
@@ -110,8 +111,8 @@ func TestWatchedGrace(t *testing.T) {
 func TestDryRun(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, sim.Config{Watchdog: watchdog.Config{IdleTimeout: 20 * time.Minute, DryRun: true}})
-	nb := w.Cloud.Launch("g5.xlarge", map[string]string{"nightshift:watch": "true"})
-	usage(w, map[string]sim.Usage{nb: idle})
+	nb := w.Launch("g5.xlarge", map[string]string{"nightshift:watch": "true"})
+	usage(w, map[string]awssim.Usage{nb: idle})
 	w.Run(ctx, time.Hour)
 	if i := instance(t, w, nb); i.State != "running" || i.Tags["nightshift:last-action"] != "" {
 		t.Errorf("dry run: notebook %s, tagged %q; want running and untagged", i.State, i.Tags["nightshift:last-action"])
@@ -128,7 +129,7 @@ func TestDeadlineEnforcedByWatchdog(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, sim.Config{Watchdog: watchdog.Config{StallTimeout: 10 * time.Hour}})
 	w.Cloud.IgnoreTimeouts = true // SSM fails to end it: the watchdog must
-	w.Cloud.Exec = sim.ExecFunc(func(sim.Run) sim.Outcome { return sim.Outcome{Hang: true} })
+	w.Exec = sim.ExecFunc(func(sim.Run) sim.Outcome { return sim.Outcome{Hang: true} })
 	w.Send(`{"id": "forever", "command": "python train.py", "max_runtime": "30m"}`)
 	w.Poll(ctx)
 	if !w.RunUntil(ctx, 2*time.Hour, stateIs(w, "forever", job.TimedOut)) {
@@ -152,7 +153,7 @@ func TestStalledJob(t *testing.T) {
 		t.Run(onStall, func(t *testing.T) {
 			ctx := context.Background()
 			w := newWorld(t, sim.Config{Watchdog: watchdog.Config{StallTimeout: 20 * time.Minute}})
-			w.Cloud.Exec = sim.ExecFunc(func(sim.Run) sim.Outcome { return sim.Outcome{Hang: true} })
+			w.Exec = sim.ExecFunc(func(sim.Run) sim.Outcome { return sim.Outcome{Hang: true} })
 			w.Send(`{"id": "hung", "command": "python train.py", "max_runtime": "6h", "on_stall": "` + onStall + `"}`)
 			w.Poll(ctx)
 			w.Run(ctx, 40*time.Minute)
@@ -179,7 +180,7 @@ func TestStalledJob(t *testing.T) {
 func TestBusyJobNotStalled(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, sim.Config{Watchdog: watchdog.Config{StallTimeout: 10 * time.Minute}})
-	w.Cloud.Exec = sim.ExecFunc(func(sim.Run) sim.Outcome { return sim.Outcome{Duration: 2 * time.Hour} })
+	w.Exec = sim.ExecFunc(func(sim.Run) sim.Outcome { return sim.Outcome{Duration: 2 * time.Hour} })
 	w.Send(`{"id": "long", "command": "python train.py", "max_runtime": "3h", "on_stall": "cancel"}`)
 	w.Poll(ctx)
 	if !w.RunUntil(ctx, 3*time.Hour, stateIs(w, "long", job.Succeeded)) {
@@ -192,7 +193,7 @@ func TestLeakedInstanceStopped(t *testing.T) {
 	w := newWorld(t, sim.Config{})
 	// A managed instance the store does not know: a crash before any record,
 	// or a person copying the tags.
-	leak := w.Cloud.Launch("g4dn.xlarge", map[string]string{"nightshift:managed": "true", "nightshift:pool": "default"})
+	leak := w.Launch("g4dn.xlarge", map[string]string{"nightshift:managed": "true", "nightshift:pool": "default"})
 	w.Run(ctx, scheduler.DefaultKeepWarm+3*scheduler.Period)
 	i := instance(t, w, leak)
 	if i.State != "stopped" || !strings.Contains(i.Tags["nightshift:last-action"], "stop") {
@@ -206,7 +207,7 @@ func TestBudget(t *testing.T) {
 			ctx := context.Background()
 			// Two g4dn.xlarge at $0.526/h reach $1 in under an hour.
 			w := newWorld(t, sim.Config{Watchdog: watchdog.Config{DailyBudget: 1, Policy: policy}})
-			w.Cloud.Exec = sim.ExecFunc(func(r sim.Run) sim.Outcome {
+			w.Exec = sim.ExecFunc(func(r sim.Run) sim.Outcome {
 				if r.JobID == "short" {
 					return sim.Outcome{Duration: 5 * time.Minute}
 				}
@@ -217,18 +218,18 @@ func TestBudget(t *testing.T) {
 			w.Poll(ctx)
 			warned := func() bool { return len(messages(w, "% of the $1.00 budget")) > 0 }
 			if !w.RunUntil(ctx, 3*time.Hour, warned) {
-				t.Fatalf("no 80%% notification; messages %v", w.Cloud.Messages())
+				t.Fatalf("no 80%% notification; messages %v", w.Cloud.Notifications())
 			}
 			if got := messages(w, "budget of $1.00 reached"); len(got) != 0 {
 				t.Errorf("100%% notification came with the 80%% one: %v", got)
 			}
 			reached := func() bool { return len(messages(w, "daily budget of $1.00 reached")) > 0 }
 			if !w.RunUntil(ctx, 3*time.Hour, reached) {
-				t.Fatalf("no 100%% notification; messages %v", w.Cloud.Messages())
+				t.Fatalf("no 100%% notification; messages %v", w.Cloud.Notifications())
 			}
 			w.Run(ctx, 2*time.Minute)
 			if n := len(messages(w, "nightshift: notify")); n != 2 {
-				t.Errorf("%d budget notifications; want one at 80%% and one at 100%%: %v", n, w.Cloud.Messages())
+				t.Errorf("%d budget notifications; want one at 80%% and one at 100%%: %v", n, w.Cloud.Notifications())
 			}
 			// Placement is paused: a new job waits with the reason.
 			w.Send(`{"id": "late", "command": "python more.py"}`)
@@ -267,7 +268,7 @@ func TestDeadManTimer(t *testing.T) {
 	t.Run("hung job, control plane gone", func(t *testing.T) {
 		w := newWorld(t, sim.Config{})
 		w.Cloud.IgnoreTimeouts = true
-		w.Cloud.Exec = sim.ExecFunc(func(sim.Run) sim.Outcome { return sim.Outcome{Hang: true} })
+		w.Exec = sim.ExecFunc(func(sim.Run) sim.Outcome { return sim.Outcome{Hang: true} })
 		w.Send(`{"id": "orphan", "command": "python train.py", "max_runtime": "1h"}`)
 		w.Poll(ctx)
 		if !w.RunUntil(ctx, time.Hour, stateIs(w, "orphan", job.Running)) {

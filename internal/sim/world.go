@@ -1,3 +1,10 @@
+// Package sim is the harness that runs nightshift on the simulated AWS: it
+// builds the product with service.New — the same wiring the Lambda
+// functions deploy — over internal/awssim's cloud and the in-memory store,
+// models what nightshift's wrapper script does on an instance, models the
+// stack's IAM policy, and plays the AWS event sources: SQS batches to the
+// intake handler, EventBridge events to the dispatch handler, the
+// one-minute schedule to the watchdog handler, all on the virtual clock.
 package sim
 
 import (
@@ -6,45 +13,71 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/nightshift-dev/nightshift/internal/awssim"
+	"github.com/nightshift-dev/nightshift/internal/config"
 	"github.com/nightshift-dev/nightshift/internal/fleet"
-	"github.com/nightshift-dev/nightshift/internal/handler"
 	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/notice"
 	"github.com/nightshift-dev/nightshift/internal/runner"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
+	"github.com/nightshift-dev/nightshift/internal/service"
 	"github.com/nightshift-dev/nightshift/internal/store"
+	"github.com/nightshift-dev/nightshift/internal/vclock"
 	"github.com/nightshift-dev/nightshift/internal/watchdog"
 )
 
-// AMIParameter is the DLAMI parameter the simulated account holds.
-const AMIParameter = "/aws/service/deeplearning/ami/x86_64/oss-nvidia-driver-gpu-pytorch-2.7-ubuntu-22.04/latest/ami-id"
+// The simulated cloud answers every call each consumer makes, with the
+// SDK's exact signatures.
+var (
+	_ fleet.EC2           = (*awssim.Cloud)(nil)
+	_ fleet.Parameters    = (*awssim.Cloud)(nil)
+	_ runner.SSM          = (*awssim.Cloud)(nil)
+	_ watchdog.EC2        = (*awssim.Cloud)(nil)
+	_ watchdog.CloudWatch = (*awssim.Cloud)(nil)
+	_ watchdog.Sessions   = (*awssim.Cloud)(nil)
+	_ notice.Tagger       = (*awssim.Cloud)(nil)
+	_ notice.Publisher    = (*awssim.Cloud)(nil)
+	_ service.EC2         = (*awssim.Cloud)(nil)
+	_ service.SSM         = (*awssim.Cloud)(nil)
+	_ service.CloudWatch  = (*awssim.Cloud)(nil)
+	_ service.SNS         = (*awssim.Cloud)(nil)
+)
 
-// World runs the real handlers and Reconcile against the simulated cloud:
-// SQS delivers job messages to the intake handler, EventBridge delivers the
-// cloud's events to the dispatch handler, and a one-minute schedule ticks
-// the watchdog handler — all on the virtual clock.
+// The simulated deployment.
+const (
+	// AMIParameter is the DLAMI parameter the simulated account holds.
+	AMIParameter = config.DefaultAMIParameter
+	// AMI is its value.
+	AMI = "ami-0dlami000000001"
+	// TopicARN is the stack's SNS topic.
+	TopicARN = "arn:aws:sns:" + awssim.Region + ":" + awssim.Account + ":nightshift"
+	// QueueARN is the jobs queue.
+	QueueARN = "arn:aws:sqs:" + awssim.Region + ":" + awssim.Account + ":nightshift-jobs"
+)
+
+// World runs the real handlers and Reconcile against the simulated cloud.
 type World struct {
-	Clock    *Clock
-	Cloud    *Cloud
-	Store    *store.Memory
-	Sched    *scheduler.Scheduler
-	Intake   handler.Intake
-	Dispatch handler.Dispatch
-	Watchdog handler.Watchdog
-	Log      *slog.Logger
-	// WatchdogSvc and Notice are the watchdog's sweep and the action notifier.
-	WatchdogSvc *watchdog.Watchdog
-	Notice      *notice.Notice
+	Clock *vclock.Clock
+	Cloud *awssim.Cloud
+	Store *store.Memory
+	// Svc is nightshift, as service.New wires it.
+	Svc *service.Service
+	Log *slog.Logger
+	// Exec is what a job's command does on an instance; nil means it
+	// succeeds after a minute. The wrapper around it (lock, timers,
+	// heartbeat) is modelled by the world.
+	Exec Executor
 
 	// Drop, when set, decides which events EventBridge loses.
-	Drop func(Event) bool
+	Drop func(awssim.Event) bool
 	// Mangle, when set, rewrites each batch of events before delivery:
 	// EventBridge may reorder and duplicate them.
-	Mangle func([]Event) []Event
+	Mangle func([]awssim.Event) []awssim.Event
 	// Down takes the control plane away: no Lambda runs, no event is
 	// delivered, no message is polled, the watchdog does not tick. Only the
 	// instances' own timers act.
@@ -58,9 +91,8 @@ type World struct {
 	// chaos harness arms and disarms crashes with it.
 	Invoke func(name string) (end func())
 
-	queue    []events.SQSMessage
-	sent     []events.SQSMessage
-	msgSeq   int
+	mu       sync.Mutex
+	attempts map[string]Wrapped
 	nextTick time.Time
 }
 
@@ -85,14 +117,15 @@ type Config struct {
 // NewWorld builds a world with one pool "default" of g4dn.xlarge (cap 2)
 // unless cfg names others.
 func NewWorld(cfg Config) *World {
-	clock := NewClock()
-	cloud := New(clock)
-	cloud.Parameters[AMIParameter] = "ami-0dlami000000001"
+	clock := vclock.New()
+	cloud := awssim.New(clock)
+	cloud.Parameters[AMIParameter] = AMI
+	cloud.Policy = stackPolicy
 	if cfg.KeepWarm == 0 {
 		cfg.KeepWarm = scheduler.DefaultKeepWarm
 	}
 	if cfg.Pools == nil {
-		cfg.Pools = map[string]scheduler.Pool{"default": {Types: []string{"g4dn.xlarge"}, MaxInstances: 2, KeepWarm: jobDuration(cfg.KeepWarm)}}
+		cfg.Pools = map[string]scheduler.Pool{config.DefaultPool: {Types: []string{"g4dn.xlarge"}, MaxInstances: 2, KeepWarm: job.Duration(cfg.KeepWarm)}}
 	}
 	switch {
 	case cfg.Retries == 0:
@@ -106,83 +139,92 @@ func NewWorld(cfg Config) *World {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	w := &World{Clock: clock, Cloud: cloud, Store: store.NewMemory(), Log: cfg.Log, StoreCalls: map[string]int{}}
+	w := &World{Clock: clock, Cloud: cloud, Store: store.NewMemory(), Log: cfg.Log, StoreCalls: map[string]int{}, attempts: map[string]Wrapped{}}
 	w.Store.Before = func(op string) error {
-		cloud.mu.Lock()
-		defer cloud.mu.Unlock()
+		w.mu.Lock()
 		w.StoreCalls[op]++
-		if cloud.Fault != nil {
-			return cloud.Fault("store." + op)
-		}
-		return nil
+		w.mu.Unlock()
+		return cloud.Inject("store." + op)
 	}
-	f := fleet.New(cloud, cloud, fleet.Config{Region: "us-east-1", LaunchTemplateID: "lt-0sim", AMIParameter: AMIParameter}, clock.Now)
-	r := runner.New(cloud, runner.Config{LogGroup: "/nightshift/sim/jobs", Script: runner.ScriptOptions{KeepWarm: cfg.KeepWarm, StateDir: cfg.StateDir}})
 	var st store.Jobs = w.Store
 	if cfg.WrapStore != nil {
 		st = cfg.WrapStore(st)
 	}
-	w.Notice = notice.New(cloud, cloud, "arn:aws:sns:us-east-1:123456789012:nightshift", cfg.Log, clock.Now)
-	w.WatchdogSvc = watchdog.New(cloud, cloud, cloud, r, st, w.Notice, cfg.Watchdog, clock.Now, cfg.Log)
-	w.Sched = scheduler.New(st, f, r, w.Notice, scheduler.Config{Pools: cfg.Pools, DefaultPool: "default", Retries: cfg.Retries, Setup: cfg.Setup}, clock.Now, cfg.Log)
-	w.Intake = handler.Intake{S: w.Sched, Log: cfg.Log}
-	w.Dispatch = handler.Dispatch{S: w.Sched, Log: cfg.Log}
-	w.Watchdog = handler.Watchdog{S: w.Sched, W: w.WatchdogSvc, Log: cfg.Log}
+	settings := config.Settings{
+		Pools: cfg.Pools, LaunchTemplateID: "lt-0sim", AMIParameter: AMIParameter,
+		LogGroup: "/nightshift/sim/jobs", Setup: cfg.Setup, Retries: cfg.Retries,
+		Region: awssim.Region, TopicARN: TopicARN, Watchdog: cfg.Watchdog, StateDir: cfg.StateDir,
+	}
+	clients := service.Clients{EC2: cloud, SSM: cloud, CloudWatch: cloud, SNS: cloud}
+	w.Svc = service.New(settings, clients, st, clock.Now, cfg.Log)
+	cloud.Exec = wrapper{w}
 	w.nextTick = clock.Now().Add(scheduler.Period)
 	return w
 }
 
 // Send puts a job message on the queue and returns its message id.
-func (w *World) Send(body string) string {
-	w.msgSeq++
-	id := fmt.Sprintf("5f0c6e2a-0000-4000-8000-%012d", w.msgSeq)
-	m := events.SQSMessage{
-		MessageId: id, Body: body, EventSource: "aws:sqs",
-		EventSourceARN: "arn:aws:sqs:us-east-1:123456789012:nightshift-jobs",
-		Attributes:     map[string]string{"ApproximateReceiveCount": "1", "SentTimestamp": strconv.FormatInt(w.Clock.Now().UnixMilli(), 10)},
-	}
-	w.queue = append(w.queue, m)
-	w.sent = append(w.sent, m)
-	return id
-}
+func (w *World) Send(body string) string { return w.Cloud.Enqueue(body) }
 
 // Sent returns every message sent so far, in order.
-func (w *World) Sent() []events.SQSMessage { return w.sent }
+func (w *World) Sent() []awssim.Message { return w.Cloud.Sent() }
 
 // Redeliver puts a copy of an already sent message back on the queue, as
 // SQS's at-least-once delivery does.
-func (w *World) Redeliver(m events.SQSMessage) { w.queue = append(w.queue, m) }
+func (w *World) Redeliver(m awssim.Message) { w.Cloud.Redeliver(m) }
+
+// Launch starts an instance as a person does, outside nightshift, with the
+// given tags. A watched one has the CloudWatch agent: the stack's State
+// Manager association installs it on watched instances too.
+func (w *World) Launch(typ string, tags map[string]string) string {
+	return w.Cloud.Launch(typ, tags, tags[watchdog.TagWatch] == "true")
+}
 
 // Poll delivers the queued messages to the intake handler in batches of up
 // to ten, as the SQS event source does. Failed items go back on the queue.
-func (w *World) Poll(ctx context.Context) []events.SQSMessage {
-	var delivered []events.SQSMessage
-	for len(w.queue) > 0 {
-		n := min(10, len(w.queue))
-		batch := w.queue[:n]
-		w.queue = w.queue[n:]
+func (w *World) Poll(ctx context.Context) []awssim.Message {
+	var delivered []awssim.Message
+	for w.Cloud.Waiting() > 0 {
+		batch := w.Cloud.Receive(10)
 		end := w.invoke("intake")
-		resp, err := w.Intake.Handle(ctx, events.SQSEvent{Records: batch})
+		resp, err := w.Svc.Intake.Handle(ctx, sqsEvent(batch))
 		end()
 		delivered = append(delivered, batch...)
-		if err != nil {
-			w.Errors = append(w.Errors, err)
-			w.queue = append(w.queue, batch...)
-			break
-		}
+		failed := map[string]bool{}
 		for _, f := range resp.BatchItemFailures {
-			for _, m := range batch {
-				if m.MessageId == f.ItemIdentifier {
-					w.queue = append(w.queue, m)
-				}
+			failed[f.ItemIdentifier] = true
+		}
+		for _, m := range batch {
+			if err != nil || failed[m.ID] {
+				w.Cloud.Return(m.ID)
+			} else {
+				w.Cloud.Delete(m.ID)
 			}
 		}
-		if len(resp.BatchItemFailures) > 0 {
+		if err != nil {
+			w.Errors = append(w.Errors, err)
+			break
+		}
+		if len(failed) > 0 {
 			break // retried on the next poll, as after a visibility timeout
 		}
 	}
 	w.deliverEvents(ctx)
 	return delivered
+}
+
+// sqsEvent is the Lambda event of a batch, as the SQS event source sends it.
+func sqsEvent(batch []awssim.Message) events.SQSEvent {
+	ev := events.SQSEvent{}
+	for _, m := range batch {
+		ev.Records = append(ev.Records, events.SQSMessage{
+			MessageId: m.ID, Body: m.Body, EventSource: "aws:sqs", EventSourceARN: QueueARN, AWSRegion: awssim.Region,
+			Attributes: map[string]string{
+				"ApproximateReceiveCount": strconv.Itoa(m.Receives),
+				"SentTimestamp":           strconv.FormatInt(m.Sent.UnixMilli(), 10),
+			},
+		})
+	}
+	return ev
 }
 
 // deliverEvents hands the cloud's events to the dispatch handler, as
@@ -205,7 +247,7 @@ func (w *World) deliverEvents(ctx context.Context) {
 				continue
 			}
 			end := w.invoke("dispatch")
-			if err := w.Dispatch.Handle(ctx, json.RawMessage(e.JSON())); err != nil {
+			if err := w.Svc.Dispatch.Handle(ctx, json.RawMessage(e.JSON())); err != nil {
 				w.Errors = append(w.Errors, err)
 			}
 			end()
@@ -222,9 +264,10 @@ func (w *World) invoke(name string) func() {
 
 // Tick runs the watchdog handler once, as its schedule does.
 func (w *World) Tick(ctx context.Context) {
-	tick := fmt.Sprintf(`{"version":"0","id":"tick","detail-type":"Scheduled Event","source":"aws.scheduler","account":"123456789012","time":%q,"region":"us-east-1","resources":[],"detail":{}}`, w.Clock.Now().UTC().Format(time.RFC3339))
+	tick := fmt.Sprintf(`{"version":"0","id":"tick","detail-type":"Scheduled Event","source":"aws.scheduler","account":%q,"time":%q,"region":%q,"resources":[],"detail":{}}`,
+		awssim.Account, w.Clock.Now().UTC().Format(time.RFC3339), awssim.Region)
 	end := w.invoke("watchdog")
-	if err := w.Watchdog.Handle(ctx, json.RawMessage(tick)); err != nil {
+	if err := w.Svc.Tick.Handle(ctx, json.RawMessage(tick)); err != nil {
 		w.Errors = append(w.Errors, err)
 	}
 	end()
@@ -248,7 +291,7 @@ func (w *World) Run(ctx context.Context, d time.Duration) {
 		}
 		w.Clock.AdvanceTo(next)
 		w.deliverEvents(ctx)
-		if len(w.queue) > 0 && !w.Down {
+		if w.Cloud.Waiting() > 0 && !w.Down {
 			w.Poll(ctx)
 		}
 		if !w.Clock.Now().Before(w.nextTick) {
@@ -271,5 +314,3 @@ func (w *World) RunUntil(ctx context.Context, limit time.Duration, done func() b
 	}
 	return done()
 }
-
-func jobDuration(d time.Duration) job.Duration { return job.Duration(d) }

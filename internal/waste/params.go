@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nightshift-dev/nightshift/internal/awssim"
 	"github.com/nightshift-dev/nightshift/internal/catalog"
-	"github.com/nightshift-dev/nightshift/internal/sim"
 	"github.com/nightshift-dev/nightshift/internal/watchdog"
 )
 
@@ -69,7 +69,7 @@ func DefaultParams() Params {
 	t, _ := catalog.Lookup(typ)
 	return Params{
 		Type: typ, Price: t.Hourly, Cap: 2,
-		Pending: sim.DefaultBoot, Agent: sim.DefaultAgent, StopDelay: sim.DefaultStop,
+		Pending: awssim.DefaultBoot, Agent: awssim.DefaultAgent, StopDelay: awssim.DefaultStop,
 		KeepWarm: 0, IdleTimeout: watchdog.DefaultIdleTimeout,
 		Looks:    []time.Duration{9 * time.Hour, 13 * time.Hour, 18 * time.Hour},
 		Workdays: []time.Weekday{time.Monday, time.Tuesday, time.Wednesday, time.Thursday, time.Friday},

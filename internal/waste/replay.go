@@ -10,11 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-
+	"github.com/nightshift-dev/nightshift/internal/awssim"
 	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
 	"github.com/nightshift-dev/nightshift/internal/sim"
+	"github.com/nightshift-dev/nightshift/internal/vclock"
 	"github.com/nightshift-dev/nightshift/internal/watchdog"
 )
 
@@ -33,10 +33,10 @@ const (
 var (
 	// activeUsage is a notebook whose user is working: GPU, CPU and network
 	// far above the watchdog's idle thresholds.
-	activeUsage = sim.Usage{GPU: 90, CPU: 40, NetBytesPerSec: 5e5, Progress: true}
+	activeUsage = awssim.Usage{GPU: 90, CPU: 40, NetBytesPerSec: 5e5}
 	// leftOpenUsage is a notebook left open: a Jupyter server and the
 	// agents' chatter, far below every threshold.
-	leftOpenUsage = sim.Usage{GPU: 0, CPU: 1, NetBytesPerSec: 150, Progress: true}
+	leftOpenUsage = awssim.Usage{GPU: 0, CPU: 1, NetBytesPerSec: 150}
 )
 
 // Replayed is what nightshift did with a trace.
@@ -126,18 +126,18 @@ func newReplay(ctx context.Context, tr *Trace, p Params) *replay {
 	})
 	w.Cloud.Boot, w.Cloud.Agent, w.Cloud.StopDelay = p.Pending, p.Agent, p.StopDelay
 	rp := &replay{
-		ctx: ctx, tr: tr, p: p, w: w, shift: sim.Epoch.Sub(tr.Start),
+		ctx: ctx, tr: tr, p: p, w: w, shift: vclock.Epoch.Sub(tr.Start),
 		jobIDs: map[int]string{}, notebooks: map[string]*notebook{}, byID: map[string]*notebook{},
 		stops: map[string][]time.Time{},
 	}
 	// EventBridge loses nothing; the hook only watches the events go by.
-	w.Drop = func(e sim.Event) bool {
+	w.Drop = func(e awssim.Event) bool {
 		if e.DetailType == "EC2 Instance State-change Notification" && e.Detail["state"] == "stopping" {
 			rp.stops[e.Detail["instance-id"]] = append(rp.stops[e.Detail["instance-id"]], e.At)
 		}
 		return false
 	}
-	w.Cloud.Exec = sim.ExecFunc(rp.exec)
+	w.Exec = sim.ExecFunc(rp.exec)
 	w.Cloud.Usage = rp.usage
 	for k, ev := range tr.Events {
 		rp.at(ev.At.Add(rp.shift), func() { rp.arrive(k, ev) })
@@ -235,10 +235,10 @@ func (rp *replay) exec(r sim.Run) sim.Outcome {
 // usage is what a notebook instance's metrics show: busy while its user is
 // active (any part of the minute), quiet otherwise. Other instances get the
 // simulator's own model (busy while a command runs).
-func (rp *replay) usage(id string, t time.Time) (sim.Usage, bool) {
+func (rp *replay) usage(id string, t time.Time) (awssim.Usage, bool) {
 	nb, ok := rp.byID[id]
 	if !ok {
-		return sim.Usage{}, false
+		return awssim.Usage{}, false
 	}
 	end := t.Add(time.Minute)
 	for k := len(nb.active) - 1; k >= 0; k-- {
@@ -262,7 +262,7 @@ func (rp *replay) session(ev Event) {
 	boot := rp.p.Pending + rp.p.Agent
 	nb := rp.notebooks[ev.Name]
 	if nb == nil {
-		id := rp.w.Cloud.Launch(rp.p.Type, map[string]string{watchdog.TagWatch: "true", "Name": ev.Name})
+		id := rp.w.Launch(rp.p.Type, map[string]string{watchdog.TagWatch: "true", "Name": ev.Name})
 		nb = &notebook{name: ev.Name, id: id}
 		rp.notebooks[ev.Name], rp.byID[id] = nb, nb
 		rp.activate(nb, now.Add(boot), ev)
@@ -281,7 +281,7 @@ func (rp *replay) session(ev Event) {
 		}
 		rp.activate(nb, start, ev)
 	case "stopped":
-		if _, err := rp.w.Cloud.StartInstances(rp.ctx, &ec2.StartInstancesInput{InstanceIds: []string{nb.id}}); err != nil {
+		if err := rp.w.Cloud.ByHand(nb.id, "start"); err != nil {
 			rp.finding("line %d: the user of %s could not start it: %v", ev.Line, nb.name, err)
 			return
 		}
@@ -308,13 +308,13 @@ func (rp *replay) activate(nb *notebook, start time.Time, ev Event) {
 	})
 }
 
-func (rp *replay) instance(id string) (sim.Instance, bool) {
+func (rp *replay) instance(id string) (awssim.Instance, bool) {
 	for _, i := range rp.w.Cloud.Instances() {
 		if i.ID == id {
 			return i, true
 		}
 	}
-	return sim.Instance{}, false
+	return awssim.Instance{}, false
 }
 
 // quiet reports whether every job has ended and every instance is stopped.
@@ -357,7 +357,7 @@ func (rp *replay) measure() Replayed {
 	}
 	rp.idleBeforeStops(&r)
 	var ran time.Duration
-	for _, inv := range w.Cloud.Invocations() {
+	for _, inv := range w.Invocations() {
 		if inv.Duplicate || inv.Ended.IsZero() {
 			continue
 		}
@@ -376,7 +376,7 @@ func (rp *replay) measure() Replayed {
 			r.Training += s.to.Sub(s.from)
 		}
 	}
-	r.Ticks = int(w.Clock.Now().Sub(sim.Epoch) / scheduler.Period)
+	r.Ticks = int(w.Clock.Now().Sub(vclock.Epoch) / scheduler.Period)
 	for _, n := range w.Cloud.Calls {
 		r.APICalls += n
 	}
@@ -406,7 +406,7 @@ func (rp *replay) idleBeforeStops(r *Replayed) {
 		return last, !last.IsZero()
 	}
 	ends := map[string][]time.Time{}
-	for _, inv := range rp.w.Cloud.Invocations() {
+	for _, inv := range rp.w.Invocations() {
 		if !inv.Duplicate && !inv.Ended.IsZero() {
 			ends[inv.InstanceID] = append(ends[inv.InstanceID], inv.Ended)
 		}

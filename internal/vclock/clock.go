@@ -1,10 +1,7 @@
-// Package sim is a simulated AWS — EC2, SSM and EventBridge — in process, on
-// a virtual clock. It implements the same SDK-shaped interfaces the product
-// uses, with boot and agent-registration delays, client-token idempotency,
-// capacity and quota errors, throttling, crashes between calls, spot
-// interruptions and lost agents, so the real handlers and Reconcile can run
-// against it in tests and in the local run.
-package sim
+// Package vclock is a virtual clock with a queue of timed actions: the one
+// timeline that the simulated cloud, the local run and the waste report's
+// models all run on. Nothing in it reads the wall clock.
+package vclock
 
 import (
 	"container/heap"
@@ -15,7 +12,8 @@ import (
 // Epoch is where every simulation's clock starts.
 var Epoch = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 
-// Clock is a virtual clock with a queue of timed actions.
+// Clock is a virtual clock with a queue of timed actions. Actions due at the
+// same instant run in the order they were scheduled.
 type Clock struct {
 	mu    sync.Mutex
 	now   time.Time
@@ -23,8 +21,11 @@ type Clock struct {
 	queue timers
 }
 
-// NewClock returns a clock at Epoch.
-func NewClock() *Clock { return &Clock{now: Epoch} }
+// New returns a clock at Epoch.
+func New() *Clock { return NewAt(Epoch) }
+
+// NewAt returns a clock at t.
+func NewAt(t time.Time) *Clock { return &Clock{now: t} }
 
 // Now returns the virtual time.
 func (c *Clock) Now() time.Time {
@@ -46,24 +47,38 @@ func (c *Clock) Advance(d time.Duration) {
 	c.AdvanceTo(c.Now().Add(d))
 }
 
-// AdvanceTo moves the clock to t, running due actions in time order.
+// AdvanceTo moves the clock to t, running due actions in time order. An
+// action may schedule others; those due by t run too.
 func (c *Clock) AdvanceTo(t time.Time) {
-	for {
-		c.mu.Lock()
-		if len(c.queue) == 0 || c.queue[0].at.After(t) {
-			if t.After(c.now) {
-				c.now = t
-			}
-			c.mu.Unlock()
-			return
-		}
-		next := heap.Pop(&c.queue).(timer)
-		if next.at.After(c.now) {
-			c.now = next.at
+	for c.step(t, true) {
+	}
+}
+
+// Drain runs every scheduled action, and every action they schedule, in
+// time order, moving the clock to each; it returns when none is left.
+func (c *Clock) Drain() {
+	for c.step(time.Time{}, false) {
+	}
+}
+
+// step runs the next action due by t (any action when bounded is false);
+// it reports whether one ran.
+func (c *Clock) step(t time.Time, bounded bool) bool {
+	c.mu.Lock()
+	if len(c.queue) == 0 || bounded && c.queue[0].at.After(t) {
+		if bounded && t.After(c.now) {
+			c.now = t
 		}
 		c.mu.Unlock()
-		next.f()
+		return false
 	}
+	next := heap.Pop(&c.queue).(timer)
+	if next.at.After(c.now) {
+		c.now = next.at
+	}
+	c.mu.Unlock()
+	next.f()
+	return true
 }
 
 // Next returns when the next action is due, if any.
@@ -74,6 +89,13 @@ func (c *Clock) Next() (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return c.queue[0].at, true
+}
+
+// Pending reports how many actions are scheduled.
+func (c *Clock) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue)
 }
 
 type timer struct {

@@ -1,0 +1,430 @@
+package awssim_test
+
+import (
+	"context"
+	"errors"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/smithy-go"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nightshift-dev/nightshift/internal/awssim"
+	"github.com/nightshift-dev/nightshift/internal/vclock"
+)
+
+// TestImportsNothingOfTheProduct: the simulated AWS stands apart from what
+// it simulates for; only the virtual clock is shared.
+func TestImportsNothingOfTheProduct(t *testing.T) {
+	const module = "github.com/nightshift-dev/nightshift/"
+	for _, dir := range []string{".", "../vclock"} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			parsed, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, imp := range parsed.Imports {
+				path, _ := strconv.Unquote(imp.Path.Value)
+				if strings.HasPrefix(path, module) && path != module+"internal/vclock" {
+					t.Errorf("%s imports %s; the simulated cloud imports nothing of the product", f, path)
+				}
+			}
+		}
+	}
+}
+
+func code(err error) string {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		return api.ErrorCode()
+	}
+	return ""
+}
+
+func launch(t *testing.T, c *awssim.Cloud, typ string, tags map[string]string, mutate ...func(*ec2.RunInstancesInput)) string {
+	t.Helper()
+	in := &ec2.RunInstancesInput{
+		MinCount: aws.Int32(1), MaxCount: aws.Int32(1), ImageId: aws.String("ami-1"), InstanceType: types.InstanceType(typ),
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance}},
+	}
+	for k, v := range tags {
+		in.TagSpecifications[0].Tags = append(in.TagSpecifications[0].Tags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
+	}
+	for _, m := range mutate {
+		m(in)
+	}
+	out, err := c.RunInstances(context.Background(), in)
+	if err != nil {
+		t.Fatalf("RunInstances(%s) = %v", typ, err)
+	}
+	return aws.ToString(out.Instances[0].InstanceId)
+}
+
+// TestDescribeFilters: the modelled filters filter; any other filter is an
+// error, never silently ignored.
+func TestDescribeFilters(t *testing.T) {
+	ctx := context.Background()
+	c := awssim.New(vclock.New())
+	a := launch(t, c, "g5.xlarge", map[string]string{"owner": "a"})
+	b := launch(t, c, "g4dn.xlarge", map[string]string{"team": "b"})
+	tests := []struct {
+		name     string
+		give     []types.Filter
+		want     []string
+		wantCode string
+	}{
+		{name: "none", want: []string{a, b}},
+		{name: "tag-key", give: []types.Filter{{Name: aws.String("tag-key"), Values: []string{"team", "nobody"}}}, want: []string{b}},
+		{name: "tag value", give: []types.Filter{{Name: aws.String("tag:owner"), Values: []string{"a"}}}, want: []string{a}},
+		{name: "type", give: []types.Filter{{Name: aws.String("instance-type"), Values: []string{"g5.xlarge"}}}, want: []string{a}},
+		{name: "state", give: []types.Filter{{Name: aws.String("instance-state-name"), Values: []string{"running"}}}, want: nil},
+		{name: "zone", give: []types.Filter{{Name: aws.String("availability-zone"), Values: []string{awssim.DefaultZone}}}, want: []string{a, b}},
+		{name: "unknown filter", give: []types.Filter{{Name: aws.String("owner-id"), Values: []string{"1"}}}, wantCode: "InvalidParameterValue"},
+		{name: "no values", give: []types.Filter{{Name: aws.String("tag-key")}}, wantCode: "InvalidParameterValue"},
+		{name: "wildcard", give: []types.Filter{{Name: aws.String("tag:owner"), Values: []string{"a*"}}}, wantCode: "NotModelledBySimulation"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: tt.give})
+			if tt.wantCode != "" {
+				if code(err) != tt.wantCode {
+					t.Fatalf("DescribeInstances(%v) = %v; want %s", tt.give, err, tt.wantCode)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("DescribeInstances(%v) = %v", tt.give, err)
+			}
+			var got []string
+			for _, r := range out.Reservations {
+				for _, i := range r.Instances {
+					got = append(got, aws.ToString(i.InstanceId))
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("DescribeInstances(%v) (-want +got):\n%s", tt.give, diff)
+			}
+		})
+	}
+	if _, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(2000)}); code(err) != "InvalidParameterValue" {
+		t.Errorf("DescribeInstances(MaxResults 2000) = %v; want InvalidParameterValue", err)
+	}
+	if _, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(5), InstanceIds: []string{a}}); code(err) != "InvalidParameterCombination" {
+		t.Errorf("DescribeInstances(MaxResults with InstanceIds) = %v; want InvalidParameterCombination", err)
+	}
+}
+
+func TestRunInstances(t *testing.T) {
+	ctx := context.Background()
+	c := awssim.New(vclock.New())
+	c.Subnets = map[string]string{"subnet-b": "us-east-1b"}
+	tok := func(s string) func(*ec2.RunInstancesInput) {
+		return func(in *ec2.RunInstancesInput) { in.ClientToken = aws.String(s) }
+	}
+	in := func(s string) func(*ec2.RunInstancesInput) {
+		return func(in *ec2.RunInstancesInput) { in.SubnetId = aws.String(s) }
+	}
+	first := launch(t, c, "g5.xlarge", nil, tok("t1"), in("subnet-b"))
+	if again := launch(t, c, "g5.xlarge", nil, tok("t1"), in("subnet-b")); again != first {
+		t.Errorf("RunInstances with the same token = %s; want %s again", again, first)
+	}
+	if zone := c.Instances()[0].Zone; zone != "us-east-1b" {
+		t.Errorf("zone of an instance in subnet-b = %s; want us-east-1b", zone)
+	}
+	tests := []struct {
+		name string
+		give []func(*ec2.RunInstancesInput)
+		want string
+	}{
+		{"same token, other type", []func(*ec2.RunInstancesInput){tok("t1"), func(in *ec2.RunInstancesInput) { in.InstanceType = "g4dn.xlarge" }}, "IdempotentParameterMismatch"},
+		{"same token, other subnet", []func(*ec2.RunInstancesInput){tok("t1")}, "IdempotentParameterMismatch"},
+		{"unknown subnet", []func(*ec2.RunInstancesInput){in("subnet-nope")}, "InvalidSubnetID.NotFound"},
+		{"token too long", []func(*ec2.RunInstancesInput){tok(strings.Repeat("x", 65))}, "InvalidParameterValue"},
+		{"unknown type", []func(*ec2.RunInstancesInput){func(in *ec2.RunInstancesInput) { in.InstanceType = "m9.huge" }}, "InvalidParameterValue"},
+		{"no counts", []func(*ec2.RunInstancesInput){func(in *ec2.RunInstancesInput) { in.MinCount = nil }}, "MissingParameter"},
+		{"two instances", []func(*ec2.RunInstancesInput){func(in *ec2.RunInstancesInput) { in.MaxCount = aws.Int32(2) }}, "NotModelledBySimulation"},
+	}
+	for _, tt := range tests {
+		base := &ec2.RunInstancesInput{MinCount: aws.Int32(1), MaxCount: aws.Int32(1), ImageId: aws.String("ami-1"), InstanceType: "g5.xlarge"}
+		for _, m := range tt.give {
+			m(base)
+		}
+		if _, err := c.RunInstances(ctx, base); code(err) != tt.want {
+			t.Errorf("%s: RunInstances = %v; want %s", tt.name, err, tt.want)
+		}
+	}
+	c.Quota[awssim.QuotaOnDemandG] = 4 // the first g5.xlarge holds all 4
+	if _, err := c.RunInstances(ctx, &ec2.RunInstancesInput{MinCount: aws.Int32(1), MaxCount: aws.Int32(1), ImageId: aws.String("ami-1"), InstanceType: "g4dn.xlarge"}); code(err) != "VcpuLimitExceeded" {
+		t.Errorf("RunInstances over the G quota = %v; want VcpuLimitExceeded", err)
+	}
+	c.Capacity["p3.2xlarge"] = 0
+	if _, err := c.RunInstances(ctx, &ec2.RunInstancesInput{MinCount: aws.Int32(1), MaxCount: aws.Int32(1), ImageId: aws.String("ami-1"), InstanceType: "p3.2xlarge"}); code(err) != "InsufficientInstanceCapacity" {
+		t.Errorf("RunInstances without capacity = %v; want InsufficientInstanceCapacity", err)
+	}
+}
+
+// TestPolicy: a call the policy refuses fails as IAM's refusal does, has no
+// effect, and is recorded.
+func TestPolicy(t *testing.T) {
+	ctx := context.Background()
+	clock := vclock.New()
+	c := awssim.New(clock)
+	id := c.Launch("g5.xlarge", map[string]string{"owner": "someone"}, false)
+	var asked []awssim.Request
+	c.Policy = func(r awssim.Request) bool {
+		asked = append(asked, r)
+		return r.Tags["mine"] == "true"
+	}
+	if _, err := c.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); code(err) != "UnauthorizedOperation" {
+		t.Errorf("StopInstances(not mine) = %v; want UnauthorizedOperation", err)
+	}
+	if _, err := c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: []types.Tag{{Key: aws.String("mine"), Value: aws.String("true")}}}); code(err) != "UnauthorizedOperation" {
+		t.Errorf("CreateTags(not mine) = %v; want UnauthorizedOperation", err)
+	}
+	if _, err := c.RunInstances(ctx, &ec2.RunInstancesInput{MinCount: aws.Int32(1), MaxCount: aws.Int32(1), ImageId: aws.String("ami-1"), InstanceType: "g5.xlarge"}); code(err) != "UnauthorizedOperation" {
+		t.Errorf("RunInstances(untagged) = %v; want UnauthorizedOperation", err)
+	}
+	if got := c.Instances(); got[0].Tags["mine"] != "" || got[0].State != "pending" || len(got) != 1 {
+		t.Errorf("after refused calls: %+v; want the instance untouched and nothing launched", got)
+	}
+	if len(c.Denied) != 3 {
+		t.Errorf("Denied = %q; want the three refusals", c.Denied)
+	}
+	want := awssim.Request{Op: "CreateTags", Instance: id, Tags: map[string]string{"owner": "someone"}, TagKeys: []string{"mine"}}
+	if diff := cmp.Diff(want, asked[1]); diff != "" {
+		t.Errorf("CreateTags asked the policy (-want +got):\n%s", diff)
+	}
+}
+
+// ready returns a cloud with one instance whose agent is online.
+func ready(t *testing.T, exec awssim.Executor) (*awssim.Cloud, string) {
+	t.Helper()
+	clock := vclock.New()
+	c := awssim.New(clock)
+	c.Exec = exec
+	id := launch(t, c, "g5.xlarge", nil)
+	clock.Advance(awssim.DefaultBoot + awssim.DefaultAgent)
+	return c, id
+}
+
+func send(c *awssim.Cloud, id string, mutate ...func(*ssm.SendCommandInput)) (string, error) {
+	in := &ssm.SendCommandInput{
+		DocumentName: aws.String("AWS-RunShellScript"), InstanceIds: []string{id},
+		Parameters: map[string][]string{"commands": {"echo hi"}, "executionTimeout": {"600"}},
+	}
+	for _, m := range mutate {
+		m(in)
+	}
+	out, err := c.SendCommand(context.Background(), in)
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.Command.CommandId), nil
+}
+
+// TestSendCommandValidation: SSM refuses what AWS-RunShellScript does not take.
+func TestSendCommandValidation(t *testing.T) {
+	c, id := ready(t, nil)
+	tests := []struct {
+		name string
+		give func(*ssm.SendCommandInput)
+		want string
+	}{
+		{"unknown parameter", func(in *ssm.SendCommandInput) { in.Parameters["workdir"] = []string{"/tmp"} }, "InvalidParameters"},
+		{"no commands", func(in *ssm.SendCommandInput) { delete(in.Parameters, "commands") }, "InvalidParameters"},
+		{"timeout too long", func(in *ssm.SendCommandInput) { in.Parameters["executionTimeout"] = []string{"172801"} }, "InvalidParameters"},
+		{"timeout not a number", func(in *ssm.SendCommandInput) { in.Parameters["executionTimeout"] = []string{"1h"} }, "InvalidParameters"},
+		{"other document", func(in *ssm.SendCommandInput) { in.DocumentName = aws.String("AWS-RunPowerShellScript") }, "NotModelledBySimulation"},
+		{"comment too long", func(in *ssm.SendCommandInput) { in.Comment = aws.String(strings.Repeat("c", 101)) }, "ValidationException"},
+		{"delivery timeout too short", func(in *ssm.SendCommandInput) { in.TimeoutSeconds = aws.Int32(10) }, "ValidationException"},
+		{"agent not online", func(in *ssm.SendCommandInput) { in.InstanceIds = []string{"i-nope"} }, "InvalidInstanceId"},
+	}
+	for _, tt := range tests {
+		if _, err := send(c, id, tt.give); code(err) != tt.want {
+			t.Errorf("%s: SendCommand = %v; want %s", tt.name, err, tt.want)
+		}
+	}
+	if _, err := send(c, id, func(in *ssm.SendCommandInput) { in.Parameters["workingDirectory"] = []string{"/home/ubuntu"} }); err != nil {
+		t.Errorf("SendCommand(workingDirectory) = %v; want it accepted", err)
+	}
+	if got := c.Invocations()[0].WorkingDirectory; got != "/home/ubuntu" {
+		t.Errorf("invocation's working directory = %q; want /home/ubuntu", got)
+	}
+}
+
+func status(t *testing.T, c *awssim.Cloud, cmd, id string) *ssm.GetCommandInvocationOutput {
+	t.Helper()
+	out, err := c.GetCommandInvocation(context.Background(), &ssm.GetCommandInvocationInput{CommandId: aws.String(cmd), InstanceId: aws.String(id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestProcesses: a process ends by itself and runs its Then; at the
+// execution timeout it is killed without it; one that awaits a file ends
+// when the file is written; Tick runs only while the process lives.
+func TestProcesses(t *testing.T) {
+	var thens []int
+	ticks := 0
+	exec := awssim.ExecFunc(func(h *awssim.Host, r awssim.Run) awssim.Outcome {
+		switch r.Commands {
+		case "work":
+			return awssim.Outcome{Exit: 3, Duration: 5 * time.Minute, Every: time.Minute, Tick: func(*awssim.Host) { ticks++ },
+				Then: func(h *awssim.Host, exit int) { thens = append(thens, exit); h.Write("done", strconv.Itoa(exit)) }}
+		case "hang":
+			return awssim.Outcome{Hang: true, Then: func(_ *awssim.Host, exit int) { thens = append(thens, exit) }}
+		case "wait":
+			return awssim.Outcome{Await: "done", Idle: true}
+		}
+		return awssim.Outcome{Exit: 127}
+	})
+	c, id := ready(t, exec)
+	cmd := func(text string) func(*ssm.SendCommandInput) {
+		return func(in *ssm.SendCommandInput) { in.Parameters["commands"] = []string{text} }
+	}
+	waiter, err := send(c, id, cmd("wait"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker, _ := send(c, id, cmd("work"))
+	hung, _ := send(c, id, cmd("hang"))
+	c.Clock().Advance(4 * time.Minute)
+	if st := status(t, c, waiter, id); st.Status != ssmtypes.CommandInvocationStatusInProgress || st.ResponseCode != -1 {
+		t.Errorf("waiter before the file = %s %d; want InProgress -1", st.Status, st.ResponseCode)
+	}
+	c.Clock().Advance(2 * time.Minute)
+	if st := status(t, c, worker, id); st.Status != ssmtypes.CommandInvocationStatusFailed || st.ResponseCode != 3 {
+		t.Errorf("worker = %s %d; want Failed 3", st.Status, st.ResponseCode)
+	}
+	if st := status(t, c, waiter, id); st.Status != ssmtypes.CommandInvocationStatusFailed || st.ResponseCode != 3 {
+		t.Errorf("waiter after the file = %s %d; want Failed 3, the file's exit code", st.Status, st.ResponseCode)
+	}
+	c.Clock().Advance(10 * time.Minute)
+	if st := status(t, c, hung, id); st.Status != ssmtypes.CommandInvocationStatusTimedOut || aws.ToString(st.StatusDetails) != "ExecutionTimedOut" {
+		t.Errorf("hung = %s (%s); want TimedOut (ExecutionTimedOut)", st.Status, aws.ToString(st.StatusDetails))
+	}
+	if diff := cmp.Diff([]int{3}, thens); diff != "" {
+		t.Errorf("Then ran with (-want +got):\n%s", diff)
+	}
+	if ticks != 4 {
+		t.Errorf("Tick ran %d times over a 5-minute process; want 4 (at 1–4 min)", ticks)
+	}
+}
+
+// TestShutdownTimer: the instance's own timer stops it; a later one replaces
+// an earlier one; a stop voids it.
+func TestShutdownTimer(t *testing.T) {
+	var host *awssim.Host
+	c, id := ready(t, awssim.ExecFunc(func(h *awssim.Host, _ awssim.Run) awssim.Outcome {
+		host = h
+		return awssim.Outcome{}
+	}))
+	if _, err := send(c, id); err != nil {
+		t.Fatal(err)
+	}
+	host.Shutdown(5*time.Minute, "first")
+	host.Shutdown(20*time.Minute, "second")
+	c.Clock().Advance(10 * time.Minute)
+	if i := c.Instances()[0]; i.State != "running" {
+		t.Fatalf("after 10 min: %s; want running (the 5-minute timer was replaced)", i.State)
+	}
+	c.Clock().Advance(11 * time.Minute)
+	if i := c.Instances()[0]; i.State != "stopped" || i.StoppedBy != "second" {
+		t.Errorf("after 21 min: %s by %q; want stopped by the second timer", i.State, i.StoppedBy)
+	}
+}
+
+func TestQueue(t *testing.T) {
+	c := awssim.New(vclock.New())
+	a, b := c.Enqueue("a"), c.Enqueue("b")
+	batch := c.Receive(10)
+	if len(batch) != 2 || batch[0].ID != a || batch[0].Receives != 1 || c.Waiting() != 0 {
+		t.Fatalf("Receive(10) = %+v, %d waiting; want a and b, received once", batch, c.Waiting())
+	}
+	c.Delete(a)
+	c.Return(b)
+	again := c.Receive(10)
+	if len(again) != 1 || again[0].ID != b || again[0].Receives != 2 {
+		t.Errorf("after Return(b): Receive(10) = %+v; want b, received twice", again)
+	}
+	if n := len(c.Sent()); n != 2 {
+		t.Errorf("Sent() has %d messages; want 2", n)
+	}
+}
+
+// TestPublishedMetrics: what an instance publishes comes back per period,
+// as the period's maximum, newest first.
+func TestPublishedMetrics(t *testing.T) {
+	var host *awssim.Host
+	c, id := ready(t, awssim.ExecFunc(func(h *awssim.Host, _ awssim.Run) awssim.Outcome {
+		host = h
+		return awssim.Outcome{Duration: time.Hour}
+	}))
+	if _, err := send(c, id); err != nil {
+		t.Fatal(err)
+	}
+	start := c.Clock().Now()
+	for _, v := range []float64{1, 5, 2} {
+		host.PutMetric("app", "Loss", v)
+		c.Clock().Advance(30 * time.Second)
+	}
+	out, err := c.GetMetricData(context.Background(), &cloudwatch.GetMetricDataInput{
+		StartTime: aws.Time(start.Add(-time.Hour)), EndTime: aws.Time(c.Clock().Now()),
+		MetricDataQueries: []cwtypes.MetricDataQuery{{Id: aws.String("q"), MetricStat: &cwtypes.MetricStat{
+			Metric: &cwtypes.Metric{Namespace: aws.String("app"), MetricName: aws.String("Loss"),
+				Dimensions: []cwtypes.Dimension{{Name: aws.String("InstanceId"), Value: aws.String(id)}}},
+			Period: aws.Int32(60), Stat: aws.String("Maximum"),
+		}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.MetricDataResults[0].Values
+	// start is 30 s into a minute: 1 alone in that minute, 5 and 2 share
+	// the next, whose maximum is 5; newest first.
+	if diff := cmp.Diff([]float64{5, 1}, got); diff != "" {
+		t.Errorf("values (-want +got):\n%s", diff)
+	}
+	_, err = c.GetMetricData(context.Background(), &cloudwatch.GetMetricDataInput{
+		StartTime: aws.Time(start), EndTime: aws.Time(c.Clock().Now()),
+		MetricDataQueries: []cwtypes.MetricDataQuery{{Id: aws.String("e"), Expression: aws.String("SUM(METRICS())")}},
+	})
+	if code(err) != "NotModelledBySimulation" {
+		t.Errorf("GetMetricData(expression) = %v; want NotModelledBySimulation", err)
+	}
+}
+
+func TestPublish(t *testing.T) {
+	c := awssim.New(vclock.New())
+	ctx := context.Background()
+	if _, err := c.Publish(ctx, &sns.PublishInput{TopicArn: aws.String("arn:t"), Message: aws.String("m"), Subject: aws.String(strings.Repeat("s", 101))}); code(err) != "InvalidParameter" {
+		t.Errorf("Publish(subject of 101) = %v; want InvalidParameter", err)
+	}
+	if _, err := c.Publish(ctx, &sns.PublishInput{TopicArn: aws.String("arn:t"), Message: aws.String("m"), Subject: aws.String("s")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Notifications(); len(n) != 1 || n[0].Topic != "arn:t" {
+		t.Errorf("Notifications() = %+v; want the one published", n)
+	}
+}

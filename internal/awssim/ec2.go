@@ -1,0 +1,569 @@
+package awssim
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+)
+
+// Instance is a simulated EC2 instance.
+type Instance struct {
+	ID, Type, State, Token, Image string
+	// Zone and Subnet are where it runs (Subnet is empty for the default).
+	Zone, Subnet string
+	Spot         bool
+	Tags         map[string]string
+	LaunchTime   time.Time
+	// AgentOnline is when the SSM agent registers; zero while not running.
+	AgentOnline time.Time
+	// ShutdownAt is the instance's own power-off timer (shutdown -P), if armed.
+	ShutdownAt time.Time
+	// StoppedBy says who stopped or terminated the instance last.
+	StoppedBy string
+	// GPUMetrics: the CloudWatch agent publishes nvidia_smi_utilization_gpu.
+	GPUMetrics bool
+	// Stops counts how often the instance was stopped or terminated.
+	Stops int
+
+	bootedAt  time.Time
+	billed    time.Duration
+	billSince time.Time
+	gen       int // bumps on every start/stop, cancelling stale timers
+	timerGen  int // bumps on every shutdown timer change
+	// disk is the root volume's files (path → content): it survives a stop.
+	disk map[string]string
+}
+
+// DescribeInstances lists instances, honouring InstanceIds, the filters
+// instance-id, instance-state-name, instance-type, availability-zone,
+// tag:KEY and tag-key (exact values), and MaxResults/NextToken paging.
+func (c *Cloud) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.call("DescribeInstances", in); err != nil {
+		return nil, err
+	}
+	if err := checkFilters(in.Filters); err != nil {
+		return nil, err
+	}
+	if in.MaxResults != nil {
+		switch n := aws.ToInt32(in.MaxResults); {
+		case len(in.InstanceIds) > 0:
+			return nil, apiError("InvalidParameterCombination", "The parameter instancesSet cannot be used with the parameter maxResults")
+		case n < 5 || n > 1000:
+			return nil, apiError("InvalidParameterValue", "Value (%d) for parameter maxResults is invalid. Expecting a value between 5 and 1000.", n)
+		}
+	}
+	var match []*Instance
+	for _, i := range c.instances {
+		if (len(in.InstanceIds) == 0 || slices.Contains(in.InstanceIds, i.ID)) && filtersMatch(in.Filters, i) {
+			match = append(match, i)
+		}
+	}
+	start := 0
+	if in.NextToken != nil {
+		var err error
+		if start, err = strconv.Atoi(*in.NextToken); err != nil || start > len(match) {
+			return nil, apiError("InvalidParameterValue", "invalid NextToken %q", *in.NextToken)
+		}
+	}
+	size := len(match)
+	if in.MaxResults != nil {
+		size = int(*in.MaxResults)
+	}
+	end := min(start+size, len(match))
+	out := &ec2.DescribeInstancesOutput{}
+	for _, i := range match[start:end] {
+		out.Reservations = append(out.Reservations, types.Reservation{Instances: []types.Instance{i.sdk()}})
+	}
+	if end < len(match) {
+		out.NextToken = aws.String(strconv.Itoa(end))
+	}
+	return out, c.after("DescribeInstances")
+}
+
+// checkFilters refuses the filters the simulation does not model, as EC2
+// refuses the names it does not know: a filter silently ignored would
+// answer more than was asked.
+func checkFilters(fs []types.Filter) error {
+	for _, f := range fs {
+		name := aws.ToString(f.Name)
+		switch {
+		case name == "instance-id", name == "instance-state-name", name == "instance-type", name == "availability-zone", name == "tag-key":
+		case strings.HasPrefix(name, "tag:") && len(name) > 4:
+		default:
+			return apiError("InvalidParameterValue", "The filter '%s' is invalid", name)
+		}
+		if len(f.Values) == 0 {
+			return apiError("InvalidParameterValue", "The filter '%s' has no values", name)
+		}
+		for _, v := range f.Values {
+			if strings.ContainsAny(v, "*?") {
+				return notModelled("wildcards in filter values (%s=%q)", name, v)
+			}
+		}
+	}
+	return nil
+}
+
+func filtersMatch(fs []types.Filter, i *Instance) bool {
+	for _, f := range fs {
+		name := aws.ToString(f.Name)
+		if name == "tag-key" {
+			if !slices.ContainsFunc(f.Values, func(k string) bool { _, ok := i.Tags[k]; return ok }) {
+				return false
+			}
+			continue
+		}
+		var v string
+		switch {
+		case name == "instance-state-name":
+			v = i.State
+		case name == "instance-id":
+			v = i.ID
+		case name == "instance-type":
+			v = i.Type
+		case name == "availability-zone":
+			v = i.Zone
+		case strings.HasPrefix(name, "tag:"):
+			var ok bool
+			if v, ok = i.Tags[strings.TrimPrefix(name, "tag:")]; !ok {
+				return false
+			}
+		}
+		if !slices.Contains(f.Values, v) {
+			return false
+		}
+	}
+	return true
+}
+
+func (i *Instance) sdk() types.Instance {
+	out := types.Instance{
+		InstanceId:   aws.String(i.ID),
+		Placement:    &types.Placement{AvailabilityZone: aws.String(i.Zone)},
+		InstanceType: types.InstanceType(i.Type),
+		ImageId:      aws.String(i.Image),
+		State:        &types.InstanceState{Name: types.InstanceStateName(i.State)},
+		LaunchTime:   aws.Time(i.LaunchTime),
+	}
+	if i.Subnet != "" {
+		out.SubnetId = aws.String(i.Subnet)
+	}
+	if i.Spot {
+		out.InstanceLifecycle = types.InstanceLifecycleTypeSpot
+	}
+	for _, k := range slices.Sorted(maps.Keys(i.Tags)) {
+		out.Tags = append(out.Tags, types.Tag{Key: aws.String(k), Value: aws.String(i.Tags[k])})
+	}
+	return out
+}
+
+// maxClientToken is EC2's limit on a ClientToken's length.
+const maxClientToken = 64
+
+// RunInstances launches one instance, with client-token idempotency,
+// subnet, capacity and vCPU quota checks.
+func (c *Cloud) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.call("RunInstances", in); err != nil {
+		return nil, err
+	}
+	typ := string(in.InstanceType)
+	spot := in.InstanceMarketOptions != nil && in.InstanceMarketOptions.MarketType == types.MarketTypeSpot
+	tok := aws.ToString(in.ClientToken)
+	subnet := aws.ToString(in.SubnetId)
+	switch {
+	case in.MinCount == nil || in.MaxCount == nil:
+		return nil, apiError("MissingParameter", "The request must contain the parameters MinCount and MaxCount")
+	case aws.ToInt32(in.MinCount) != 1 || aws.ToInt32(in.MaxCount) != 1:
+		return nil, notModelled("RunInstances with MinCount %d, MaxCount %d (only 1 and 1)", aws.ToInt32(in.MinCount), aws.ToInt32(in.MaxCount))
+	case len(tok) > maxClientToken:
+		return nil, apiError("InvalidParameterValue", "Value (%s) for parameter clientToken is invalid. Length exceeds %d.", tok, maxClientToken)
+	}
+	if tok != "" {
+		if id, ok := c.tokens[tok]; ok {
+			i := c.byID[id]
+			if i.Type != typ || i.Subnet != subnet || i.Spot != spot || i.Image != aws.ToString(in.ImageId) {
+				return nil, apiError("IdempotentParameterMismatch", "client token %s was used with other parameters", tok)
+			}
+			return &ec2.RunInstancesOutput{Instances: []types.Instance{i.sdk()}}, c.after("RunInstances")
+		}
+	}
+	t, ok := LookupType(typ)
+	switch {
+	case !ok:
+		return nil, apiError("InvalidParameterValue", "Invalid value '%s' for InstanceType.", typ)
+	case aws.ToString(in.ImageId) == "":
+		return nil, apiError("MissingParameter", "The request must contain the parameter ImageId")
+	}
+	zone := DefaultZone
+	if subnet != "" {
+		z, ok := c.Subnets[subnet]
+		if !ok {
+			return nil, apiError("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", subnet)
+		}
+		zone = z
+	}
+	tags := map[string]string{}
+	for _, ts := range in.TagSpecifications {
+		switch ts.ResourceType {
+		case types.ResourceTypeInstance:
+			for _, tag := range ts.Tags {
+				tags[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
+			}
+		case types.ResourceTypeVolume:
+		default:
+			return nil, notModelled("tag specifications for %s", ts.ResourceType)
+		}
+	}
+	if err := c.authorize(Request{Op: "RunInstances", Tags: tags}, "UnauthorizedOperation"); err != nil {
+		return nil, err
+	}
+	if left, capped := c.Capacity[typ]; capped && left <= 0 {
+		return nil, apiError("InsufficientInstanceCapacity", "We currently do not have sufficient %s capacity in the Availability Zone you requested (%s).", typ, zone)
+	}
+	q := QuotaFor(typ, spot)
+	if limit, capped := c.Quota[q]; capped && c.vcpus(q)+t.VCPUs > limit {
+		code := "VcpuLimitExceeded"
+		if spot {
+			code = "MaxSpotInstanceCountExceeded"
+		}
+		return nil, apiError(code, "You have requested more vCPU capacity than your current vCPU limit of %d allows for the instance bucket that the specified instance type belongs to.", limit)
+	}
+	if _, capped := c.Capacity[typ]; capped {
+		c.Capacity[typ]--
+	}
+	i := &Instance{
+		ID: c.nextID("i-"), Type: typ, Token: tok, Image: aws.ToString(in.ImageId), Zone: zone, Subnet: subnet,
+		Spot: spot, Tags: tags, LaunchTime: c.clock.Now(), disk: map[string]string{},
+		GPUMetrics: true, // the stack's State Manager association installs the agent
+	}
+	c.instances = append(c.instances, i)
+	c.byID[i.ID] = i
+	if tok != "" {
+		c.tokens[tok] = i.ID
+	}
+	c.boot(i)
+	return &ec2.RunInstancesOutput{Instances: []types.Instance{i.sdk()}}, c.after("RunInstances")
+}
+
+// vcpus counts the vCPUs of live instances under quota q.
+func (c *Cloud) vcpus(q string) int {
+	n := 0
+	for _, i := range c.instances {
+		if (i.State == "pending" || i.State == "running") && QuotaFor(i.Type, i.Spot) == q {
+			t, _ := LookupType(i.Type)
+			n += t.VCPUs
+		}
+	}
+	return n
+}
+
+// boot moves i to pending now, running after Boot, agent online after Agent.
+func (c *Cloud) boot(i *Instance) {
+	i.LaunchTime = c.clock.Now() // EC2's LaunchTime is the last start
+	i.gen++
+	gen := i.gen
+	c.setState(i, "pending", "")
+	c.clock.At(c.clock.Now().Add(c.Boot), func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if i.gen != gen || i.State != "pending" {
+			return
+		}
+		c.setState(i, "running", "")
+		i.bootedAt = c.clock.Now()
+		agent := c.Agent
+		if c.AgentDelay != nil {
+			if d, ok := c.AgentDelay(i.ID); ok {
+				agent = d
+			}
+		}
+		if agent >= 0 {
+			i.AgentOnline = c.clock.Now().Add(agent)
+		}
+	})
+}
+
+// setState changes i's state, keeps its bill, and emits the state-change event.
+func (c *Cloud) setState(i *Instance, state, by string) {
+	now := c.clock.Now()
+	if i.State == state {
+		return
+	}
+	billing := func(s string) bool { return s == "running" || s == "stopping" || s == "shutting-down" }
+	if billing(state) && !billing(i.State) {
+		i.billSince = now
+	}
+	if !billing(state) && billing(i.State) {
+		i.billed += now.Sub(i.billSince)
+		i.billSince = time.Time{}
+	}
+	i.State = state
+	if state != "running" {
+		i.AgentOnline = time.Time{}
+	}
+	if by != "" {
+		i.StoppedBy = by
+	}
+	c.emit(Event{
+		Source: "aws.ec2", DetailType: "EC2 Instance State-change Notification",
+		Resources: []string{"arn:aws:ec2:" + Region + ":" + Account + ":instance/" + i.ID},
+		Detail:    map[string]string{"instance-id": i.ID, "state": state},
+	})
+}
+
+// instance returns the instance named by id for a call that acts on it,
+// after the policy allowed the call; tagKeys are what CreateTags sets.
+func (c *Cloud) instance(op, id string, tagKeys ...string) (*Instance, error) {
+	i, ok := c.byID[id]
+	if !ok {
+		return nil, apiError("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
+	}
+	if err := c.authorize(Request{Op: op, Instance: id, Tags: maps.Clone(i.Tags), TagKeys: tagKeys}, "UnauthorizedOperation"); err != nil {
+		return nil, err
+	}
+	return i, nil
+}
+
+// StartInstances starts stopped instances.
+func (c *Cloud) StartInstances(_ context.Context, in *ec2.StartInstancesInput, _ ...func(*ec2.Options)) (*ec2.StartInstancesOutput, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.call("StartInstances", in); err != nil {
+		return nil, err
+	}
+	for _, id := range in.InstanceIds {
+		i, err := c.instance("StartInstances", id)
+		if err != nil {
+			return nil, err
+		}
+		switch i.State {
+		case "stopped":
+			if left, capped := c.Capacity[i.Type]; capped && left <= 0 {
+				return nil, apiError("InsufficientInstanceCapacity", "Insufficient capacity.")
+			}
+			c.boot(i)
+		case "pending", "running":
+		default:
+			return nil, apiError("IncorrectInstanceState", "The instance '%s' is not in a state from which it can be started.", id)
+		}
+	}
+	return &ec2.StartInstancesOutput{}, c.after("StartInstances")
+}
+
+// StopInstances stops running instances; spot instances cannot be stopped.
+func (c *Cloud) StopInstances(_ context.Context, in *ec2.StopInstancesInput, _ ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.call("StopInstances", in); err != nil {
+		return nil, err
+	}
+	for _, id := range in.InstanceIds {
+		i, err := c.instance("StopInstances", id)
+		if err != nil {
+			return nil, err
+		}
+		if i.Spot {
+			return nil, apiError("UnsupportedOperation", "You can't stop the Spot Instance '%s' because it is associated with a one-time Spot Instance request.", id)
+		}
+		c.stop(i, "StopInstances")
+	}
+	return &ec2.StopInstancesOutput{}, c.after("StopInstances")
+}
+
+// stop moves i through stopping to stopped; commands on it die.
+func (c *Cloud) stop(i *Instance, by string) {
+	if i.State != "pending" && i.State != "running" {
+		return
+	}
+	i.gen++
+	i.Stops++
+	gen := i.gen
+	c.setState(i, "stopping", by)
+	c.killCommands(i)
+	c.clock.At(c.clock.Now().Add(c.StopDelay), func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if i.gen == gen && i.State == "stopping" {
+			c.setState(i, "stopped", "")
+		}
+	})
+}
+
+// TerminateInstances terminates instances.
+func (c *Cloud) TerminateInstances(_ context.Context, in *ec2.TerminateInstancesInput, _ ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.call("TerminateInstances", in); err != nil {
+		return nil, err
+	}
+	for _, id := range in.InstanceIds {
+		i, err := c.instance("TerminateInstances", id)
+		if err != nil {
+			return nil, err
+		}
+		c.terminate(i, "TerminateInstances")
+	}
+	return &ec2.TerminateInstancesOutput{}, c.after("TerminateInstances")
+}
+
+func (c *Cloud) terminate(i *Instance, by string) {
+	if i.State == "terminated" || i.State == "shutting-down" {
+		return
+	}
+	i.gen++
+	i.Stops++
+	gen := i.gen
+	c.setState(i, "shutting-down", by)
+	c.killCommands(i)
+	c.clock.At(c.clock.Now().Add(c.StopDelay), func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if i.gen == gen {
+			c.setState(i, "terminated", "")
+		}
+	})
+}
+
+// CreateTags sets tags on instances.
+func (c *Cloud) CreateTags(_ context.Context, in *ec2.CreateTagsInput, _ ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.call("CreateTags", in); err != nil {
+		return nil, err
+	}
+	keys := make([]string, len(in.Tags))
+	for k, t := range in.Tags {
+		keys[k] = aws.ToString(t.Key)
+	}
+	for _, id := range in.Resources {
+		i, err := c.instance("CreateTags", id, keys...)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range in.Tags {
+			i.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+		}
+	}
+	return &ec2.CreateTagsOutput{}, c.after("CreateTags")
+}
+
+// DescribeSpotPriceHistory returns the current spot price of each type
+// asked, in each zone of the cloud's subnets: SpotDiscount × the on-demand
+// price. Only the newest price (StartTime now or unset) is modelled.
+func (c *Cloud) DescribeSpotPriceHistory(_ context.Context, in *ec2.DescribeSpotPriceHistoryInput, _ ...func(*ec2.Options)) (*ec2.DescribeSpotPriceHistoryOutput, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.call("DescribeSpotPriceHistory", in); err != nil {
+		return nil, err
+	}
+	if len(in.Filters) > 0 {
+		return nil, notModelled("DescribeSpotPriceHistory filters")
+	}
+	for _, p := range in.ProductDescriptions {
+		if p != string(types.RIProductDescriptionLinuxUnix) {
+			return nil, notModelled("spot prices for %q (only Linux/UNIX)", p)
+		}
+	}
+	out := &ec2.DescribeSpotPriceHistoryOutput{}
+	for _, t := range in.InstanceTypes {
+		if _, ok := LookupType(string(t)); !ok {
+			continue // EC2 answers nothing for a type it has no price for
+		}
+		for _, z := range c.zones() {
+			out.SpotPriceHistory = append(out.SpotPriceHistory, types.SpotPrice{
+				InstanceType: t, AvailabilityZone: aws.String(z), Timestamp: aws.Time(c.clock.Now()),
+				ProductDescription: types.RIProductDescriptionLinuxUnix,
+				SpotPrice:          aws.String(strconv.FormatFloat(c.spotPrice(string(t)), 'f', 4, 64)),
+			})
+		}
+	}
+	return out, c.after("DescribeSpotPriceHistory")
+}
+
+// Interrupt announces a spot interruption of instance id and terminates it
+// two minutes later, as EC2 does.
+func (c *Cloud) Interrupt(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := c.byID[id]
+	c.emit(Event{
+		Source: "aws.ec2", DetailType: "EC2 Spot Instance Interruption Warning",
+		Resources: []string{"arn:aws:ec2:" + Region + ":" + Account + ":instance/" + id},
+		Detail:    map[string]string{"instance-id": id, "instance-action": "terminate"},
+	})
+	c.clock.At(c.clock.Now().Add(spotNotice), func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.terminate(i, "spot interruption")
+	})
+}
+
+// ByHand starts ("start"), stops ("stop") or terminates ("terminate") an
+// instance the way a person does from the console, with their own
+// permissions: not a call of the caller's, not counted, not asked of Policy.
+func (c *Cloud) ByHand(id, action string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i, ok := c.byID[id]
+	if !ok {
+		return apiError("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
+	}
+	switch action {
+	case "start":
+		if i.State != "stopped" {
+			return apiError("IncorrectInstanceState", "The instance '%s' is not in a state from which it can be started.", id)
+		}
+		if left, capped := c.Capacity[i.Type]; capped && left <= 0 {
+			return apiError("InsufficientInstanceCapacity", "Insufficient capacity.")
+		}
+		c.boot(i)
+	case "stop":
+		c.stop(i, "a person")
+	case "terminate":
+		c.terminate(i, "a person")
+	default:
+		return fmt.Errorf("awssim: a person cannot %q an instance", action)
+	}
+	return nil
+}
+
+// Launch puts an instance in the account as a person would, with the given
+// tags; it is not an API call of the caller's. The CloudWatch agent (GPU
+// metrics) is there when gpuMetrics says so.
+func (c *Cloud) Launch(typ string, tags map[string]string, gpuMetrics bool) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := &Instance{
+		ID: c.nextID("i-"), Type: typ, Tags: maps.Clone(tags), LaunchTime: c.clock.Now(), Image: "ami-byhand",
+		Zone: DefaultZone, disk: map[string]string{}, GPUMetrics: gpuMetrics,
+	}
+	if i.Tags == nil {
+		i.Tags = map[string]string{}
+	}
+	c.instances = append(c.instances, i)
+	c.byID[i.ID] = i
+	c.boot(i)
+	return i.ID
+}
+
+// SetGPUMetrics says whether the instance's CloudWatch agent publishes GPU metrics.
+func (c *Cloud) SetGPUMetrics(id string, on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.byID[id].GPUMetrics = on
+}
+
+// String names an instance for messages.
+func (i Instance) String() string { return fmt.Sprintf("%s (%s, %s)", i.ID, i.Type, i.State) }

@@ -1,0 +1,100 @@
+// Package service wires nightshift together: from a deployment's settings,
+// its AWS clients and its jobs store it builds the scheduler, the watchdog
+// and the handler of each Lambda function. The deployed functions (over the
+// real SDK clients and DynamoDB) and the simulation (over the simulated cloud
+// and the in-memory store) both build the product with New, so what the
+// simulation tests is the wiring that is deployed.
+package service
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/nightshift-dev/nightshift/internal/config"
+	"github.com/nightshift-dev/nightshift/internal/fleet"
+	"github.com/nightshift-dev/nightshift/internal/handler"
+	"github.com/nightshift-dev/nightshift/internal/notice"
+	"github.com/nightshift-dev/nightshift/internal/runner"
+	"github.com/nightshift-dev/nightshift/internal/scheduler"
+	"github.com/nightshift-dev/nightshift/internal/store"
+	"github.com/nightshift-dev/nightshift/internal/watchdog"
+)
+
+// EC2 is every EC2 call nightshift makes: the union of what its consumers declare.
+type EC2 interface {
+	fleet.EC2
+	watchdog.EC2
+	notice.Tagger
+}
+
+// SSM is every SSM call nightshift makes.
+type SSM interface {
+	runner.SSM
+	fleet.Parameters
+	watchdog.Sessions
+}
+
+// CloudWatch is every CloudWatch call nightshift makes.
+type CloudWatch interface {
+	watchdog.CloudWatch
+}
+
+// SNS is every SNS call nightshift makes.
+type SNS interface {
+	notice.Publisher
+}
+
+// Clients are the AWS APIs nightshift runs on, one per service.
+type Clients struct {
+	EC2        EC2
+	SSM        SSM
+	CloudWatch CloudWatch
+	SNS        SNS
+}
+
+// Service is nightshift wired: the scheduler, the watchdog, and the
+// handler of each function.
+type Service struct {
+	Scheduler *scheduler.Scheduler
+	Watchdog  *watchdog.Watchdog
+	// Intake handles the jobs queue's SQS batches.
+	Intake handler.Intake
+	// Dispatch handles EventBridge's EC2 and SSM events.
+	Dispatch handler.Dispatch
+	// Tick handles the watchdog's one-minute schedule.
+	Tick handler.Watchdog
+}
+
+// New builds nightshift from settings, clients and a jobs store, on the
+// clock now.
+func New(s config.Settings, c Clients, st store.Jobs, now func() time.Time, log *slog.Logger) *Service {
+	f := fleet.New(c.EC2, c.SSM, fleet.Config{
+		Region: s.Region, LaunchTemplateID: s.LaunchTemplateID, Subnets: s.Subnets, AMIParameter: s.AMIParameter,
+	}, now)
+	r := runner.New(c.SSM, runner.Config{
+		LogGroup: s.LogGroup, Bucket: s.OutputBucket, KeyPrefix: "nightshift",
+		Script: runner.ScriptOptions{KeepWarm: instanceKeepWarm(s.Pools), Region: s.Region, StateDir: s.StateDir},
+	})
+	n := notice.New(c.EC2, c.SNS, s.TopicARN, log, now)
+	sched := scheduler.New(st, f, r, n, scheduler.Config{
+		Pools: s.Pools, DefaultPool: config.DefaultPool, MaxRuntime: s.MaxRuntime, Setup: s.Setup, Retries: s.Retries,
+	}, now, log)
+	wd := watchdog.New(c.EC2, c.CloudWatch, c.SSM, r, st, n, s.Watchdog, now, log)
+	return &Service{
+		Scheduler: sched,
+		Watchdog:  wd,
+		Intake:    handler.Intake{S: sched, Log: log},
+		Dispatch:  handler.Dispatch{S: sched, Log: log},
+		Tick:      handler.Watchdog{S: sched, W: wd, Log: log},
+	}
+}
+
+// instanceKeepWarm is the idle timer the wrapper arms on the instance after
+// a job, as the backup of the control plane's keep-warm stop: the default
+// pool's window, or with "auto" the default window.
+func instanceKeepWarm(pools map[string]scheduler.Pool) time.Duration {
+	if p, ok := pools[config.DefaultPool]; ok && p.KeepWarm != 0 && !p.KeepWarmAuto {
+		return p.KeepWarm.D()
+	}
+	return scheduler.DefaultKeepWarm
+}

@@ -1,0 +1,164 @@
+package sim
+
+import (
+	"encoding/base64"
+	"errors"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/nightshift-dev/nightshift/internal/awssim"
+	"github.com/nightshift-dev/nightshift/internal/watchdog"
+)
+
+// Executor is what a job's command does when the wrapper runs it.
+type Executor interface {
+	Run(r Run) Outcome
+}
+
+// ExecFunc adapts a function to Executor.
+type ExecFunc func(Run) Outcome
+
+// Run calls f.
+func (f ExecFunc) Run(r Run) Outcome { return f(r) }
+
+// Run is one attempt's command as the wrapper starts it.
+type Run struct {
+	InstanceID, CommandID, JobID string
+	Attempt                      int
+	// Launcher is the /bin/sh text SSM runs (the whole wrapper); Script the
+	// bash wrapper in it; Command the job's own command.
+	Launcher, Script, Command string
+	Timeout                   time.Duration
+}
+
+// Outcome is how a job's command ended: exit code, virtual duration,
+// output. A command that Hangs never ends by itself (SSM's execution
+// timeout, a cancel or the dead-man timer ends it) and makes no progress.
+type Outcome struct {
+	Exit     int
+	Duration time.Duration
+	Output   string
+	Hang     bool
+}
+
+// Wrapped is what the wrapper on an instance made of one command: the job
+// attempt it runs, or, for a Duplicate, the attempt it found already
+// started (it runs nothing and reports that copy's exit code).
+type Wrapped struct {
+	JobID     string
+	Attempt   int
+	Duplicate bool
+}
+
+// Invocation is a command invocation of the cloud with what the wrapper
+// made of it.
+type Invocation struct {
+	awssim.Invocation
+	Wrapped
+}
+
+// Invocations returns every command invocation, in send order.
+func (w *World) Invocations() []Invocation {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	invs := w.Cloud.Invocations()
+	out := make([]Invocation, len(invs))
+	for k, inv := range invs {
+		out[k] = Invocation{Invocation: inv, Wrapped: w.attempts[inv.CommandID+"/"+inv.InstanceID]}
+	}
+	return out
+}
+
+// wrapper models on the simulated instance what nightshift's bash wrapper
+// (internal/runner) does around a job's command: the per-attempt lock on
+// the root volume (a second copy of an attempt runs nothing and reports the
+// first copy's exit code), the dead-man timer, the progress heartbeat
+// published every minute, the exit code written, and the idle timer armed
+// after the job.
+type wrapper struct{ w *World }
+
+func (x wrapper) Run(h *awssim.Host, r awssim.Run) awssim.Outcome {
+	s, err := parseScript(r.Commands)
+	if err != nil {
+		return awssim.Outcome{Exit: 2, Output: "sim: not a nightshift wrapper: " + err.Error() + "\n"}
+	}
+	dir := "jobs/" + s.job + "/" + strconv.Itoa(s.attempt)
+	first := h.Create(dir)
+	x.w.mu.Lock()
+	x.w.attempts[r.CommandID+"/"+r.InstanceID] = Wrapped{JobID: s.job, Attempt: s.attempt, Duplicate: !first}
+	x.w.mu.Unlock()
+	if !first {
+		return awssim.Outcome{Idle: true, Await: dir + "/exit_code", Output: "nightshift: attempt already started on this instance; reporting its result\n"}
+	}
+	h.Shutdown(s.deadman, "dead-man timer")
+	o := Outcome{Duration: time.Minute}
+	if x.w.Exec != nil {
+		o = x.w.Exec.Run(Run{
+			InstanceID: r.InstanceID, CommandID: r.CommandID, JobID: s.job, Attempt: s.attempt,
+			Launcher: r.Commands, Script: s.script, Command: s.command, Timeout: r.Timeout,
+		})
+	}
+	started := h.Now()
+	return awssim.Outcome{
+		Exit: o.Exit, Duration: o.Duration, Output: o.Output, Hang: o.Hang,
+		Every: watchdog.Progress.Period,
+		Tick: func(h *awssim.Host) {
+			since := 0.0 // a working job writes output: its last progress is just now
+			if o.Hang {
+				since = h.Now().Sub(started).Seconds()
+			}
+			h.PutMetric(watchdog.Progress.Namespace, watchdog.Progress.Name, since)
+		},
+		Then: func(h *awssim.Host, exit int) {
+			h.Write(dir+"/exit_code", strconv.Itoa(exit))
+			h.Shutdown(s.idle, "idle timer")
+		},
+	}
+}
+
+// script is what the model reads of a rendered wrapper.
+type script struct {
+	script, command string
+	job             string
+	attempt         int
+	deadman, idle   time.Duration
+}
+
+var (
+	launcherB64 = regexp.MustCompile(`echo ([A-Za-z0-9+/=]+) \| base64 -d`)
+	deadmanRe   = regexp.MustCompile(`(?m)^ns_arm (\d+) "dead-man timer`)
+	idleRe      = regexp.MustCompile(`(?m)^ns_arm (\d+) "idle timer after job`)
+	headerRe    = regexp.MustCompile(`(?m)^# nightshift wrapper: job '([^']*)', attempt (\d+)\.`)
+	commandRe   = regexp.MustCompile(`(?s)\n\t# command\n\t(.*)\n\) > >\(tee`)
+)
+
+func parseScript(launcher string) (script, error) {
+	m := launcherB64.FindStringSubmatch(launcher)
+	if m == nil {
+		return script{}, errors.New("no wrapper in the command")
+	}
+	b, err := base64.StdEncoding.DecodeString(m[1])
+	if err != nil {
+		return script{}, err
+	}
+	s := script{script: string(b)}
+	h := headerRe.FindStringSubmatch(s.script)
+	if h == nil {
+		return script{}, errors.New("no header")
+	}
+	s.job = h[1]
+	s.attempt, _ = strconv.Atoi(h[2])
+	if c := commandRe.FindStringSubmatch(s.script); c != nil {
+		s.command = c[1]
+	}
+	minutes := func(re *regexp.Regexp) time.Duration {
+		if m := re.FindStringSubmatch(s.script); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			return time.Duration(n) * time.Minute
+		}
+		return 0
+	}
+	s.deadman, s.idle = minutes(deadmanRe), minutes(idleRe)
+	return s, nil
+}
