@@ -4,8 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/aws/smithy-go"
-
+	"github.com/nightshift-dev/nightshift/internal/awserr"
 	"github.com/nightshift-dev/nightshift/internal/catalog"
 )
 
@@ -18,25 +17,11 @@ var (
 	ErrThrottled   = errors.New("EC2 API throttled")
 	ErrUnsupported = errors.New("instance type not offered in this zone")
 	ErrNotManaged  = errors.New("instance is not managed by nightshift")
+	// ErrNoAnswer marks a launch that AWS did not answer: a timeout, a lost
+	// connection, a cancelled call, a crash. The instance may exist; a
+	// launch repeated with the same token gets it back.
+	ErrNoAnswer = errors.New("no answer from AWS")
 )
-
-// Error codes, by kind. Classify by code, never by message text.
-var (
-	capacityCodes    = codes("InsufficientInstanceCapacity", "InsufficientCapacity", "UnfulfillableCapacity", "InsufficientHostCapacity", "InsufficientReservedInstanceCapacity")
-	quotaCodes       = codes("VcpuLimitExceeded", "InstanceLimitExceeded")
-	spotQuotaCodes   = codes("MaxSpotInstanceCountExceeded", "SpotMaxPriceTooLow")
-	throttleCodes    = codes("RequestLimitExceeded", "Throttling", "ThrottlingException")
-	unsupportedCodes = codes("Unsupported", "InvalidInstanceType")
-	notFoundCodes    = codes("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed")
-)
-
-func codes(cs ...string) map[string]bool {
-	m := make(map[string]bool, len(cs))
-	for _, c := range cs {
-		m[c] = true
-	}
-	return m
-}
 
 // LaunchError explains a failed launch: its kind (one of the Err values
 // above, for errors.Is), the AWS error code, and what a person can do.
@@ -69,22 +54,17 @@ func (e *LaunchError) Unwrap() []error { return []error{e.Kind, e.Err} }
 
 // classify turns an AWS error into a LaunchError when its code is a known kind.
 func classify(err error, instanceType string, spot bool, region string) error {
-	var api smithy.APIError
-	if !errors.As(err, &api) {
-		return err
-	}
-	code := api.ErrorCode()
-	le := &LaunchError{Code: code, InstanceType: instanceType, Quota: catalog.QuotaFor(instanceType, spot), Region: region, Err: err}
+	le := &LaunchError{Code: awserr.Code(err), InstanceType: instanceType, Quota: catalog.QuotaFor(instanceType, spot), Region: region, Err: err}
 	switch {
-	case capacityCodes[code]:
+	case awserr.EC2Capacity.Has(err):
 		le.Kind = ErrCapacity
-	case quotaCodes[code]:
+	case awserr.EC2Quota.Has(err):
 		le.Kind = ErrQuota
-	case spotQuotaCodes[code]:
+	case awserr.EC2SpotQuota.Has(err):
 		le.Kind = ErrSpotQuota
-	case throttleCodes[code]:
+	case awserr.EC2Throttle.Has(err):
 		le.Kind = ErrThrottled
-	case unsupportedCodes[code]:
+	case awserr.EC2Unsupported.Has(err):
 		le.Kind = ErrUnsupported
 	default:
 		return err
@@ -93,10 +73,7 @@ func classify(err error, instanceType string, spot bool, region string) error {
 }
 
 // IsNotFound reports whether err says the instance does not exist.
-func IsNotFound(err error) bool {
-	var api smithy.APIError
-	return errors.As(err, &api) && notFoundCodes[api.ErrorCode()]
-}
+func IsNotFound(err error) bool { return awserr.EC2NotFound.Has(err) }
 
 // Transient reports whether a launch error may clear up by itself or by a
 // person's action, so the job should wait rather than fail.

@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/nightshift-dev/nightshift/internal/awserr"
 )
 
 // Tags nightshift puts on and reads from its instances.
@@ -183,8 +185,17 @@ type LaunchRequest struct {
 // Launch runs one instance for the request, trying each instance type (and,
 // for spot-then-on-demand, spot before on-demand) and each subnet in order,
 // moving on after capacity and zone errors. The last error is returned when
-// nothing launched; it is a *LaunchError for the kinds it knows.
+// nothing launched; it is a *LaunchError for the kinds it knows, and wraps
+// ErrNoAnswer when AWS did not answer it.
 func (f *Fleet) Launch(ctx context.Context, r LaunchRequest) (Instance, error) {
+	inst, err := f.launch(ctx, r)
+	if err != nil && !awserr.Answered(err) {
+		return Instance{}, fmt.Errorf("%w: %w", ErrNoAnswer, err)
+	}
+	return inst, err
+}
+
+func (f *Fleet) launch(ctx context.Context, r LaunchRequest) (Instance, error) {
 	ami, err := f.ami(ctx, r.AMI)
 	if err != nil {
 		return Instance{}, err

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,6 +50,9 @@ type fakeEC2 struct {
 	fail map[string]string
 	// startFail, when set, is the error code StartInstances fails with.
 	startFail string
+	// lost, when set, is what RunInstances returns after launching as
+	// asked: the response never arrived.
+	lost error
 
 	runs      []*ec2.RunInstancesInput
 	runOpts   [][]func(*ec2.Options)
@@ -121,6 +126,9 @@ func (f *fakeEC2) RunInstances(_ context.Context, in *ec2.RunInstancesInput, opt
 	f.order = append(f.order, id)
 	if tok := aws.ToString(in.ClientToken); tok != "" {
 		f.tokens[tok] = id
+	}
+	if f.lost != nil {
+		return nil, f.lost
 	}
 	return &ec2.RunInstancesOutput{Instances: []types.Instance{*inst}}, nil
 }
@@ -254,6 +262,7 @@ type fakeParams struct {
 	mu     sync.Mutex
 	values map[string]string
 	asked  []string
+	err    error // when set, what every GetParameter returns
 }
 
 var _ fleet.Parameters = (*fakeParams)(nil)
@@ -263,6 +272,9 @@ func (p *fakeParams) GetParameter(_ context.Context, in *ssm.GetParameterInput, 
 	defer p.mu.Unlock()
 	name := aws.ToString(in.Name)
 	p.asked = append(p.asked, name)
+	if p.err != nil {
+		return nil, p.err
+	}
 	v, ok := p.values[name]
 	if !ok {
 		return nil, &smithy.GenericAPIError{Code: "ParameterNotFound"}
@@ -786,6 +798,55 @@ func TestStop(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, f.ec2.calls); diff != "" {
 				t.Errorf("Stop(%+v) EC2 calls (-want +got):\n%s", inst, diff)
+			}
+		})
+	}
+}
+
+// TestLaunchNoAnswer: a launch AWS did not answer wraps ErrNoAnswer around
+// what happened, so the caller keeps its intent and repeats the launch; the
+// repeat, with the same token, gets the instance the lost answer was for.
+// A launch AWS refused does not.
+func TestLaunchNoAnswer(t *testing.T) {
+	reset := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	tests := []struct {
+		name      string
+		lost      error             // RunInstances launches, then the answer is lost
+		fail      map[string]string // RunInstances refuses, by try
+		paramErr  error             // GetParameter fails
+		types     []string
+		want      bool  // errors.Is(err, ErrNoAnswer)
+		wantInner error // errors.Is(err, wantInner)
+	}{
+		{name: "connection reset", lost: reset, types: []string{"g5.xlarge"}, want: true, wantInner: reset},
+		{name: "timeout", lost: context.DeadlineExceeded, types: []string{"g5.xlarge"}, want: true, wantInner: context.DeadlineExceeded},
+		{name: "AMI lookup timed out", paramErr: context.DeadlineExceeded, types: []string{"g5.xlarge"}, want: true, wantInner: context.DeadlineExceeded},
+		{name: "capacity refused", fail: map[string]string{"g5.xlarge/on-demand/": "InsufficientInstanceCapacity"}, types: []string{"g5.xlarge"}, wantInner: fleet.ErrCapacity},
+		{name: "bad request refused", fail: map[string]string{"g5.xlarge/on-demand/": "InvalidParameterValue"}, types: []string{"g5.xlarge"}},
+		{name: "AMI parameter missing", paramErr: &smithy.GenericAPIError{Code: "ParameterNotFound"}, types: []string{"g5.xlarge"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newTestFleet()
+			f.ec2.lost, f.ec2.fail, f.params.err = tt.lost, tt.fail, tt.paramErr
+			req := request("on-demand", tt.types...)
+			_, err := f.Launch(context.Background(), req)
+			if err == nil {
+				t.Fatalf("Launch(%v) = nil error; want one", tt.types)
+			}
+			if got := errors.Is(err, fleet.ErrNoAnswer); got != tt.want {
+				t.Errorf("Launch(%v) = %v; errors.Is(ErrNoAnswer) = %v; want %v", tt.types, err, got, tt.want)
+			}
+			if tt.wantInner != nil && !errors.Is(err, tt.wantInner) {
+				t.Errorf("Launch(%v) = %v; want %v inside", tt.types, err, tt.wantInner)
+			}
+			if tt.lost == nil {
+				return
+			}
+			f.ec2.lost = nil
+			inst, err := f.Launch(context.Background(), req)
+			if err != nil || len(f.ec2.order) != 1 || inst.ID != f.ec2.order[0] {
+				t.Errorf("Launch(%v) again = %+v, %v with %d instances; want the one launched before, %v", tt.types, inst, err, len(f.ec2.order), f.ec2.order)
 			}
 		})
 	}

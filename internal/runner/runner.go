@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
-	"github.com/aws/smithy-go"
 
+	"github.com/nightshift-dev/nightshift/internal/awserr"
 	"github.com/nightshift-dev/nightshift/internal/job"
 )
 
@@ -193,8 +193,7 @@ func LogStream(commandID, instanceID string) string {
 func (r *Runner) Result(ctx context.Context, commandID, instanceID string) (Result, error) {
 	out, err := r.ssm.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(commandID), InstanceId: aws.String(instanceID)})
 	if err != nil {
-		var api smithy.APIError
-		if errors.As(err, &api) && api.ErrorCode() == "InvocationDoesNotExist" {
+		if awserr.SSMNoInvocation.Has(err) {
 			return Result{CommandID: commandID, Status: Pending}, nil
 		}
 		return Result{}, fmt.Errorf("get invocation %s on %s: %w", commandID, instanceID, classify(err))
@@ -213,15 +212,12 @@ func (r *Runner) Cancel(ctx context.Context, commandID, instanceID string) error
 	return nil
 }
 
+// classify marks the SSM errors callers branch on with the runner's sentinels.
 func classify(err error) error {
-	var api smithy.APIError
-	if !errors.As(err, &api) {
-		return err
-	}
-	switch api.ErrorCode() {
-	case "InvalidInstanceId":
+	switch {
+	case awserr.SSMNotReady.Has(err):
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
-	case "ThrottlingException", "Throttling", "TooManyUpdates":
+	case awserr.SSMThrottle.Has(err):
 		return fmt.Errorf("%w: %w", ErrThrottled, err)
 	}
 	return err

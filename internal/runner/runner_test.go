@@ -468,7 +468,10 @@ func TestSendErrors(t *testing.T) {
 	}{
 		{give: "InvalidInstanceId", want: runner.ErrNotReady},
 		{give: "ThrottlingException", want: runner.ErrThrottled},
+		{give: "Throttling", want: runner.ErrThrottled},
+		{give: "TooManyUpdates", want: runner.ErrThrottled},
 		{give: "AccessDeniedException", want: nil},
+		{give: "InvalidInstanceID.NotFound", want: nil}, // EC2's code, not SSM's
 	}
 	for _, tt := range tests {
 		f := newFakeSSM()

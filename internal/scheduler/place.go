@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/aws/smithy-go"
-
 	"github.com/nightshift-dev/nightshift/internal/fleet"
 	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/notice"
@@ -77,8 +75,7 @@ func (s *Scheduler) launch(ctx context.Context, w *world, j *job.Job) error {
 	}
 	inst, err := s.fleet.Launch(ctx, req)
 	if err != nil {
-		var api smithy.APIError
-		if !errors.As(err, &api) {
+		if errors.Is(err, fleet.ErrNoAnswer) {
 			// No answer from EC2 (a timeout, a lost response, a crash): the
 			// instance may exist. The intent stands; the next pass repeats
 			// the launch with the same token and gets that instance back.

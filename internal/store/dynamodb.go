@@ -53,6 +53,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/nightshift-dev/nightshift/internal/awserr"
 	"github.com/nightshift-dev/nightshift/internal/job"
 )
 
@@ -412,24 +413,12 @@ func (d *DynamoDB) DeleteLease(ctx context.Context, instanceID string) error {
 	return nil
 }
 
-func conditionFailed(err error) bool {
-	var e *types.ConditionalCheckFailedException
-	return errors.As(err, &e)
-}
+// conditionFailed reports a write whose condition expression was false.
+func conditionFailed(err error) bool { return awserr.DynamoDBConditionFailed.Has(err) }
 
 // transactionConflict reports a single write refused because a transaction
 // on the same item was in flight: someone else is moving it, so read again.
-func transactionConflict(err error) bool {
-	var e *types.TransactionConflictException
-	return errors.As(err, &e)
-}
-
-// Cancellation reason codes of TransactWriteItems that mean another writer
-// won; the others (throttling, validation, capacity) are errors of their own.
-const (
-	reasonConditionFailed = "ConditionalCheckFailed"
-	reasonConflict        = "TransactionConflict"
-)
+func transactionConflict(err error) bool { return awserr.DynamoDBTransactionConflict.Has(err) }
 
 // cancelled reports whether err is a transaction of Update cancelled because
 // a condition failed or another transaction was in flight, and names the
@@ -445,9 +434,9 @@ func cancelled(err error, ops []LeaseOp) (string, bool) {
 	}
 	var lost []string
 	for i, r := range e.CancellationReasons {
-		switch aws.ToString(r.Code) {
-		case reasonConditionFailed, reasonConflict:
-		default:
+		// Only a reason that means another writer won; the others
+		// (throttling, validation, capacity) are errors of their own.
+		if !awserr.DynamoDBLostRace.Contains(aws.ToString(r.Code)) {
 			continue
 		}
 		if i == 0 {

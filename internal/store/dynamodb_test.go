@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -135,6 +136,8 @@ func TestDynamoDBErrors(t *testing.T) {
 		want error // nil: an error that is none of the sentinels
 	}{
 		{name: "condition", give: conditional, want: store.ErrConflict},
+		{name: "condition, by its code", give: &smithy.GenericAPIError{Code: "ConditionalCheckFailedException"}, want: store.ErrConflict},
+		{name: "transaction in flight, by its code", give: fmt.Errorf("put: %w", &smithy.GenericAPIError{Code: "TransactionConflictException"}), want: store.ErrConflict},
 		{name: "transaction in flight", give: &types.TransactionConflictException{}, want: store.ErrConflict},
 		{name: "throttled", give: throttled},
 		{name: "lease lost", give: reasons("None", "ConditionalCheckFailed"), ops: []store.LeaseOp{acquire("i-1")}, want: store.ErrConflict},
