@@ -24,7 +24,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nightshift-dev/nightshift/internal/awserr"
-	"github.com/nightshift-dev/nightshift/internal/sim"
+	"github.com/nightshift-dev/nightshift/internal/awssim"
 )
 
 func api(code string) error { return &smithy.GenericAPIError{Code: code, Message: "simulated"} }
@@ -100,7 +100,7 @@ func TestCodes(t *testing.T) {
 					t.Errorf("%s.Has(%q) = true; want false", tt.name, code)
 				}
 			}
-			for _, err := range []error{nil, context.DeadlineExceeded, context.Canceled, sim.ErrCrash} {
+			for _, err := range []error{nil, context.DeadlineExceeded, context.Canceled, awssim.ErrCrash} {
 				if tt.give.Has(err) {
 					t.Errorf("%s.Has(%v) = true; want false", tt.name, err)
 				}
@@ -151,13 +151,13 @@ func TestAnswered(t *testing.T) {
 		{name: "as the SDK returns it", give: sdkWrapped(api("RequestLimitExceeded")), want: true},
 		{name: "after retries", give: &retry.MaxAttemptsError{Attempt: 3, Err: api("RequestLimitExceeded")}, want: true},
 		{name: "modeled", give: &ddbtypes.ConditionalCheckFailedException{}, want: true},
-		{name: "joined with a crash", give: errors.Join(sim.ErrCrash, api("Unsupported")), want: true},
+		{name: "joined with a crash", give: errors.Join(awssim.ErrCrash, api("Unsupported")), want: true},
 		{name: "nil"},
 		{name: "deadline", give: context.DeadlineExceeded},
 		{name: "cancelled", give: fmt.Errorf("launch: %w", context.Canceled)},
 		{name: "sdk timeout", give: &smithy.OperationError{ServiceID: "EC2", OperationName: "RunInstances", Err: &aws.RequestCanceledError{Err: context.DeadlineExceeded}}},
 		{name: "connection reset", give: &smithy.OperationError{ServiceID: "EC2", OperationName: "RunInstances", Err: reset}},
-		{name: "simulated crash", give: sim.ErrCrash},
+		{name: "simulated crash", give: awssim.ErrCrash},
 		{name: "code in the text only", give: errors.New("InsufficientInstanceCapacity")},
 	}
 	for _, tt := range tests {
