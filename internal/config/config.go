@@ -212,7 +212,10 @@ func Build(s Settings, c Clients, log *slog.Logger) Service {
 		Scheduler: scheduler.New(st, f, r, n, scheduler.Config{
 			Pools: s.Pools, DefaultPool: "default", MaxRuntime: s.MaxRuntime, Setup: s.Setup, Retries: s.Retries,
 		}, time.Now, log),
-		Watchdog: watchdog.New(c.EC2, c.CloudWatch, c.SSM, r, st, n, s.Watchdog, time.Now, log),
+		Watchdog: watchdog.New(watchdog.Deps{
+			Cloud:  &watchdog.AWS{EC2: c.EC2, CloudWatch: c.CloudWatch, SSM: c.SSM, Fleet: f, Now: time.Now},
+			Runner: r, Store: st, Notice: n, Config: s.Watchdog, Now: time.Now, Log: log,
+		}),
 	}
 }
 

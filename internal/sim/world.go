@@ -123,7 +123,10 @@ func NewWorld(cfg Config) *World {
 		st = cfg.WrapStore(st)
 	}
 	w.Notice = notice.New(cloud, cloud, "arn:aws:sns:us-east-1:123456789012:nightshift", cfg.Log, clock.Now)
-	w.WatchdogSvc = watchdog.New(cloud, cloud, cloud, r, st, w.Notice, cfg.Watchdog, clock.Now, cfg.Log)
+	w.WatchdogSvc = watchdog.New(watchdog.Deps{
+		Cloud:  &watchdog.AWS{EC2: cloud, CloudWatch: cloud, SSM: cloud, Fleet: f, Now: clock.Now},
+		Runner: r, Store: st, Notice: w.Notice, Config: cfg.Watchdog, Now: clock.Now, Log: cfg.Log,
+	})
 	w.Sched = scheduler.New(st, f, r, w.Notice, scheduler.Config{Pools: cfg.Pools, DefaultPool: "default", Retries: cfg.Retries, Setup: cfg.Setup}, clock.Now, cfg.Log)
 	w.Intake = handler.Intake{S: w.Sched, Log: cfg.Log}
 	w.Dispatch = handler.Dispatch{S: w.Sched, Log: cfg.Log}
