@@ -1,6 +1,6 @@
 // Package fleet finds, launches, starts and stops nightshift's EC2 instances.
-// It only ever acts on instances tagged nightshift:managed=true, and stops
-// (never starts, terminates or tags) those tagged nightshift:watch=true.
+// It only ever acts on instances tagged nightshift:managed=true, except that
+// it stops, when the watchdog asks, those tagged nightshift:watch=true.
 package fleet
 
 import (
@@ -98,12 +98,11 @@ type Instance struct {
 	State string // pending, running, stopping, stopped, shutting-down, terminated
 	Pool  string
 	// Job and Attempt are the launch tags: the job the instance was launched for.
-	Job     string
-	Attempt int
-	Spot    bool
-	Managed bool
-	// Watched is the nightshift:watch=true tag: the watchdog may stop it.
-	Watched    bool
+	Job        string
+	Attempt    int
+	Spot       bool
+	Managed    bool
+	Watched    bool // the nightshift:watch=true tag: the watchdog may stop it
 	LaunchTime time.Time
 	Zone       string
 	Tags       map[string]string
