@@ -19,8 +19,9 @@ type idleFinding struct {
 
 // Sweep looks at every running watched and managed instance once: it stops
 // the idle watched ones, reports (and cancels, where asked) stalled jobs,
-// and accounts the spend against the budgets. A failed step does not keep
-// the others from running; their errors are joined.
+// and accounts the spend against the budgets. Without the instances or the
+// running jobs it does nothing; past that, a failed step does not keep the
+// others from running, and their errors are joined.
 func (w *Watchdog) Sweep(ctx context.Context) (Report, error) {
 	now := w.now()
 	var rep Report
