@@ -1,5 +1,6 @@
 // Package fleet finds, launches, starts and stops nightshift's EC2 instances.
-// It only ever acts on instances tagged nightshift:managed=true.
+// It only ever acts on instances tagged nightshift:managed=true, except that
+// it stops, when the watchdog asks, those tagged nightshift:watch=true.
 package fleet
 
 import (
@@ -27,6 +28,9 @@ const (
 	TagName    = "Name"
 	// TagReady records an instance's measured start-to-ready time, in seconds.
 	TagReady = "nightshift:ready-seconds"
+	// TagWatch marks an instance nightshift did not launch but must stop
+	// when idle (a notebook a person started by hand, say).
+	TagWatch = "nightshift:watch"
 )
 
 // describePageSize is the largest DescribeInstances page: one call per
@@ -100,6 +104,7 @@ type Instance struct {
 	Attempt    int
 	Spot       bool
 	Managed    bool
+	Watched    bool // the nightshift:watch=true tag: the watchdog may stop it
 	LaunchTime time.Time
 	Zone       string
 	Tags       map[string]string
@@ -153,6 +158,7 @@ func FromEC2(i types.Instance) Instance {
 		Job:        tags[TagJob],
 		Spot:       i.InstanceLifecycle == types.InstanceLifecycleTypeSpot,
 		Managed:    tags[TagManaged] == "true",
+		Watched:    tags[TagWatch] == "true",
 		LaunchTime: aws.ToTime(i.LaunchTime),
 		Tags:       tags,
 	}
@@ -344,6 +350,23 @@ func (f *Fleet) Stop(ctx context.Context, i Instance) error {
 	}
 	if i.Spot {
 		return f.Terminate(ctx, i)
+	}
+	if _, err := f.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{i.ID}}); err != nil {
+		return fmt.Errorf("stop %s: %w", i.ID, err)
+	}
+	return nil
+}
+
+// StopWatched stops an instance the watchdog found idle: a watched one with
+// StopInstances (whatever its market: a person chose how it stops), a
+// managed one as Stop does. It refuses, before any EC2 call, an instance
+// that carries neither tag (S4: nightshift never acts on what it does not own).
+func (f *Fleet) StopWatched(ctx context.Context, i Instance) error {
+	switch {
+	case i.Managed:
+		return f.Stop(ctx, i)
+	case !i.Watched:
+		return fmt.Errorf("stop %s: %w", i.ID, ErrNotManaged)
 	}
 	if _, err := f.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{i.ID}}); err != nil {
 		return fmt.Errorf("stop %s: %w", i.ID, err)

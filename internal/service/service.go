@@ -79,7 +79,10 @@ func New(s config.Settings, c Clients, st store.Jobs, now func() time.Time, log 
 	sched := scheduler.New(st, f, r, n, scheduler.Config{
 		Pools: s.Pools, DefaultPool: config.DefaultPool, MaxRuntime: s.MaxRuntime, Setup: s.Setup, Retries: s.Retries,
 	}, now, log)
-	wd := watchdog.New(c.EC2, c.CloudWatch, c.SSM, r, st, n, s.Watchdog, now, log)
+	wd := watchdog.New(watchdog.Deps{
+		Cloud:  &watchdog.AWS{EC2: c.EC2, CloudWatch: c.CloudWatch, SSM: c.SSM, Fleet: f, Now: now},
+		Runner: r, Store: st, Notice: n, Config: s.Watchdog, Now: now, Log: log,
+	})
 	return &Service{
 		Scheduler: sched,
 		Watchdog:  wd,

@@ -1,18 +1,6 @@
 package watchdog
 
-import (
-	"context"
-	"fmt"
-	"slices"
-	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
-)
-
-// MaxQueries is GetMetricData's limit of metric queries per call.
-const MaxQueries = 500
+import "time"
 
 // The metrics the watchdog reads, all with the single dimension InstanceId.
 var (
@@ -59,7 +47,7 @@ func (s Series) Covers(from, to time.Time, period time.Duration) bool {
 	return true
 }
 
-// Max is the largest value; Last the newest.
+// Max returns the largest value, 0 for no data.
 func (s Series) Max() float64 {
 	m := 0.0
 	for _, p := range s {
@@ -71,63 +59,13 @@ func (s Series) Max() float64 {
 // Last returns the newest value.
 func (s Series) Last() float64 { return s[len(s)-1].Value }
 
-// request is one metric of one instance wanted over a window.
-type request struct {
-	instance string
-	metric   Metric
-}
-
-// fetch reads every request over [from, to] in GetMetricData calls of up to
-// 500 queries each, following NextToken within a call.
-func (w *Watchdog) fetch(ctx context.Context, reqs []request, from, to time.Time) (map[request]Series, error) {
-	out := make(map[request]Series, len(reqs))
-	for start := 0; start < len(reqs); start += MaxQueries {
-		batch := reqs[start:min(start+MaxQueries, len(reqs))]
-		in := &cloudwatch.GetMetricDataInput{
-			StartTime: aws.Time(from), EndTime: aws.Time(to),
-			ScanBy: types.ScanByTimestampAscending,
-		}
-		for k, r := range batch {
-			in.MetricDataQueries = append(in.MetricDataQueries, types.MetricDataQuery{
-				Id: aws.String(fmt.Sprintf("q%d", k)),
-				MetricStat: &types.MetricStat{
-					Metric: &types.Metric{
-						Namespace: aws.String(r.metric.Namespace), MetricName: aws.String(r.metric.Name),
-						Dimensions: []types.Dimension{{Name: aws.String("InstanceId"), Value: aws.String(r.instance)}},
-					},
-					Period: aws.Int32(int32(r.metric.Period / time.Second)),
-					Stat:   aws.String(r.metric.Stat),
-				},
-				ReturnData: aws.Bool(true),
-			})
-		}
-		p := cloudwatch.NewGetMetricDataPaginator(w.cw, in)
-		for p.HasMorePages() {
-			page, err := p.NextPage(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("get metric data: %w", err)
-			}
-			for _, res := range page.MetricDataResults {
-				var k int
-				if _, err := fmt.Sscanf(aws.ToString(res.Id), "q%d", &k); err != nil || k >= len(batch) {
-					continue
-				}
-				r := batch[k]
-				for n := range res.Timestamps {
-					if n < len(res.Values) {
-						out[r] = append(out[r], Point{At: res.Timestamps[n], Value: res.Values[n]})
-					}
-				}
-			}
+// since returns the points at or after t.
+func (s Series) since(t time.Time) Series {
+	var out Series
+	for _, p := range s {
+		if !p.At.Before(t) {
+			out = append(out, p)
 		}
 	}
-	for r, s := range out {
-		sortPoints(s)
-		out[r] = s
-	}
-	return out, nil
-}
-
-func sortPoints(s Series) {
-	slices.SortFunc(s, func(a, b Point) int { return a.At.Compare(b.At) })
+	return out
 }

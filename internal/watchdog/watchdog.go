@@ -4,22 +4,15 @@
 // keeps the spend within the daily and monthly budgets. The job pipeline's
 // own keep-warm, deadline and leak rules live in the scheduler's Reconcile,
 // which the watchdog's tick runs too.
+//
+// The rules (Idle, Stalled, Budget) are plain functions over plain data; a
+// sweep gathers that data through a Provider, applies the rules and acts.
 package watchdog
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/nightshift-dev/nightshift/internal/fleet"
 	"github.com/nightshift-dev/nightshift/internal/job"
@@ -30,27 +23,10 @@ import (
 // Tags the watchdog reads.
 const (
 	// TagWatch marks an instance nightshift did not launch but must stop when idle.
-	TagWatch = "nightshift:watch"
+	TagWatch = fleet.TagWatch
 	// TagIdleTimeout overrides the idle timeout of one watched instance ("45m").
 	TagIdleTimeout = "nightshift:idle-timeout"
 )
-
-// EC2 is the part of EC2 the watchdog uses.
-type EC2 interface {
-	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
-	StopInstances(ctx context.Context, in *ec2.StopInstancesInput, optFns ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error)
-	DescribeSpotPriceHistory(ctx context.Context, in *ec2.DescribeSpotPriceHistoryInput, optFns ...func(*ec2.Options)) (*ec2.DescribeSpotPriceHistoryOutput, error)
-}
-
-// CloudWatch is the part of CloudWatch the watchdog uses.
-type CloudWatch interface {
-	GetMetricData(ctx context.Context, in *cloudwatch.GetMetricDataInput, optFns ...func(*cloudwatch.Options)) (*cloudwatch.GetMetricDataOutput, error)
-}
-
-// Sessions is the part of SSM that lists open Session Manager sessions.
-type Sessions interface {
-	DescribeSessions(ctx context.Context, in *ssm.DescribeSessionsInput, optFns ...func(*ssm.Options)) (*ssm.DescribeSessionsOutput, error)
-}
 
 // Canceller cancels a job's command.
 type Canceller interface {
@@ -70,12 +46,7 @@ type Notifier interface {
 	Say(ctx context.Context, a notice.Action) error
 }
 
-var (
-	_ EC2        = (*ec2.Client)(nil)
-	_ CloudWatch = (*cloudwatch.Client)(nil)
-	_ Sessions   = (*ssm.Client)(nil)
-	_ Notifier   = (*notice.Notice)(nil)
-)
+var _ Notifier = (*notice.Notice)(nil)
 
 // Defaults of the watchdog's settings, each with its reason.
 const (
@@ -93,8 +64,6 @@ const (
 	// DefaultNetworkBytes per 5 minutes in+out: SSM's and the agent's own
 	// chatter stay far below it, a download or a notebook in use above.
 	DefaultNetworkBytes = 5_000_000
-	// warnFraction of a budget triggers the first notification.
-	warnFraction = 0.8
 )
 
 // Budget policies at 100%: let running jobs finish, or cancel them.
@@ -105,15 +74,23 @@ const (
 
 // Config is the deployment's watchdog settings.
 type Config struct {
-	IdleTimeout  time.Duration
-	Grace        time.Duration
+	// IdleTimeout is how long a watched instance stays idle before it is
+	// stopped, unless its nightshift:idle-timeout tag says otherwise.
+	IdleTimeout time.Duration
+	// Grace is how long a freshly started watched instance is left alone.
+	Grace time.Duration
+	// StallTimeout is how long a running job may show no GPU use and no
+	// progress before it is reported, unless the job sets its own.
 	StallTimeout time.Duration
+	// GPUPercent, CPUPercent and NetworkBytes (per 5 minutes, in+out) are
+	// the levels below which an instance does no work.
 	GPUPercent   float64
 	CPUPercent   float64
 	NetworkBytes float64
 	// DailyBudget and MonthlyBudget cap the estimated spend in USD; 0 is no cap.
 	DailyBudget, MonthlyBudget float64
-	Policy                     string
+	// Policy is what happens to running jobs at 100%: PolicyFinish or PolicyCancel.
+	Policy string
 	// DryRun reports every watchdog action without taking it.
 	DryRun bool
 	// Prices overrides the on-demand price table (USD/hour by type).
@@ -144,220 +121,58 @@ func (c *Config) defaults() {
 	}
 }
 
+func (c Config) thresholds() Thresholds {
+	return Thresholds{GPUPercent: c.GPUPercent, CPUPercent: c.CPUPercent, NetworkBytes: c.NetworkBytes}
+}
+
+func (c Config) budget() Budget {
+	return Budget{Daily: c.DailyBudget, Monthly: c.MonthlyBudget, Policy: c.Policy, DryRun: c.DryRun}
+}
+
+// Deps is what New builds a Watchdog from: the cloud it reads and acts on,
+// the parts of the job pipeline it uses, its settings, a clock and a logger.
+type Deps struct {
+	// Cloud lists instances, reads sessions, metrics and prices, and stops
+	// watched instances; AWS is the implementation over the SDK clients.
+	Cloud Provider
+	// Runner cancels the commands of stalled jobs and of jobs over budget.
+	Runner Canceller
+	// Store holds the jobs and the spend records.
+	Store Store
+	// Notice tags, logs and publishes every action.
+	Notice Notifier
+	// Config is the deployment's settings; zero fields take the defaults.
+	Config Config
+	// Now is the clock.
+	Now func() time.Time
+	// Log receives the watchdog's warnings; nil discards them.
+	Log *slog.Logger
+}
+
 // Watchdog runs one sweep per tick.
 type Watchdog struct {
-	ec2      EC2
-	cw       CloudWatch
-	sessions Sessions
-	runner   Canceller
-	store    Store
-	notice   Notifier
-	cfg      Config
-	now      func() time.Time
-	log      *slog.Logger
+	cloud  Provider
+	runner Canceller
+	store  Store
+	notice Notifier
+	cfg    Config
+	now    func() time.Time
+	log    *slog.Logger
 }
 
 // New returns a Watchdog.
-func New(e EC2, cw CloudWatch, s Sessions, r Canceller, st Store, n Notifier, cfg Config, now func() time.Time, log *slog.Logger) *Watchdog {
-	cfg.defaults()
-	return &Watchdog{ec2: e, cw: cw, sessions: s, runner: r, store: st, notice: n, cfg: cfg, now: now, log: log}
+func New(d Deps) *Watchdog {
+	d.Config.defaults()
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Watchdog{cloud: d.Cloud, runner: d.Runner, store: d.Store, notice: d.Notice, cfg: d.Config, now: d.Now, log: d.Log}
 }
 
 // Report is what one sweep saw and did.
 type Report struct {
 	Watched, Managed int
 	Actions          []notice.Action
-	// Spend is today's and this month's estimate, in USD.
+	// DaySpend and MonthSpend are today's and this month's estimates, in USD.
 	DaySpend, MonthSpend float64
-}
-
-// instance is the watchdog's view of one running instance.
-type instance struct {
-	fleet.Instance
-}
-
-// Sweep looks at every running watched and managed instance once.
-func (w *Watchdog) Sweep(ctx context.Context) (Report, error) {
-	now := w.now()
-	var rep Report
-	insts, err := w.list(ctx)
-	if err != nil {
-		return rep, err
-	}
-	running, err := w.store.Live(ctx, job.Running)
-	if err != nil {
-		return rep, fmt.Errorf("read running jobs: %w", err)
-	}
-	var watched, managed []instance
-	for _, i := range insts {
-		if i.Managed {
-			managed = append(managed, i)
-		} else if i.Tags[TagWatch] == "true" {
-			watched = append(watched, i)
-		}
-	}
-	rep.Watched, rep.Managed = len(watched), len(managed)
-
-	var errs []error
-	idle, err := w.idleWatched(ctx, watched, now)
-	errs = append(errs, err)
-	stalls, err := w.stalled(ctx, managed, running, now)
-	errs = append(errs, err)
-	for _, a := range idle {
-		errs = append(errs, w.stop(ctx, a))
-		rep.Actions = append(rep.Actions, a)
-	}
-	for _, s := range stalls {
-		errs = append(errs, w.stall(ctx, s))
-		rep.Actions = append(rep.Actions, s.action)
-	}
-	acts, day, month, err := w.budget(ctx, managed, running, now)
-	errs = append(errs, err)
-	rep.Actions = append(rep.Actions, acts...)
-	rep.DaySpend, rep.MonthSpend = day, month
-	return rep, errors.Join(errs...)
-}
-
-// list reads the running instances that carry a nightshift tag, in pages of 1000.
-func (w *Watchdog) list(ctx context.Context) ([]instance, error) {
-	insts, err := fleet.Describe(ctx, w.ec2, []types.Filter{
-		{Name: aws.String("tag-key"), Values: []string{fleet.TagManaged, TagWatch}},
-		{Name: aws.String("instance-state-name"), Values: []string{"running"}},
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]instance, len(insts))
-	for k, i := range insts {
-		out[k] = instance{Instance: i}
-	}
-	return out, nil
-}
-
-// openSessions returns the instances with an active Session Manager session.
-func (w *Watchdog) openSessions(ctx context.Context) (map[string]bool, error) {
-	open := map[string]bool{}
-	p := ssm.NewDescribeSessionsPaginator(w.sessions, &ssm.DescribeSessionsInput{State: ssmtypes.SessionStateActive})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("describe sessions: %w", err)
-		}
-		for _, s := range page.Sessions {
-			open[aws.ToString(s.Target)] = true
-		}
-	}
-	return open, nil
-}
-
-// idleTimeout is the instance's own timeout (its tag) or the deployment's.
-func (w *Watchdog) idleTimeout(i instance) time.Duration {
-	if v, ok := i.Tags[TagIdleTimeout]; ok {
-		if d, err := time.ParseDuration(v); err == nil && d >= 5*time.Minute {
-			return d
-		}
-		w.log.Warn("ignored bad idle-timeout tag", "instance", i.ID, "value", v)
-	}
-	return w.cfg.IdleTimeout
-}
-
-// idleWatched returns a stop action for each watched instance idle for its
-// whole timeout: GPU, CPU and network under their thresholds, with data
-// covering the timeout, and no open session.
-func (w *Watchdog) idleWatched(ctx context.Context, watched []instance, now time.Time) ([]notice.Action, error) {
-	var reqs []request
-	longest := time.Duration(0)
-	var candidates []instance
-	for _, i := range watched {
-		to := w.idleTimeout(i)
-		// A freshly started instance gets its grace, and cannot have been
-		// idle for longer than it has run.
-		if now.Sub(i.LaunchTime) < max(w.cfg.Grace, to) {
-			continue
-		}
-		candidates = append(candidates, i)
-		longest = max(longest, to)
-		for _, m := range []Metric{GPU, CPU, NetworkIn, NetworkOut} {
-			reqs = append(reqs, request{i.ID, m})
-		}
-	}
-	if len(candidates) == 0 {
-		return nil, nil
-	}
-	series, err := w.fetch(ctx, reqs, now.Add(-longest), now)
-	if err != nil {
-		return nil, err
-	}
-	sessions, err := w.openSessions(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var acts []notice.Action
-	for _, i := range candidates {
-		to := w.idleTimeout(i)
-		from := now.Add(-to)
-		if why, idle := w.isIdle(i.ID, series, from, now, sessions[i.ID]); idle {
-			acts = append(acts, notice.Action{Instance: i.ID, Verb: "stop", Why: fmt.Sprintf("idle for %v: %s", to, why), DryRun: w.cfg.DryRun})
-		}
-	}
-	return acts, nil
-}
-
-// isIdle decides idleness from the series over [from, to], and says why.
-func (w *Watchdog) isIdle(id string, series map[request]Series, from, to time.Time, session bool) (string, bool) {
-	if session {
-		return "", false
-	}
-	window := func(m Metric) Series {
-		var s Series
-		for _, p := range series[request{id, m}] {
-			if !p.At.Before(from.Add(-m.Period)) {
-				s = append(s, p)
-			}
-		}
-		return s
-	}
-	gpu, cpu, in, out := window(GPU), window(CPU), window(NetworkIn), window(NetworkOut)
-	for _, c := range []struct {
-		s Series
-		m Metric
-	}{{gpu, GPU}, {cpu, CPU}, {in, NetworkIn}, {out, NetworkOut}} {
-		if !c.s.Covers(from, to, c.m.Period) {
-			return "", false // missing data is never read as idle
-		}
-	}
-	net := 0.0
-	for k := range in {
-		v := in[k].Value
-		if k < len(out) {
-			v += out[k].Value
-		}
-		net = max(net, v)
-	}
-	if gpu.Max() >= w.cfg.GPUPercent || cpu.Max() >= w.cfg.CPUPercent || net >= w.cfg.NetworkBytes {
-		return "", false
-	}
-	return fmt.Sprintf("GPU max %.0f%% (< %.0f%%), CPU max %.0f%% (< %.0f%%), network max %s per 5 min (< %s), no open session",
-		gpu.Max(), w.cfg.GPUPercent, cpu.Max(), w.cfg.CPUPercent, bytes(net), bytes(w.cfg.NetworkBytes)), true
-}
-
-func bytes(b float64) string {
-	switch {
-	case b >= 1e6:
-		return strconv.FormatFloat(b/1e6, 'f', 1, 64) + " MB"
-	case b >= 1e3:
-		return strconv.FormatFloat(b/1e3, 'f', 1, 64) + " kB"
-	}
-	return strconv.FormatFloat(b, 'f', 0, 64) + " B"
-}
-
-// stop stops a watched instance (unless dry run) and says so. It re-checks
-// the tags it acted on: only watched or managed instances are ever stopped.
-func (w *Watchdog) stop(ctx context.Context, a notice.Action) error {
-	if !a.DryRun {
-		if _, err := w.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{a.Instance}}); err != nil {
-			return fmt.Errorf("stop %s: %w", a.Instance, err)
-		}
-	}
-	return w.notice.Say(ctx, a)
 }

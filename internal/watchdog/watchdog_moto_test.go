@@ -20,6 +20,7 @@ import (
 	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
 
 	"github.com/nightshift-dev/nightshift/internal/awstest"
+	"github.com/nightshift-dev/nightshift/internal/fleet"
 	"github.com/nightshift-dev/nightshift/internal/notice"
 	"github.com/nightshift-dev/nightshift/internal/store"
 )
@@ -103,7 +104,14 @@ func TestSweepOnMoto(t *testing.T) {
 			log := slog.New(slog.DiscardHandler)
 			clock := func() time.Time { return now }
 			n := notice.New(e, sn, aws.ToString(topic.TopicArn), log, clock)
-			w := New(e, cw, noSessions{}, nil, store.NewMemory(), n, Config{IdleTimeout: 30 * time.Minute, Grace: time.Minute}, clock, log)
+			w := New(Deps{
+				Cloud:  &AWS{EC2: e, CloudWatch: cw, SSM: noSessions{}, Fleet: fleet.New(e, nil, fleet.Config{}, clock), Now: clock},
+				Store:  store.NewMemory(),
+				Notice: n,
+				Config: Config{IdleTimeout: 30 * time.Minute, Grace: time.Minute},
+				Now:    clock,
+				Log:    log,
+			})
 			rep, err := w.Sweep(ctx)
 			if err != nil {
 				t.Fatalf("Sweep() = %v", err)
