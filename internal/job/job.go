@@ -11,43 +11,43 @@ import (
 
 // Job is the record of one job: what was asked, and everything that happened to it.
 type Job struct {
-	ID      string `dynamodbav:"id" json:"id"`
-	Name    string `dynamodbav:"name,omitempty" json:"name,omitempty"`
-	Spec    Spec   `dynamodbav:"spec" json:"spec"`
-	State   State  `dynamodbav:"state" json:"state"`
-	Version int64  `dynamodbav:"version" json:"version"`
+	ID      string `json:"id"`
+	Name    string `json:"name,omitempty"`
+	Spec    Spec   `json:"spec"`
+	State   State  `json:"state"`
+	Version int64  `json:"version"`
 	// Reason says, in words a person can act on, why the job is where it is.
-	Reason string `dynamodbav:"reason,omitempty" json:"reason,omitempty"`
+	Reason string `json:"reason,omitempty"`
 	// Attempt counts from 1; it grows when an instance is lost under the job.
-	Attempt int    `dynamodbav:"attempt" json:"attempt"`
-	Pool    string `dynamodbav:"pool" json:"pool"`
+	Attempt int    `json:"attempt"`
+	Pool    string `json:"pool"`
 	// Priority and SubmittedAt order the queue: higher priority first, then older first.
-	Priority    int       `dynamodbav:"priority" json:"priority"`
-	SubmittedAt time.Time `dynamodbav:"submitted_at" json:"submitted_at"`
+	Priority    int       `json:"priority"`
+	SubmittedAt time.Time `json:"submitted_at"`
 
-	InstanceID   string `dynamodbav:"instance_id,omitempty" json:"instance_id,omitempty"`
-	InstanceType string `dynamodbav:"instance_type,omitempty" json:"instance_type,omitempty"`
-	Market       string `dynamodbav:"market,omitempty" json:"market,omitempty"`
+	InstanceID   string `json:"instance_id,omitempty"`
+	InstanceType string `json:"instance_type,omitempty"`
+	Market       string `json:"market,omitempty"`
 	// LaunchTry counts RunInstances tries within an attempt; with ID and
 	// Attempt it derives the client token, so a retried launch after a crash
 	// gets the same instance back while a launch after a capacity error is new.
-	LaunchTry int `dynamodbav:"launch_try,omitempty" json:"launch_try,omitempty"`
+	LaunchTry int `json:"launch_try,omitempty"`
 	// DispatchedAt is the intent to send the command, written before SendCommand.
-	DispatchedAt time.Time `dynamodbav:"dispatched_at,omitempty" json:"dispatched_at,omitempty"`
-	CommandID    string    `dynamodbav:"command_id,omitempty" json:"command_id,omitempty"`
-	LogStream    string    `dynamodbav:"log_stream,omitempty" json:"log_stream,omitempty"`
-	ExitCode     *int      `dynamodbav:"exit_code,omitempty" json:"exit_code,omitempty"`
+	DispatchedAt time.Time `json:"dispatched_at,omitempty"`
+	CommandID    string    `json:"command_id,omitempty"`
+	LogStream    string    `json:"log_stream,omitempty"`
+	ExitCode     *int      `json:"exit_code,omitempty"`
 	// StalledAt is when the watchdog found the running attempt stalled.
-	StalledAt time.Time `dynamodbav:"stalled_at,omitempty" json:"stalled_at,omitempty"`
+	StalledAt time.Time `json:"stalled_at,omitempty"`
 
-	PlacedAt  time.Time `dynamodbav:"placed_at,omitempty" json:"placed_at,omitempty"`
-	StartedAt time.Time `dynamodbav:"started_at,omitempty" json:"started_at,omitempty"`
-	EndedAt   time.Time `dynamodbav:"ended_at,omitempty" json:"ended_at,omitempty"`
-	UpdatedAt time.Time `dynamodbav:"updated_at" json:"updated_at"`
+	PlacedAt  time.Time `json:"placed_at,omitempty"`
+	StartedAt time.Time `json:"started_at,omitempty"`
+	EndedAt   time.Time `json:"ended_at,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
 	// Cost is the estimated USD spent on this job's instance time.
-	Cost float64 `dynamodbav:"cost,omitempty" json:"cost,omitempty"`
+	Cost float64 `json:"cost,omitempty"`
 	// Source names where the message came from (the SQS message id).
-	Source string `dynamodbav:"source,omitempty" json:"source,omitempty"`
+	Source string `json:"source,omitempty"`
 }
 
 // New returns a QUEUED job for a validated spec.

@@ -24,17 +24,17 @@ var (
 
 // Lease is the record of one managed instance: which job holds it, if any.
 type Lease struct {
-	InstanceID string `dynamodbav:"instance_id"`
-	Pool       string `dynamodbav:"pool"`
+	InstanceID string
+	Pool       string
 	// JobID and Attempt name the holder; empty when the instance is free.
-	JobID   string `dynamodbav:"job_id,omitempty"`
-	Attempt int    `dynamodbav:"attempt,omitempty"`
+	JobID   string
+	Attempt int
 	// IdleSince is when the instance last became free; keep-warm counts from it.
-	IdleSince time.Time `dynamodbav:"idle_since,omitempty"`
+	IdleSince time.Time
 	// StoppingAt is set, while free, by the decision to stop the instance; a
 	// placement may not take a lease that is being stopped.
-	StoppingAt time.Time `dynamodbav:"stopping_at,omitempty"`
-	Version    int64     `dynamodbav:"version"`
+	StoppingAt time.Time
+	Version    int64
 }
 
 // Held reports whether a job holds the lease.
