@@ -28,6 +28,10 @@ const MinRuntime = time.Minute
 // MaxRetries bounds the retries a job may ask for after lost instances.
 const MaxRetries = 10
 
+// MaxPriority is the highest job priority (0 is the lowest). Three digits:
+// the store orders the queue by it as fixed-width text.
+const MaxPriority = 999
+
 // Markets a job may ask for.
 const (
 	OnDemand         = "on-demand"
@@ -37,28 +41,28 @@ const (
 
 // Spec is the job message (v1) as validated, with deployment defaults applied.
 type Spec struct {
-	ID         string            `json:"id,omitempty" dynamodbav:"id"`
-	Name       string            `json:"name,omitempty" dynamodbav:"name,omitempty"`
-	Command    string            `json:"command" dynamodbav:"command"`
-	Workdir    string            `json:"workdir,omitempty" dynamodbav:"workdir,omitempty"`
-	Setup      string            `json:"setup,omitempty" dynamodbav:"setup,omitempty"`
-	Env        map[string]string `json:"env,omitempty" dynamodbav:"env,omitempty"`
-	Instance   Instance          `json:"instance,omitzero" dynamodbav:"instance"`
-	MaxRuntime Duration          `json:"max_runtime,omitzero" dynamodbav:"max_runtime"`
-	Inputs     []Sync            `json:"inputs,omitempty" dynamodbav:"inputs,omitempty"`
-	Outputs    []Sync            `json:"outputs,omitempty" dynamodbav:"outputs,omitempty"`
-	Retries    *int              `json:"retries,omitempty" dynamodbav:"retries"`
-	Priority   int               `json:"priority,omitempty" dynamodbav:"priority"`
-	Notify     string            `json:"notify,omitempty" dynamodbav:"notify,omitempty"`
+	ID         string            `json:"id,omitempty"`
+	Name       string            `json:"name,omitempty"`
+	Command    string            `json:"command"`
+	Workdir    string            `json:"workdir,omitempty"`
+	Setup      string            `json:"setup,omitempty"`
+	Env        map[string]string `json:"env,omitempty"`
+	Instance   Instance          `json:"instance,omitzero"`
+	MaxRuntime Duration          `json:"max_runtime,omitzero"`
+	Inputs     []Sync            `json:"inputs,omitempty"`
+	Outputs    []Sync            `json:"outputs,omitempty"`
+	Retries    *int              `json:"retries,omitempty"`
+	Priority   int               `json:"priority,omitempty"`
+	Notify     string            `json:"notify,omitempty"`
 	// ScheduledAt is set by EventBridge Scheduler (<aws.scheduler.scheduled-time>);
 	// it is folded into the id, so each scheduled run has its own id and the
 	// scheduler's at-least-once delivery runs it once.
-	ScheduledAt string `json:"scheduled_at,omitempty" dynamodbav:"scheduled_at,omitempty"`
+	ScheduledAt string `json:"scheduled_at,omitempty"`
 	// OnStall says what the watchdog does with a stalled job: "notify" (the
 	// default) or "cancel".
-	OnStall string `json:"on_stall,omitempty" dynamodbav:"on_stall,omitempty"`
+	OnStall string `json:"on_stall,omitempty"`
 	// StallTimeout overrides the deployment's stall timeout for this job.
-	StallTimeout Duration `json:"stall_timeout,omitzero" dynamodbav:"stall_timeout,omitempty"`
+	StallTimeout Duration `json:"stall_timeout,omitzero"`
 }
 
 // What the watchdog does with a stalled job.
@@ -70,11 +74,11 @@ const (
 // Instance says where a job runs: a pool, optionally with the instance types
 // to try in order, the market, and the root volume size.
 type Instance struct {
-	Pool     string   `json:"pool,omitempty" dynamodbav:"pool,omitempty"`
-	Types    []string `json:"types,omitempty" dynamodbav:"types,omitempty"`
-	Market   string   `json:"market,omitempty" dynamodbav:"market,omitempty"`
-	VolumeGB int      `json:"volume_gb,omitempty" dynamodbav:"volume_gb,omitempty"`
-	AMI      string   `json:"ami,omitempty" dynamodbav:"ami,omitempty"`
+	Pool     string   `json:"pool,omitempty"`
+	Types    []string `json:"types,omitempty"`
+	Market   string   `json:"market,omitempty"`
+	VolumeGB int      `json:"volume_gb,omitempty"`
+	AMI      string   `json:"ami,omitempty"`
 }
 
 // UnmarshalJSON accepts a pool name ("gpu") or the full object.
@@ -96,8 +100,8 @@ func (in *Instance) UnmarshalJSON(b []byte) error {
 // Sync is one S3 transfer: inputs are synced from S3 to Path before the
 // command, outputs from Path to S3 after it.
 type Sync struct {
-	S3   string `json:"s3" dynamodbav:"s3"`
-	Path string `json:"path" dynamodbav:"path"`
+	S3   string `json:"s3"`
+	Path string `json:"path"`
 }
 
 // Duration is a time.Duration that reads "90m", "2h30m" or a number of seconds.
@@ -278,8 +282,8 @@ func (s *Spec) validate(d Defaults) error {
 		return &Error{Kind: ErrBadDuration, Field: "max_runtime", Msg: fmt.Sprintf("%v: want between %v and %v", s.MaxRuntime.D(), MinRuntime, MaxRuntimeLimit)}
 	case s.Retries != nil && (*s.Retries < 0 || *s.Retries > MaxRetries):
 		return &Error{Kind: ErrInvalid, Field: "retries", Msg: fmt.Sprintf("%d: want 0 to %d", *s.Retries, MaxRetries)}
-	case s.Priority < 0 || s.Priority > 999:
-		return &Error{Kind: ErrInvalid, Field: "priority", Msg: fmt.Sprintf("%d: want 0 to 999", s.Priority)}
+	case s.Priority < 0 || s.Priority > MaxPriority:
+		return &Error{Kind: ErrInvalid, Field: "priority", Msg: fmt.Sprintf("%d: want 0 to %d", s.Priority, MaxPriority)}
 	case s.OnStall != "" && s.OnStall != StallNotify && s.OnStall != StallCancel:
 		return &Error{Kind: ErrInvalid, Field: "on_stall", Msg: fmt.Sprintf("%q: want notify or cancel", s.OnStall)}
 	case s.StallTimeout != 0 && s.StallTimeout.D() < 5*time.Minute:

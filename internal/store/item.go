@@ -32,9 +32,6 @@ const (
 // as strings in live_sk (time.RFC3339Nano drops trailing zeros and does not).
 const liveTimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
-// maxPriority is the highest job priority; live_sk stores maxPriority-priority
-// in three digits so that higher priorities sort first.
-const maxPriority = 999
 
 // item is a DynamoDB item as the SDK sees it.
 type item = map[string]types.AttributeValue
@@ -52,7 +49,9 @@ func livePK(s job.State) string { return livePrefix + string(s) }
 // liveSK orders live jobs: priority (highest first), then submission time
 // (oldest first), then id. Priorities outside 0..999 are clamped.
 func liveSK(j *job.Job) string {
-	p := maxPriority - min(max(j.Priority, 0), maxPriority)
+	// live_sk stores MaxPriority-priority in three digits, so that higher
+	// priorities sort first.
+	p := job.MaxPriority - min(max(j.Priority, 0), job.MaxPriority)
 	return fmt.Sprintf("%03d#%s#%s", p, j.SubmittedAt.UTC().Format(liveTimeLayout), j.ID)
 }
 

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nightshift-dev/nightshift/internal/job"
 )
 
 // Kind is what a trace line describes.
@@ -34,7 +36,7 @@ const (
 	// replay's prefix and a cron job's folded schedule time.
 	MaxNameLen = 32
 	// MaxPriority is nightshift's highest job priority.
-	MaxPriority = 999
+	MaxPriority = job.MaxPriority
 )
 
 // DefaultStart is day 0 of a trace that names no start and has no absolute
