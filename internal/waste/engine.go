@@ -1,9 +1,11 @@
 package waste
 
 import (
-	"container/heap"
+	"maps"
 	"slices"
 	"time"
+
+	"github.com/nightshift-dev/nightshift/internal/vclock"
 )
 
 // Policy is how a baseline stops instances. Everything else — how jobs get
@@ -85,8 +87,7 @@ type engine struct {
 	p         Params
 	pol       Policy
 	now       time.Time
-	timers    timerHeap
-	seq       int
+	clock     *vclock.Clock
 	pool      []*machine
 	notebooks map[string]*machine
 	queue     []*task
@@ -95,15 +96,11 @@ type engine struct {
 
 // simulate runs the trace through the engine with policy pol.
 func simulate(tr *Trace, p Params, pol Policy) *engine {
-	e := &engine{p: p, pol: pol, notebooks: map[string]*machine{}}
+	e := &engine{p: p, pol: pol, notebooks: map[string]*machine{}, clock: vclock.NewAt(time.Time{})}
 	for _, ev := range tr.Events {
 		e.at(ev.At, func() { e.arrive(ev) })
 	}
-	for e.timers.Len() > 0 {
-		t := heap.Pop(&e.timers).(timer)
-		e.now = t.at
-		t.f()
-	}
+	e.clock.Drain()
 	for _, m := range e.machines() {
 		e.res.Billed += m.billed
 		e.res.Starts += m.starts
@@ -115,15 +112,18 @@ func simulate(tr *Trace, p Params, pol Policy) *engine {
 // machines returns the pool's instances, then the notebooks'.
 func (e *engine) machines() []*machine {
 	out := slices.Clone(e.pool)
-	for _, name := range sortedNames(e.notebooks) {
+	for _, name := range slices.Sorted(maps.Keys(e.notebooks)) {
 		out = append(out, e.notebooks[name])
 	}
 	return out
 }
 
+// at runs f when the engine's clock reaches t.
 func (e *engine) at(t time.Time, f func()) {
-	e.seq++
-	heap.Push(&e.timers, timer{at: t, seq: e.seq, f: f})
+	e.clock.At(t, func() {
+		e.now = t
+		f()
+	})
 }
 
 // after runs f at t unless m has changed state meanwhile.
@@ -307,31 +307,3 @@ func latest(a, b time.Time) time.Time {
 	}
 	return b
 }
-
-func sortedNames[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-type timer struct {
-	at  time.Time
-	seq int
-	f   func()
-}
-
-type timerHeap []timer
-
-func (t timerHeap) Len() int { return len(t) }
-func (t timerHeap) Less(i, j int) bool {
-	if t[i].at.Equal(t[j].at) {
-		return t[i].seq < t[j].seq
-	}
-	return t[i].at.Before(t[j].at)
-}
-func (t timerHeap) Swap(i, j int) { t[i], t[j] = t[j], t[i] }
-func (t *timerHeap) Push(x any)   { *t = append(*t, x.(timer)) }
-func (t *timerHeap) Pop() any     { old := *t; x := old[len(old)-1]; *t = old[:len(old)-1]; return x }

@@ -1,10 +1,10 @@
 package waste
 
 import (
-	"container/heap"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,13 +77,14 @@ func (s *Spread) add(d time.Duration) {
 
 // replay drives a sim.World through a trace.
 type replay struct {
-	ctx     context.Context
-	tr      *Trace
-	p       Params
-	w       *sim.World
-	shift   time.Duration // sim time - trace time
-	actions timerHeap
-	seq     int
+	ctx   context.Context
+	tr    *Trace
+	p     Params
+	w     *sim.World
+	shift time.Duration // sim time - trace time
+	// actions are the trace's happenings, on a queue of their own: the
+	// world runs up to each before it happens.
+	actions *vclock.Clock
 	// jobIDs maps a trace event's index to its nightshift job id (a cron
 	// job's id has its schedule time folded in), learned when it runs.
 	jobIDs    map[int]string
@@ -128,7 +129,7 @@ func newReplay(ctx context.Context, tr *Trace, p Params) *replay {
 	rp := &replay{
 		ctx: ctx, tr: tr, p: p, w: w, shift: vclock.Epoch.Sub(tr.Start),
 		jobIDs: map[int]string{}, notebooks: map[string]*notebook{}, byID: map[string]*notebook{},
-		stops: map[string][]time.Time{},
+		stops: map[string][]time.Time{}, actions: vclock.New(),
 	}
 	// EventBridge loses nothing; the hook only watches the events go by.
 	w.Drop = func(e awssim.Event) bool {
@@ -148,12 +149,11 @@ func newReplay(ctx context.Context, tr *Trace, p Params) *replay {
 // run acts out the trace, then runs until everything has stopped.
 func (rp *replay) run() Replayed {
 	w := rp.w
-	for rp.actions.Len() > 0 {
-		a := heap.Pop(&rp.actions).(timer)
-		if d := a.at.Sub(w.Clock.Now()); d > 0 {
+	for next, ok := rp.actions.Next(); ok; next, ok = rp.actions.Next() {
+		if d := next.Sub(w.Clock.Now()); d > 0 {
 			w.Run(rp.ctx, d)
 		}
-		a.f()
+		rp.actions.AdvanceTo(next)
 	}
 	for waited := time.Duration(0); !rp.quiet(); waited += drainStep {
 		if waited >= drainLimit {
@@ -165,10 +165,7 @@ func (rp *replay) run() Replayed {
 	return rp.measure()
 }
 
-func (rp *replay) at(t time.Time, f func()) {
-	rp.seq++
-	heap.Push(&rp.actions, timer{at: t, seq: rp.seq, f: f})
-}
+func (rp *replay) at(t time.Time, f func()) { rp.actions.At(t, f) }
 
 func (rp *replay) finding(format string, args ...any) {
 	rp.findings = append(rp.findings, fmt.Sprintf(format, args...))
@@ -371,7 +368,7 @@ func (rp *replay) measure() Replayed {
 		rp.finding("job commands ran %v in all; the trace's jobs last %v", ran, want)
 	}
 	r.Training = ran
-	for _, name := range sortedNames(rp.notebooks) {
+	for _, name := range slices.Sorted(maps.Keys(rp.notebooks)) {
 		for _, s := range rp.notebooks[name].active {
 			r.Training += s.to.Sub(s.from)
 		}
@@ -416,7 +413,7 @@ func (rp *replay) idleBeforeStops(r *Replayed) {
 			ends[nb.id] = append(ends[nb.id], s.to)
 		}
 	}
-	for _, id := range sortedNames(rp.stops) {
+	for _, id := range slices.Sorted(maps.Keys(rp.stops)) {
 		for _, at := range rp.stops[id] {
 			end, ok := lastEnd(ends[id], at)
 			switch {
