@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nightshift-dev/nightshift/internal/awssim"
 	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/runner"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
@@ -61,6 +62,23 @@ func (c *checker) all() error {
 	return nil
 }
 
+// view is what one step of the checker reads of the world.
+type view struct {
+	now   time.Time
+	live  map[job.State][]*job.Job
+	insts []awssim.Instance
+	invs  []sim.Invocation
+	// holder maps an instance to the live job placed on or running on it.
+	holder map[string]string
+	// running maps an instance to the command that runs on it (not a duplicate).
+	running map[string]sim.Invocation
+	// pool counts nightshift's live instances.
+	pool int
+	// up: the control plane runs, and has run for long enough to be held
+	// to the liveness bounds.
+	up bool
+}
+
 // step checks every invariant once.
 func (c *checker) step() {
 	c.n++
@@ -70,31 +88,61 @@ func (c *checker) step() {
 	h := c.h
 	h.checking = true
 	defer func() { h.checking = false }()
-	ctx := context.Background()
-	now := h.w.Clock.Now()
-	live := map[job.State][]*job.Job{}
+	v, ok := c.read()
+	if !ok {
+		return
+	}
+	c.s1(v)
+	c.s2(v)
+	c.s3(v)
+	c.s4()
+	c.s5(v)
+	c.l1(v)
+	c.l2(v)
+	c.l4(v)
+	c.l3(v)
+}
+
+// read takes the view of this step.
+func (c *checker) read() (*view, bool) {
+	h := c.h
+	v := &view{
+		now: h.w.Clock.Now(), live: map[job.State][]*job.Job{},
+		insts: h.w.Cloud.Instances(), invs: h.w.Invocations(),
+		holder: map[string]string{}, running: map[string]sim.Invocation{},
+	}
 	for _, st := range job.Live {
-		js, err := h.w.Store.Live(ctx, st)
+		js, err := h.w.Store.Live(context.Background(), st)
 		if err != nil {
 			c.fail("harness", "read %s jobs: %v", st, err)
-			return
+			return nil, false
 		}
-		live[st] = js
+		v.live[st] = js
 	}
-	insts := h.w.Cloud.Instances()
-	invs := h.w.Invocations()
+	for _, i := range v.insts {
+		if i.Token != "" && i.State != "terminated" && i.State != "shutting-down" {
+			v.pool++
+		}
+	}
+	v.up = !h.w.Down && v.now.Sub(h.upSince) >= slack
+	return v, true
+}
 
-	// S1: an accepted job is never lost: terminal, or waiting with a reason.
+// s1: an accepted job is never lost: terminal, or waiting with a reason.
+func (c *checker) s1(v *view) {
 	for _, st := range job.Live {
-		for _, j := range live[st] {
+		for _, j := range v.live[st] {
 			if j.Reason == "" {
 				c.fail("S1", "job %s is %s without a reason", j.ID, j.State)
 			}
 		}
 	}
-	// S2: an attempt runs at most once, on one instance, with one command.
+}
+
+// s2: an attempt runs at most once, on one instance, with one command.
+func (c *checker) s2(v *view) {
 	ran := map[string]string{}
-	for _, inv := range invs {
+	for _, inv := range v.invs {
 		if inv.Duplicate || inv.JobID == "" {
 			continue
 		}
@@ -105,7 +153,7 @@ func (c *checker) step() {
 		ran[key] = inv.CommandID + " on " + inv.InstanceID
 	}
 	launched := map[string]string{}
-	for _, i := range insts {
+	for _, i := range v.insts {
 		if i.Token == "" {
 			continue
 		}
@@ -115,55 +163,60 @@ func (c *checker) step() {
 		}
 		launched[key] = i.ID
 	}
-	// S3: one job per instance at a time.
-	holder := map[string]string{}
+}
+
+// s3: one job per instance at a time, and one command running on it. It
+// fills the view's holder and running maps, which the liveness checks read.
+func (c *checker) s3(v *view) {
 	for _, st := range []job.State{job.Placed, job.Running} {
-		for _, j := range live[st] {
+		for _, j := range v.live[st] {
 			if j.InstanceID == "" {
 				continue
 			}
-			if other, ok := holder[j.InstanceID]; ok {
+			if other, ok := v.holder[j.InstanceID]; ok {
 				c.fail("S3", "jobs %s and %s both hold %s", other, j.ID, j.InstanceID)
 			}
-			holder[j.InstanceID] = j.ID
+			v.holder[j.InstanceID] = j.ID
 		}
 	}
-	running := map[string]sim.Invocation{}
-	for _, inv := range invs {
+	for _, inv := range v.invs {
 		if inv.Duplicate || inv.Status != "InProgress" {
 			continue
 		}
-		if other, ok := running[inv.InstanceID]; ok {
+		if other, ok := v.running[inv.InstanceID]; ok {
 			c.fail("S3", "commands of %s and %s run at once on %s", other.JobID, inv.JobID, inv.InstanceID)
 		}
-		running[inv.InstanceID] = inv
+		v.running[inv.InstanceID] = inv
 	}
-	// S4: nothing acts on an instance nightshift does not own.
-	if v := h.w.Violations(); len(v) > 0 {
+}
+
+// s4: nothing acts on an instance nightshift does not own: the stack's
+// IAM policy refused no call.
+func (c *checker) s4() {
+	if v := c.h.w.Violations(); len(v) > 0 {
 		c.fail("S4", "%s", v[0])
 	}
-	// S5: the pool never exceeds its cap.
-	n := 0
-	for _, i := range insts {
-		if i.Token != "" && i.State != "terminated" && i.State != "shutting-down" {
-			n++
-		}
-	}
-	if n > Cap {
-		c.fail("S5", "%d live instances in a pool capped at %d", n, Cap)
-	}
+}
 
-	up := !h.w.Down && now.Sub(h.upSince) >= slack
-	// L1: no instance of nightshift's runs without a job past keep-warm
-	// (plus slack); no watched instance runs idle past its timeout.
-	for _, i := range insts {
+// s5: the pool never exceeds its cap.
+func (c *checker) s5(v *view) {
+	if v.pool > Cap {
+		c.fail("S5", "%d live instances in a pool capped at %d", v.pool, Cap)
+	}
+}
+
+// l1: no instance of nightshift's runs without a job past keep-warm (plus
+// slack); no watched instance runs idle past its timeout.
+func (c *checker) l1(v *view) {
+	h := c.h
+	for _, i := range v.insts {
 		if i.State != "running" {
 			delete(c.idleSince, i.ID)
 			continue
 		}
 		if busyUntil, ok := c.notebooks[i.ID]; ok {
 			from := latest(busyUntil, i.LaunchTime.Add(Grace), h.upSince)
-			if up && c.overdue("L1 "+i.ID, now.Sub(from) > IdleTimeout+metricLag) {
+			if v.up && c.overdue("L1 "+i.ID, v.now.Sub(from) > IdleTimeout+metricLag) {
 				c.fail("L1", "watched %s idle since %v, still running", i.ID, from.Sub(c.start))
 			}
 			continue
@@ -171,40 +224,50 @@ func (c *checker) step() {
 		if i.Token == "" {
 			continue
 		}
-		_, held := holder[i.ID]
-		_, busy := running[i.ID]
+		_, held := v.holder[i.ID]
+		_, busy := v.running[i.ID]
 		if held || busy {
 			delete(c.idleSince, i.ID)
 			continue
 		}
 		since, ok := c.idleSince[i.ID]
 		if !ok {
-			c.idleSince[i.ID] = now
+			c.idleSince[i.ID] = v.now
 			continue
 		}
-		if from := latest(since, h.upSince); up && c.overdue("L1 "+i.ID, now.Sub(from) > KeepWarm+scheduler.Period) {
+		if from := latest(since, h.upSince); v.up && c.overdue("L1 "+i.ID, v.now.Sub(from) > KeepWarm+scheduler.Period) {
 			c.fail("L1", "%s has had no job since %v and still runs (keep-warm %v)", i.ID, from.Sub(c.start), KeepWarm)
 		}
 	}
-	// L2: no job runs past its max runtime plus a period.
-	for _, j := range live[job.Running] {
-		if dl := j.Deadline(); up && c.overdue("L2 "+j.ID, now.After(dl.Add(scheduler.Period))) {
-			c.fail("L2", "job %s still RUNNING %v past its max runtime", j.ID, now.Sub(dl))
+}
+
+// l2: no job runs past its max runtime plus a period.
+func (c *checker) l2(v *view) {
+	for _, j := range v.live[job.Running] {
+		if dl := j.Deadline(); v.up && c.overdue("L2 "+j.ID, v.now.After(dl.Add(scheduler.Period))) {
+			c.fail("L2", "job %s still RUNNING %v past its max runtime", j.ID, v.now.Sub(dl))
 		}
 	}
-	// L4: with or without a control plane, the dead-man timer ends a command
-	// that outlives its max runtime plus grace: its instance stops itself.
-	for _, inv := range running {
-		if mr, ok := h.jobs[inv.JobID]; ok && now.Sub(inv.Started) > mr+runner.DeadmanGrace+slack {
-			c.fail("L4", "command of %s on %s has run %v, past max runtime %v plus the dead-man grace", inv.JobID, inv.InstanceID, now.Sub(inv.Started), mr)
+}
+
+// l4: with or without a control plane, the dead-man timer ends a command
+// that outlives its max runtime plus grace: its instance stops itself.
+func (c *checker) l4(v *view) {
+	for _, inv := range v.running {
+		if mr, ok := c.h.jobs[inv.JobID]; ok && v.now.Sub(inv.Started) > mr+runner.DeadmanGrace+slack {
+			c.fail("L4", "command of %s on %s has run %v, past max runtime %v plus the dead-man grace", inv.JobID, inv.InstanceID, v.now.Sub(inv.Started), mr)
 		}
 	}
-	// L3: a queued job is placed within one reconcile once capacity exists:
-	// here, within two watchdog ticks that ran without any error (injected
-	// crashes and throttling make a reconcile fail; that only delays).
-	free := up && h.capacityUntil.IsZero() && h.quotaUntil.IsZero() && n < Cap && len(live[job.Placed]) == 0
+}
+
+// l3: a queued job is placed within one reconcile once capacity exists:
+// here, within two watchdog ticks that ran without any error (injected
+// crashes and throttling make a reconcile fail; that only delays).
+func (c *checker) l3(v *view) {
+	h := c.h
+	free := v.up && h.capacityUntil.IsZero() && h.quotaUntil.IsZero() && v.pool < Cap && len(v.live[job.Placed]) == 0
 	queued := map[string]bool{}
-	for _, j := range live[job.Queued] {
+	for _, j := range v.live[job.Queued] {
 		queued[j.ID] = true
 	}
 	for id := range c.eligibleSince {
@@ -212,7 +275,7 @@ func (c *checker) step() {
 			delete(c.eligibleSince, id) // placed since: a later wait starts anew
 		}
 	}
-	for _, j := range live[job.Queued] {
+	for _, j := range v.live[job.Queued] {
 		if !free {
 			delete(c.eligibleSince, j.ID)
 			continue
@@ -223,7 +286,7 @@ func (c *checker) step() {
 			continue
 		}
 		if h.cleanTicks-since > 2 {
-			c.fail("L3", "job %s still QUEUED after %d clean reconciles with room in the pool (%d of %d instances): %s", j.ID, h.cleanTicks-since, n, Cap, j.Reason)
+			c.fail("L3", "job %s still QUEUED after %d clean reconciles with room in the pool (%d of %d instances): %s", j.ID, h.cleanTicks-since, v.pool, Cap, j.Reason)
 		}
 	}
 }
