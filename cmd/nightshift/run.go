@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,14 +32,13 @@ type runOptions struct {
 // venvActivate stands in for the DLAMI's /opt/pytorch/bin/activate.
 const venvActivate = `export VIRTUAL_ENV="$PWD/.venv"; echo "activated $VIRTUAL_ENV"` + "\n"
 
+// run sends one job message through the real handlers on the simulated
+// cloud, follows it to its end and its instance to its stop, and prints the
+// timeline and the bill.
 func run(ctx context.Context, o runOptions, out io.Writer) error {
-	msg := o.Message
-	if strings.HasPrefix(msg, "@") {
-		b, err := os.ReadFile(msg[1:])
-		if err != nil {
-			return err
-		}
-		msg = string(b)
+	msg, err := message(o.Message)
+	if err != nil {
+		return err
 	}
 	dir := o.Dir
 	if dir == "" {
@@ -49,49 +49,90 @@ func run(ctx context.Context, o runOptions, out io.Writer) error {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	// As deployed by default: keep-warm "auto", each instance's measured
-	// start-to-ready time; -keep-warm sets a fixed window instead.
-	pool := scheduler.Pool{Types: []string{"g4dn.xlarge"}, MaxInstances: 2, KeepWarm: job.Duration(o.KeepWarm), KeepWarmAuto: o.KeepWarm == 0}
 	tl := &timeline{out: out}
+	w := localWorld(o.KeepWarm, dir, tl)
+	fmt.Fprintf(out, "nightshift local run — simulated AWS, virtual clock; instances' disks under %s\n\n", dir)
+	j, err := submit(ctx, w, tl, msg)
+	if err != nil {
+		return err
+	}
+	if !w.RunUntil(ctx, 4*time.Hour, func() bool { return ended(ctx, w, j.ID) }) {
+		return fmt.Errorf("job %s did not finish within 4 simulated hours", j.ID)
+	}
+	w.RunUntil(ctx, max(o.KeepWarm, scheduler.DefaultKeepWarm)+5*time.Minute, func() bool { return allStopped(w) })
+	j, _ = w.Store.Job(ctx, j.ID)
+	report(out, w, j)
+	if len(w.Errors) > 0 {
+		return fmt.Errorf("handler errors: %v", w.Errors)
+	}
+	if j.State != job.Succeeded {
+		return fmt.Errorf("job %s ended %s: %s", j.ID, j.State, j.Reason)
+	}
+	return nil
+}
+
+// message is the job message: the text itself, or @FILE's content.
+func message(m string) (string, error) {
+	name, ok := strings.CutPrefix(m, "@")
+	if !ok {
+		return m, nil
+	}
+	b, err := os.ReadFile(name)
+	return string(b), err
+}
+
+// localWorld is the deployment the local run simulates: the default pool
+// of g4dn.xlarge, keep-warm "auto" as deployed (each instance's measured
+// start-to-ready time) unless keepWarm fixes a window, and the wrapper run
+// for real by bash on disks under dir.
+func localWorld(keepWarm time.Duration, dir string, tl *timeline) *sim.World {
+	pool := scheduler.Pool{Types: []string{"g4dn.xlarge"}, MaxInstances: 2, KeepWarm: job.Duration(keepWarm), KeepWarmAuto: keepWarm == 0}
 	w := sim.NewWorld(sim.Config{
-		Pools: map[string]scheduler.Pool{"default": pool}, KeepWarm: o.KeepWarm,
+		Pools: map[string]scheduler.Pool{"default": pool}, KeepWarm: keepWarm,
 		StateDir: ".nightshift", Log: slog.New(tl), Setup: ". .venv/bin/activate",
 	})
 	tl.clock, tl.start, tl.cloud = w.Clock, w.Clock.Now(), w.Cloud
 	w.Exec = &bashExecutor{dir: dir}
+	return w
+}
 
-	fmt.Fprintf(out, "nightshift local run — simulated AWS, virtual clock; instances' disks under %s\n\n", dir)
+// submit sends msg to the jobs queue and returns the job it became; a
+// rejected message is an error, its reason on the timeline.
+func submit(ctx context.Context, w *sim.World, tl *timeline, msg string) (*job.Job, error) {
 	id := w.Send(msg)
 	tl.say("queued", "message %s sent to the jobs queue", id)
-	delivered := w.Poll(ctx)
-	_ = delivered
+	w.Poll(ctx)
 	jobID := jobIDOf(ctx, w, id)
 	if jobID == "" {
-		return fmt.Errorf("the message was not recorded")
+		return nil, fmt.Errorf("the message was not recorded")
 	}
-	j, _ := w.Store.Job(ctx, jobID)
+	j, err := w.Store.Job(ctx, jobID)
+	if err != nil {
+		return nil, err
+	}
 	if j.State == job.Rejected {
 		tl.say("rejected", "%s", j.Reason)
-		return fmt.Errorf("job message rejected")
+		return nil, fmt.Errorf("job message rejected")
 	}
-	done := func() bool {
-		j, err := w.Store.Job(ctx, jobID)
-		return err == nil && j.State.Terminal()
-	}
-	if !w.RunUntil(ctx, 4*time.Hour, done) {
-		return fmt.Errorf("job %s did not finish within 4 simulated hours", jobID)
-	}
-	stopped := func() bool {
-		for _, i := range w.Cloud.Instances() {
-			if i.State != "stopped" && i.State != "terminated" {
-				return false
-			}
+	return j, nil
+}
+
+func ended(ctx context.Context, w *sim.World, id string) bool {
+	j, err := w.Store.Job(ctx, id)
+	return err == nil && j.State.Terminal()
+}
+
+func allStopped(w *sim.World) bool {
+	for _, i := range w.Cloud.Instances() {
+		if i.State != "stopped" && i.State != "terminated" {
+			return false
 		}
-		return true
 	}
-	w.RunUntil(ctx, max(o.KeepWarm, scheduler.DefaultKeepWarm)+5*time.Minute, stopped)
-	j, _ = w.Store.Job(ctx, jobID)
-	secs, usd := w.Cloud.Bill()
+	return true
+}
+
+// report prints how the job ended and the bill.
+func report(out io.Writer, w *sim.World, j *job.Job) {
 	fmt.Fprintf(out, "\njob %s: %s", j.ID, j.State)
 	if j.ExitCode != nil {
 		fmt.Fprintf(out, " (exit code %d)", *j.ExitCode)
@@ -103,23 +144,12 @@ func run(ctx context.Context, o runOptions, out io.Writer) error {
 		}
 	}
 	fmt.Fprintf(out, ", ran %v on %s\n\nthe bill (on-demand prices):\n", ran.Round(time.Millisecond), j.InstanceType)
-	types := make([]string, 0, len(secs))
-	for t := range secs {
-		types = append(types, t)
-	}
-	sort.Strings(types)
-	for _, t := range types {
+	secs, usd := w.Cloud.Bill()
+	for _, t := range slices.Sorted(maps.Keys(secs)) {
 		ty, _ := catalog.Lookup(t)
 		fmt.Fprintf(out, "  %-14s %6.0f instance-seconds × $%.3f/h = $%.4f\n", t, secs[t], ty.Hourly, secs[t]*ty.Hourly/3600)
 	}
 	fmt.Fprintf(out, "  total $%.4f — and nothing left running.\n", usd)
-	if len(w.Errors) > 0 {
-		return fmt.Errorf("handler errors: %v", w.Errors)
-	}
-	if j.State != job.Succeeded {
-		return fmt.Errorf("job %s ended %s: %s", j.ID, j.State, j.Reason)
-	}
-	return nil
 }
 
 // jobIDOf finds the job a message became: its own id, or the message id.
