@@ -92,7 +92,7 @@ func localWorld(keepWarm time.Duration, dir string, tl *timeline) *sim.World {
 		StateDir: ".nightshift", Log: slog.New(tl), Setup: ". .venv/bin/activate",
 	})
 	tl.clock, tl.start, tl.cloud = w.Clock, w.Clock.Now(), w.Cloud
-	w.Exec = &bashExecutor{dir: dir}
+	w.Exec = (&bashExecutor{dir: dir}).Run
 	return w
 }
 

@@ -298,3 +298,23 @@ func (c *Cloud) Inject(op string) error {
 	}
 	return nil
 }
+
+// serve is every API call's frame: under the cloud's lock, the call is
+// counted and faulted, then answered by f; the after hook sees only calls
+// that took effect.
+func serve[I, O any](c *Cloud, op string, in I, f func(I) (O, error)) (O, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var zero O
+	if err := c.call(op, in); err != nil {
+		return zero, err
+	}
+	out, err := f(in)
+	if err != nil {
+		return zero, err
+	}
+	if err := c.after(op); err != nil {
+		return out, err
+	}
+	return out, nil
+}

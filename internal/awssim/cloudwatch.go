@@ -60,11 +60,10 @@ type point struct {
 // instances published (Host.PutMetric), as the Maximum per period.
 // Expressions are not modelled.
 func (c *Cloud) GetMetricData(_ context.Context, in *cloudwatch.GetMetricDataInput, _ ...func(*cloudwatch.Options)) (*cloudwatch.GetMetricDataOutput, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.call("GetMetricData", in); err != nil {
-		return nil, err
-	}
+	return serve(c, "GetMetricData", in, c.getMetricData)
+}
+
+func (c *Cloud) getMetricData(in *cloudwatch.GetMetricDataInput) (*cloudwatch.GetMetricDataOutput, error) {
 	if len(in.MetricDataQueries) > maxMetricQueries {
 		return nil, apiError("ValidationError", "The collection MetricDataQueries must not have a size greater than %d.", maxMetricQueries)
 	}
@@ -86,7 +85,7 @@ func (c *Cloud) GetMetricData(_ context.Context, in *cloudwatch.GetMetricDataInp
 		c.series(id, ms, start, end, &res)
 		out.MetricDataResults = append(out.MetricDataResults, res)
 	}
-	return out, c.after("GetMetricData")
+	return out, nil
 }
 
 func instanceDimension(m *cwtypes.Metric) (string, bool) {

@@ -46,11 +46,10 @@ type Instance struct {
 // instance-id, instance-state-name, instance-type, availability-zone,
 // tag:KEY and tag-key (exact values), and MaxResults/NextToken paging.
 func (c *Cloud) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.call("DescribeInstances", in); err != nil {
-		return nil, err
-	}
+	return serve(c, "DescribeInstances", in, c.describeInstances)
+}
+
+func (c *Cloud) describeInstances(in *ec2.DescribeInstancesInput) (*ec2.DescribeInstancesOutput, error) {
 	if err := checkFilters(in.Filters); err != nil {
 		return nil, err
 	}
@@ -87,7 +86,7 @@ func (c *Cloud) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesIn
 	if end < len(match) {
 		out.NextToken = aws.String(strconv.Itoa(end))
 	}
-	return out, c.after("DescribeInstances")
+	return out, nil
 }
 
 // checkFilters refuses the filters the simulation does not model, as EC2
@@ -173,11 +172,10 @@ const maxClientToken = 64
 // RunInstances launches one instance, with client-token idempotency,
 // subnet, capacity and vCPU quota checks.
 func (c *Cloud) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.call("RunInstances", in); err != nil {
-		return nil, err
-	}
+	return serve(c, "RunInstances", in, c.runInstances)
+}
+
+func (c *Cloud) runInstances(in *ec2.RunInstancesInput) (*ec2.RunInstancesOutput, error) {
 	typ := string(in.InstanceType)
 	spot := in.InstanceMarketOptions != nil && in.InstanceMarketOptions.MarketType == types.MarketTypeSpot
 	tok := aws.ToString(in.ClientToken)
@@ -196,7 +194,7 @@ func (c *Cloud) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ ...
 			if i.Type != typ || i.Subnet != subnet || i.Spot != spot || i.Image != aws.ToString(in.ImageId) {
 				return nil, apiError("IdempotentParameterMismatch", "client token %s was used with other parameters", tok)
 			}
-			return &ec2.RunInstancesOutput{Instances: []types.Instance{i.sdk()}}, c.after("RunInstances")
+			return &ec2.RunInstancesOutput{Instances: []types.Instance{i.sdk()}}, nil
 		}
 	}
 	t, ok := LookupType(typ)
@@ -254,7 +252,7 @@ func (c *Cloud) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ ...
 		c.tokens[tok] = i.ID
 	}
 	c.boot(i)
-	return &ec2.RunInstancesOutput{Instances: []types.Instance{i.sdk()}}, c.after("RunInstances")
+	return &ec2.RunInstancesOutput{Instances: []types.Instance{i.sdk()}}, nil
 }
 
 // vcpus counts the vCPUs of live instances under quota q.
@@ -338,11 +336,10 @@ func (c *Cloud) instance(op, id string, tagKeys ...string) (*Instance, error) {
 
 // StartInstances starts stopped instances.
 func (c *Cloud) StartInstances(_ context.Context, in *ec2.StartInstancesInput, _ ...func(*ec2.Options)) (*ec2.StartInstancesOutput, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.call("StartInstances", in); err != nil {
-		return nil, err
-	}
+	return serve(c, "StartInstances", in, c.startInstances)
+}
+
+func (c *Cloud) startInstances(in *ec2.StartInstancesInput) (*ec2.StartInstancesOutput, error) {
 	for _, id := range in.InstanceIds {
 		i, err := c.instance("StartInstances", id)
 		if err != nil {
@@ -359,16 +356,15 @@ func (c *Cloud) StartInstances(_ context.Context, in *ec2.StartInstancesInput, _
 			return nil, apiError("IncorrectInstanceState", "The instance '%s' is not in a state from which it can be started.", id)
 		}
 	}
-	return &ec2.StartInstancesOutput{}, c.after("StartInstances")
+	return &ec2.StartInstancesOutput{}, nil
 }
 
 // StopInstances stops running instances; spot instances cannot be stopped.
 func (c *Cloud) StopInstances(_ context.Context, in *ec2.StopInstancesInput, _ ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.call("StopInstances", in); err != nil {
-		return nil, err
-	}
+	return serve(c, "StopInstances", in, c.stopInstances)
+}
+
+func (c *Cloud) stopInstances(in *ec2.StopInstancesInput) (*ec2.StopInstancesOutput, error) {
 	for _, id := range in.InstanceIds {
 		i, err := c.instance("StopInstances", id)
 		if err != nil {
@@ -379,7 +375,7 @@ func (c *Cloud) StopInstances(_ context.Context, in *ec2.StopInstancesInput, _ .
 		}
 		c.stop(i, "StopInstances")
 	}
-	return &ec2.StopInstancesOutput{}, c.after("StopInstances")
+	return &ec2.StopInstancesOutput{}, nil
 }
 
 // stop moves i through stopping to stopped; commands on it die.
@@ -403,11 +399,10 @@ func (c *Cloud) stop(i *Instance, by string) {
 
 // TerminateInstances terminates instances.
 func (c *Cloud) TerminateInstances(_ context.Context, in *ec2.TerminateInstancesInput, _ ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.call("TerminateInstances", in); err != nil {
-		return nil, err
-	}
+	return serve(c, "TerminateInstances", in, c.terminateInstances)
+}
+
+func (c *Cloud) terminateInstances(in *ec2.TerminateInstancesInput) (*ec2.TerminateInstancesOutput, error) {
 	for _, id := range in.InstanceIds {
 		i, err := c.instance("TerminateInstances", id)
 		if err != nil {
@@ -415,7 +410,7 @@ func (c *Cloud) TerminateInstances(_ context.Context, in *ec2.TerminateInstances
 		}
 		c.terminate(i, "TerminateInstances")
 	}
-	return &ec2.TerminateInstancesOutput{}, c.after("TerminateInstances")
+	return &ec2.TerminateInstancesOutput{}, nil
 }
 
 func (c *Cloud) terminate(i *Instance, by string) {
@@ -438,11 +433,10 @@ func (c *Cloud) terminate(i *Instance, by string) {
 
 // CreateTags sets tags on instances.
 func (c *Cloud) CreateTags(_ context.Context, in *ec2.CreateTagsInput, _ ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.call("CreateTags", in); err != nil {
-		return nil, err
-	}
+	return serve(c, "CreateTags", in, c.createTags)
+}
+
+func (c *Cloud) createTags(in *ec2.CreateTagsInput) (*ec2.CreateTagsOutput, error) {
 	keys := make([]string, len(in.Tags))
 	for k, t := range in.Tags {
 		keys[k] = aws.ToString(t.Key)
@@ -456,18 +450,17 @@ func (c *Cloud) CreateTags(_ context.Context, in *ec2.CreateTagsInput, _ ...func
 			i.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 		}
 	}
-	return &ec2.CreateTagsOutput{}, c.after("CreateTags")
+	return &ec2.CreateTagsOutput{}, nil
 }
 
 // DescribeSpotPriceHistory returns the current spot price of each type
 // asked, in each zone of the cloud's subnets: SpotDiscount × the on-demand
 // price. Only the newest price (StartTime now or unset) is modelled.
 func (c *Cloud) DescribeSpotPriceHistory(_ context.Context, in *ec2.DescribeSpotPriceHistoryInput, _ ...func(*ec2.Options)) (*ec2.DescribeSpotPriceHistoryOutput, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.call("DescribeSpotPriceHistory", in); err != nil {
-		return nil, err
-	}
+	return serve(c, "DescribeSpotPriceHistory", in, c.describeSpotPriceHistory)
+}
+
+func (c *Cloud) describeSpotPriceHistory(in *ec2.DescribeSpotPriceHistoryInput) (*ec2.DescribeSpotPriceHistoryOutput, error) {
 	if len(in.Filters) > 0 {
 		return nil, notModelled("DescribeSpotPriceHistory filters")
 	}
@@ -489,7 +482,7 @@ func (c *Cloud) DescribeSpotPriceHistory(_ context.Context, in *ec2.DescribeSpot
 			})
 		}
 	}
-	return out, c.after("DescribeSpotPriceHistory")
+	return out, nil
 }
 
 // Interrupt announces a spot interruption of instance id and terminates it

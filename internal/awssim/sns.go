@@ -21,11 +21,10 @@ type Notification struct {
 // Publish records a notification. It refuses, as SNS does, a publish
 // without a topic or a message, and a subject over 100 characters.
 func (c *Cloud) Publish(_ context.Context, in *sns.PublishInput, _ ...func(*sns.Options)) (*sns.PublishOutput, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.call("Publish", in); err != nil {
-		return nil, err
-	}
+	return serve(c, "Publish", in, c.publish)
+}
+
+func (c *Cloud) publish(in *sns.PublishInput) (*sns.PublishOutput, error) {
 	switch {
 	case in.TopicArn == nil && in.TargetArn == nil && in.PhoneNumber == nil:
 		return nil, apiError("InvalidParameter", "Invalid parameter: TopicArn or TargetArn Reason: no value for required parameter")
@@ -37,7 +36,7 @@ func (c *Cloud) Publish(_ context.Context, in *sns.PublishInput, _ ...func(*sns.
 		return nil, apiError("InvalidParameter", "Invalid parameter: Subject")
 	}
 	c.notes = append(c.notes, Notification{At: c.clock.Now(), Topic: aws.ToString(in.TopicArn), Subject: aws.ToString(in.Subject), Message: aws.ToString(in.Message)})
-	return &sns.PublishOutput{MessageId: aws.String(c.nextID("m-"))}, c.after("Publish")
+	return &sns.PublishOutput{MessageId: aws.String(c.nextID("m-"))}, nil
 }
 
 // Notifications returns the notifications published so far.

@@ -51,11 +51,10 @@ func (c *Cloud) online(i *Instance) bool {
 // registered: Online while running, ConnectionLost otherwise. It honours the
 // InstanceIds filter and MaxResults/NextToken paging.
 func (c *Cloud) DescribeInstanceInformation(_ context.Context, in *ssm.DescribeInstanceInformationInput, _ ...func(*ssm.Options)) (*ssm.DescribeInstanceInformationOutput, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.call("DescribeInstanceInformation", in); err != nil {
-		return nil, err
-	}
+	return serve(c, "DescribeInstanceInformation", in, c.describeInstanceInformation)
+}
+
+func (c *Cloud) describeInstanceInformation(in *ssm.DescribeInstanceInformationInput) (*ssm.DescribeInstanceInformationOutput, error) {
 	if len(in.InstanceInformationFilterList) > 0 {
 		return nil, notModelled("InstanceInformationFilterList (use Filters)")
 	}
@@ -91,7 +90,7 @@ func (c *Cloud) DescribeInstanceInformation(_ context.Context, in *ssm.DescribeI
 		return nil, err
 	}
 	out.InstanceInformationList, out.NextToken = match[start:end], next
-	return out, c.after("DescribeInstanceInformation")
+	return out, nil
 }
 
 // page returns the bounds of one page of n items and the next token.
@@ -113,11 +112,10 @@ func page(token *string, size, n int) (start, end int, next *string, err error) 
 // executionTimeout outside 1–172800 s, more than 50 instances, a comment
 // over 100 characters, and an instance whose agent is not online.
 func (c *Cloud) SendCommand(_ context.Context, in *ssm.SendCommandInput, _ ...func(*ssm.Options)) (*ssm.SendCommandOutput, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.call("SendCommand", in); err != nil {
-		return nil, err
-	}
+	return serve(c, "SendCommand", in, c.sendCommand)
+}
+
+func (c *Cloud) sendCommand(in *ssm.SendCommandInput) (*ssm.SendCommandOutput, error) {
 	timeout, err := checkSend(in)
 	if err != nil {
 		return nil, err
@@ -152,7 +150,7 @@ func (c *Cloud) SendCommand(_ context.Context, in *ssm.SendCommandInput, _ ...fu
 			WorkingDirectory: workdir, Timeout: timeout,
 		})
 	}
-	return &ssm.SendCommandOutput{Command: &types.Command{CommandId: aws.String(cmdID), Comment: in.Comment}}, c.after("SendCommand")
+	return &ssm.SendCommandOutput{Command: &types.Command{CommandId: aws.String(cmdID), Comment: in.Comment}}, nil
 }
 
 // checkSend validates a SendCommand request and returns its execution timeout.
@@ -311,11 +309,10 @@ func statusDetails(st string) string {
 
 // GetCommandInvocation reads one invocation.
 func (c *Cloud) GetCommandInvocation(_ context.Context, in *ssm.GetCommandInvocationInput, _ ...func(*ssm.Options)) (*ssm.GetCommandInvocationOutput, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.call("GetCommandInvocation", in); err != nil {
-		return nil, err
-	}
+	return serve(c, "GetCommandInvocation", in, c.getCommandInvocation)
+}
+
+func (c *Cloud) getCommandInvocation(in *ssm.GetCommandInvocationInput) (*ssm.GetCommandInvocationOutput, error) {
 	if in.PluginName != nil {
 		return nil, notModelled("GetCommandInvocation PluginName")
 	}
@@ -331,7 +328,7 @@ func (c *Cloud) GetCommandInvocation(_ context.Context, in *ssm.GetCommandInvoca
 			if !inv.Ended.IsZero() {
 				out.ExecutionEndDateTime = aws.String(inv.Ended.UTC().Format(time.RFC3339))
 			}
-			return out, c.after("GetCommandInvocation")
+			return out, nil
 		}
 	}
 	return nil, apiError("InvocationDoesNotExist", "")
@@ -340,11 +337,10 @@ func (c *Cloud) GetCommandInvocation(_ context.Context, in *ssm.GetCommandInvoca
 // ListCommandInvocations lists invocations, newest first, by instance
 // and/or command, with MaxResults/NextToken paging.
 func (c *Cloud) ListCommandInvocations(_ context.Context, in *ssm.ListCommandInvocationsInput, _ ...func(*ssm.Options)) (*ssm.ListCommandInvocationsOutput, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.call("ListCommandInvocations", in); err != nil {
-		return nil, err
-	}
+	return serve(c, "ListCommandInvocations", in, c.listCommandInvocations)
+}
+
+func (c *Cloud) listCommandInvocations(in *ssm.ListCommandInvocationsInput) (*ssm.ListCommandInvocationsOutput, error) {
 	if len(in.Filters) > 0 {
 		return nil, notModelled("ListCommandInvocations filters")
 	}
@@ -373,17 +369,16 @@ func (c *Cloud) ListCommandInvocations(_ context.Context, in *ssm.ListCommandInv
 			StatusDetails: aws.String(statusDetails(inv.Status)), DocumentName: aws.String(runShellScript),
 		})
 	}
-	return out, c.after("ListCommandInvocations")
+	return out, nil
 }
 
 // CancelCommand cancels the in-progress invocations of a command: their
 // processes are killed.
 func (c *Cloud) CancelCommand(_ context.Context, in *ssm.CancelCommandInput, _ ...func(*ssm.Options)) (*ssm.CancelCommandOutput, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.call("CancelCommand", in); err != nil {
-		return nil, err
-	}
+	return serve(c, "CancelCommand", in, c.cancelCommand)
+}
+
+func (c *Cloud) cancelCommand(in *ssm.CancelCommandInput) (*ssm.CancelCommandOutput, error) {
 	for _, inv := range c.commands {
 		if inv.CommandID != aws.ToString(in.CommandId) || len(in.InstanceIds) > 0 && !slices.Contains(in.InstanceIds, inv.InstanceID) {
 			continue
@@ -397,21 +392,20 @@ func (c *Cloud) CancelCommand(_ context.Context, in *ssm.CancelCommandInput, _ .
 			c.finish(inv, "Cancelled", -1, "")
 		}
 	}
-	return &ssm.CancelCommandOutput{}, c.after("CancelCommand")
+	return &ssm.CancelCommandOutput{}, nil
 }
 
 // GetParameter reads a parameter from Parameters.
 func (c *Cloud) GetParameter(_ context.Context, in *ssm.GetParameterInput, _ ...func(*ssm.Options)) (*ssm.GetParameterOutput, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.call("GetParameter", in); err != nil {
-		return nil, err
-	}
+	return serve(c, "GetParameter", in, c.getParameter)
+}
+
+func (c *Cloud) getParameter(in *ssm.GetParameterInput) (*ssm.GetParameterOutput, error) {
 	v, ok := c.Parameters[aws.ToString(in.Name)]
 	if !ok {
 		return nil, apiError("ParameterNotFound", "")
 	}
-	return &ssm.GetParameterOutput{Parameter: &types.Parameter{Name: in.Name, Value: aws.String(v), Type: types.ParameterTypeString}}, c.after("GetParameter")
+	return &ssm.GetParameterOutput{Parameter: &types.Parameter{Name: in.Name, Value: aws.String(v), Type: types.ParameterTypeString}}, nil
 }
 
 // Session opens (open=true) or closes a Session Manager session to an
@@ -430,11 +424,10 @@ func (c *Cloud) Session(instanceID string, open bool) {
 // MaxResults says otherwise. The history (State History) and filters are
 // not modelled.
 func (c *Cloud) DescribeSessions(_ context.Context, in *ssm.DescribeSessionsInput, _ ...func(*ssm.Options)) (*ssm.DescribeSessionsOutput, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.call("DescribeSessions", in); err != nil {
-		return nil, err
-	}
+	return serve(c, "DescribeSessions", in, c.describeSessions)
+}
+
+func (c *Cloud) describeSessions(in *ssm.DescribeSessionsInput) (*ssm.DescribeSessionsOutput, error) {
 	switch {
 	case in.State != types.SessionStateActive:
 		return nil, notModelled("DescribeSessions State %q (only Active)", in.State)
@@ -455,5 +448,5 @@ func (c *Cloud) DescribeSessions(_ context.Context, in *ssm.DescribeSessionsInpu
 	for k, target := range c.sessions[start:end] {
 		out.Sessions = append(out.Sessions, types.Session{SessionId: aws.String(fmt.Sprintf("someone-%d", start+k)), Target: aws.String(target), Status: types.SessionStatusConnected})
 	}
-	return out, c.after("DescribeSessions")
+	return out, nil
 }

@@ -71,7 +71,7 @@ type World struct {
 	// Exec is what a job's command does on an instance; nil means it
 	// succeeds after a minute. The wrapper around it (lock, timers,
 	// heartbeat) is modelled by the world.
-	Exec Executor
+	Exec ExecFunc
 
 	// Drop, when set, decides which events EventBridge loses.
 	Drop func(awssim.Event) bool

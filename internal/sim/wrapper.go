@@ -11,16 +11,8 @@ import (
 	"github.com/nightshift-dev/nightshift/internal/watchdog"
 )
 
-// Executor is what a job's command does when the wrapper runs it.
-type Executor interface {
-	Run(r Run) Outcome
-}
-
-// ExecFunc adapts a function to Executor.
+// ExecFunc is what a job's command does when the wrapper runs it.
 type ExecFunc func(Run) Outcome
-
-// Run calls f.
-func (f ExecFunc) Run(r Run) Outcome { return f(r) }
 
 // Run is one attempt's command as the wrapper starts it.
 type Run struct {
@@ -94,7 +86,7 @@ func (x wrapper) Run(h *awssim.Host, r awssim.Run) awssim.Outcome {
 	h.Shutdown(s.deadman, "dead-man timer")
 	o := Outcome{Duration: time.Minute}
 	if x.w.Exec != nil {
-		o = x.w.Exec.Run(Run{
+		o = x.w.Exec(Run{
 			InstanceID: r.InstanceID, CommandID: r.CommandID, JobID: s.job, Attempt: s.attempt,
 			Launcher: r.Commands, Script: s.script, Command: s.command, Timeout: r.Timeout,
 		})
