@@ -183,6 +183,57 @@ func TestRunInstances(t *testing.T) {
 	}
 }
 
+// TestSpotStop: a one-time spot instance cannot be stopped; one of a
+// persistent request can, and is stopped, not terminated, when
+// interrupted. A persistent request that would terminate is not modelled.
+func TestSpotStop(t *testing.T) {
+	ctx := context.Background()
+	clock := vclock.New()
+	c := awssim.New(clock)
+	market := func(kind types.SpotInstanceType, behaviour types.InstanceInterruptionBehavior) func(*ec2.RunInstancesInput) {
+		return func(in *ec2.RunInstancesInput) {
+			in.InstanceMarketOptions = &types.InstanceMarketOptionsRequest{
+				MarketType:  types.MarketTypeSpot,
+				SpotOptions: &types.SpotMarketOptions{SpotInstanceType: kind, InstanceInterruptionBehavior: behaviour},
+			}
+		}
+	}
+	oneTime := launch(t, c, "g5.xlarge", nil, market(types.SpotInstanceTypeOneTime, types.InstanceInterruptionBehaviorTerminate))
+	persistent := launch(t, c, "g5.xlarge", nil, market(types.SpotInstanceTypePersistent, types.InstanceInterruptionBehaviorStop))
+	interrupted := launch(t, c, "g5.xlarge", nil, market(types.SpotInstanceTypePersistent, types.InstanceInterruptionBehaviorStop))
+	clock.Advance(awssim.DefaultBoot)
+
+	if _, err := c.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{oneTime}}); code(err) != "UnsupportedOperation" {
+		t.Errorf("StopInstances(one-time spot) = %v; want UnsupportedOperation", err)
+	}
+	if _, err := c.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{persistent}}); err != nil {
+		t.Errorf("StopInstances(persistent spot) = %v; want nil", err)
+	}
+	c.Events()
+	c.Interrupt(interrupted)
+	if ev := c.Events(); len(ev) != 1 || ev[0].Detail["instance-action"] != "stop" {
+		t.Errorf("Interrupt(persistent spot) events = %+v; want one warning with instance-action stop", ev)
+	}
+	clock.Advance(2*time.Minute + awssim.DefaultStop)
+	states := map[string]string{}
+	for _, i := range c.Instances() {
+		states[i.ID] = i.State
+	}
+	want := map[string]string{oneTime: "running", persistent: "stopped", interrupted: "stopped"}
+	if diff := cmp.Diff(want, states); diff != "" {
+		t.Errorf("states (-want +got):\n%s", diff)
+	}
+	if _, err := c.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{persistent}}); err != nil {
+		t.Errorf("StartInstances(stopped persistent spot) = %v; want nil", err)
+	}
+
+	in := &ec2.RunInstancesInput{MinCount: aws.Int32(1), MaxCount: aws.Int32(1), ImageId: aws.String("ami-1"), InstanceType: "g5.xlarge"}
+	market(types.SpotInstanceTypePersistent, types.InstanceInterruptionBehaviorTerminate)(in)
+	if _, err := c.RunInstances(ctx, in); code(err) != "NotModelledBySimulation" {
+		t.Errorf("RunInstances(persistent spot that terminates) = %v; want NotModelledBySimulation", err)
+	}
+}
+
 // TestPolicy: a call the policy refuses fails as IAM's refusal does, has no
 // effect, and is recorded.
 func TestPolicy(t *testing.T) {

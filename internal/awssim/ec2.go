@@ -20,8 +20,13 @@ type Instance struct {
 	// Zone and Subnet are where it runs (Subnet is empty for the default).
 	Zone, Subnet string
 	Spot         bool
-	Tags         map[string]string
-	LaunchTime   time.Time
+	// Persistent marks a spot instance of a persistent request that stops
+	// when interrupted: unlike a one-time spot instance, it can be stopped
+	// and started. (EC2 restarting it by itself when capacity returns is
+	// not modelled.)
+	Persistent bool
+	Tags       map[string]string
+	LaunchTime time.Time
 	// AgentOnline is when the SSM agent registers; zero while not running.
 	AgentOnline time.Time
 	// ShutdownAt is the instance's own power-off timer (shutdown -P), if armed.
@@ -178,6 +183,10 @@ func (c *Cloud) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ ...
 func (c *Cloud) runInstances(in *ec2.RunInstancesInput) (*ec2.RunInstancesOutput, error) {
 	typ := string(in.InstanceType)
 	spot := in.InstanceMarketOptions != nil && in.InstanceMarketOptions.MarketType == types.MarketTypeSpot
+	persistent, err := persistentSpot(in)
+	if err != nil {
+		return nil, err
+	}
 	tok := aws.ToString(in.ClientToken)
 	subnet := aws.ToString(in.SubnetId)
 	switch {
@@ -191,7 +200,7 @@ func (c *Cloud) runInstances(in *ec2.RunInstancesInput) (*ec2.RunInstancesOutput
 	if tok != "" {
 		if id, ok := c.tokens[tok]; ok {
 			i := c.byID[id]
-			if i.Type != typ || i.Subnet != subnet || i.Spot != spot || i.Image != aws.ToString(in.ImageId) {
+			if i.Type != typ || i.Subnet != subnet || i.Spot != spot || i.Persistent != persistent || i.Image != aws.ToString(in.ImageId) {
 				return nil, apiError("IdempotentParameterMismatch", "client token %s was used with other parameters", tok)
 			}
 			return &ec2.RunInstancesOutput{Instances: []types.Instance{i.sdk()}}, nil
@@ -243,7 +252,7 @@ func (c *Cloud) runInstances(in *ec2.RunInstancesInput) (*ec2.RunInstancesOutput
 	}
 	i := &Instance{
 		ID: c.nextID("i-"), Type: typ, Token: tok, Image: aws.ToString(in.ImageId), Zone: zone, Subnet: subnet,
-		Spot: spot, Tags: tags, LaunchTime: c.clock.Now(), disk: map[string]string{},
+		Spot: spot, Persistent: persistent, Tags: tags, LaunchTime: c.clock.Now(), disk: map[string]string{},
 		GPUMetrics: true, // the stack's State Manager association installs the agent
 	}
 	c.instances = append(c.instances, i)
@@ -253,6 +262,22 @@ func (c *Cloud) runInstances(in *ec2.RunInstancesInput) (*ec2.RunInstancesOutput
 	}
 	c.boot(i)
 	return &ec2.RunInstancesOutput{Instances: []types.Instance{i.sdk()}}, nil
+}
+
+// persistentSpot reports whether in asks for a spot instance of a
+// persistent request. EC2's RunInstances takes a persistent request only
+// with the interruption behaviour stop or hibernate (SpotMarketOptions in
+// the EC2 API reference); hibernation, and the code EC2 refuses the other
+// combinations with, are not modelled.
+func persistentSpot(in *ec2.RunInstancesInput) (bool, error) {
+	m := in.InstanceMarketOptions
+	if m == nil || m.MarketType != types.MarketTypeSpot || m.SpotOptions == nil || m.SpotOptions.SpotInstanceType != types.SpotInstanceTypePersistent {
+		return false, nil
+	}
+	if b := m.SpotOptions.InstanceInterruptionBehavior; b != types.InstanceInterruptionBehaviorStop {
+		return false, notModelled("persistent spot requests with interruption behaviour %q (only stop)", b)
+	}
+	return true, nil
 }
 
 // vcpus counts the vCPUs of live instances under quota q.
@@ -359,7 +384,8 @@ func (c *Cloud) startInstances(in *ec2.StartInstancesInput) (*ec2.StartInstances
 	return &ec2.StartInstancesOutput{}, nil
 }
 
-// StopInstances stops running instances; spot instances cannot be stopped.
+// StopInstances stops running instances; spot instances cannot be
+// stopped, except those of a persistent request.
 func (c *Cloud) StopInstances(_ context.Context, in *ec2.StopInstancesInput, _ ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error) {
 	return serve(c, "StopInstances", in, c.stopInstances)
 }
@@ -370,8 +396,8 @@ func (c *Cloud) stopInstances(in *ec2.StopInstancesInput) (*ec2.StopInstancesOut
 		if err != nil {
 			return nil, err
 		}
-		if i.Spot {
-			return nil, apiError("UnsupportedOperation", "You can't stop the Spot Instance '%s' because it is associated with a one-time Spot Instance request.", id)
+		if i.Spot && !i.Persistent {
+			return nil, apiError("UnsupportedOperation", "You can't stop the Spot Instance '%s' because it is associated with a one-time Spot Instance request. You can only stop Spot Instances associated with persistent Spot Instance requests.", id)
 		}
 		c.stop(i, "StopInstances")
 	}
@@ -486,19 +512,27 @@ func (c *Cloud) describeSpotPriceHistory(in *ec2.DescribeSpotPriceHistoryInput) 
 }
 
 // Interrupt announces a spot interruption of instance id and terminates it
-// two minutes later, as EC2 does.
+// two minutes later, as EC2 does; one of a persistent request is stopped.
 func (c *Cloud) Interrupt(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	i := c.byID[id]
+	action := "terminate"
+	if i.Persistent {
+		action = "stop"
+	}
 	c.emit(Event{
 		Source: "aws.ec2", DetailType: "EC2 Spot Instance Interruption Warning",
 		Resources: []string{"arn:aws:ec2:" + Region + ":" + Account + ":instance/" + id},
-		Detail:    map[string]string{"instance-id": id, "instance-action": "terminate"},
+		Detail:    map[string]string{"instance-id": id, "instance-action": action},
 	})
 	c.clock.At(c.clock.Now().Add(spotNotice), func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		if i.Persistent {
+			c.stop(i, "spot interruption")
+			return
+		}
 		c.terminate(i, "spot interruption")
 	})
 }

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
-	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,14 +15,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/document"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/nightshift-dev/nightshift/internal/awssim"
 	"github.com/nightshift-dev/nightshift/internal/fleet"
 	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/vclock"
 )
 
 // ignoreNoSerde lets cmp compare SDK structs, which carry an unexported marker.
@@ -37,33 +36,141 @@ const (
 	testAMI      = "ami-0dlami000000001"
 )
 
-// fakeEC2 is an in-memory EC2: instances with tags and states, ClientToken
-// idempotency as EC2 has it, RunInstances failures by try, and a record of
-// every call.
-type fakeEC2 struct {
-	mu        sync.Mutex
-	instances map[string]*types.Instance
-	order     []string
-	tokens    map[string]string
-	// fail maps a try ("type/market/subnet", see tryKey) to the error code
-	// RunInstances fails it with.
+// testSubnets are the simulated account's subnets, one per zone; any other
+// subnet does not exist (InvalidSubnetID.NotFound).
+var testSubnets = map[string]string{"subnet-a": "us-east-1a", "subnet-b": "us-east-1b", "subnet-c": "us-east-1c"}
+
+var (
+	_ fleet.EC2        = (*awssim.Cloud)(nil)
+	_ fleet.Parameters = (*awssim.Cloud)(nil)
+)
+
+// testFleet is a Fleet on the simulated cloud, with the cloud at hand, the
+// refusals and lost answers a test injects where the cloud does not model
+// them, and a record of the inputs the fleet sent.
+type testFleet struct {
+	*fleet.Fleet
+	cloud *awssim.Cloud
+	clock *vclock.Clock
+	cfg   fleet.Config
+
+	// fail maps a RunInstances try ("type/market/subnet", see tryKey) to the
+	// error code it is refused with: for what the cloud does not model,
+	// such as one zone out of capacity, a type a zone does not offer, or
+	// throttling.
 	fail map[string]string
-	// startFail, when set, is the error code StartInstances fails with.
+	// startFail, when set, is the error code StartInstances is refused with.
 	startFail string
-	// lost, when set, is what RunInstances returns after launching as
-	// asked: the response never arrived.
-	lost error
+	// lost maps an operation to the error its caller gets after the call
+	// took effect: the answer never arrived.
+	lost map[string]error
 
 	runs      []*ec2.RunInstancesInput
-	runOpts   [][]func(*ec2.Options)
 	describes []*ec2.DescribeInstancesInput
-	calls     map[string]int
+	asked     []string // GetParameter names
 }
 
-var _ fleet.EC2 = (*fakeEC2)(nil)
+func newTestFleet(subnets ...string) *testFleet {
+	clock := vclock.New()
+	f := &testFleet{cloud: awssim.New(clock), clock: clock, fail: map[string]string{}, lost: map[string]error{}}
+	f.cloud.Subnets = maps.Clone(testSubnets)
+	f.cloud.Parameters = map[string]string{testParam: testAMI, "/custom/ami": "ami-0custom00000001"}
+	f.cloud.Fault = f.fault
+	f.cloud.After = func(op string) error { return f.lost[op] }
+	f.cfg = fleet.Config{Region: testRegion, LaunchTemplateID: testTemplate, Subnets: subnets, AMIParameter: testParam}
+	f.Fleet = fleet.New(f.cloud, f.cloud, f.cfg, clock.Now)
+	return f
+}
 
-func newFakeEC2() *fakeEC2 {
-	return &fakeEC2{instances: map[string]*types.Instance{}, tokens: map[string]string{}, fail: map[string]string{}, calls: map[string]int{}}
+// fault records each call's input and refuses the calls the test said to.
+// The cloud runs it before the call, so a call the cloud itself refuses is
+// recorded too.
+func (f *testFleet) fault(_ string, in any) error {
+	switch in := in.(type) {
+	case *ec2.RunInstancesInput:
+		f.runs = append(f.runs, in)
+		if code, ok := f.fail[tryKey(in)]; ok {
+			return &smithy.GenericAPIError{Code: code, Message: "injected " + code}
+		}
+	case *ec2.StartInstancesInput:
+		if f.startFail != "" {
+			return &smithy.GenericAPIError{Code: f.startFail, Message: "injected " + f.startFail}
+		}
+	case *ec2.DescribeInstancesInput:
+		f.describes = append(f.describes, in)
+	case *ssm.GetParameterInput:
+		f.asked = append(f.asked, aws.ToString(in.Name))
+	}
+	return nil
+}
+
+// forget clears the cloud's call counts and the recorded inputs: what a
+// test set up through the cloud is not what the fleet did.
+func (f *testFleet) forget() {
+	clear(f.cloud.Calls)
+	f.runs, f.describes, f.asked = nil, nil, nil
+}
+
+// The markets the tests' own launches use.
+const (
+	onDemand = "on-demand"
+	// oneTimeSpot is spot as the fleet launches it: a one-time request,
+	// terminated when interrupted; EC2 refuses to stop it.
+	oneTimeSpot = "one-time spot"
+	// persistentSpot is a persistent request that stops when interrupted:
+	// EC2 stops and starts it like an on-demand instance.
+	persistentSpot = "persistent spot"
+)
+
+// run launches a g5.xlarge with tags through the cloud, as an earlier
+// launch or a person did. It is pending until the clock moves on by
+// awssim.DefaultBoot.
+func (f *testFleet) run(t *testing.T, market string, tags map[string]string) string {
+	t.Helper()
+	in := &ec2.RunInstancesInput{
+		MinCount: aws.Int32(1), MaxCount: aws.Int32(1), ImageId: aws.String(testAMI), InstanceType: types.InstanceTypeG5Xlarge,
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance}},
+	}
+	for k, v := range tags {
+		in.TagSpecifications[0].Tags = append(in.TagSpecifications[0].Tags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
+	}
+	spot := func(kind types.SpotInstanceType, behaviour types.InstanceInterruptionBehavior) *types.InstanceMarketOptionsRequest {
+		return &types.InstanceMarketOptionsRequest{
+			MarketType:  types.MarketTypeSpot,
+			SpotOptions: &types.SpotMarketOptions{SpotInstanceType: kind, InstanceInterruptionBehavior: behaviour},
+		}
+	}
+	switch market {
+	case oneTimeSpot:
+		in.InstanceMarketOptions = spot(types.SpotInstanceTypeOneTime, types.InstanceInterruptionBehaviorTerminate)
+	case persistentSpot:
+		in.InstanceMarketOptions = spot(types.SpotInstanceTypePersistent, types.InstanceInterruptionBehaviorStop)
+	}
+	out, err := f.cloud.RunInstances(context.Background(), in)
+	if err != nil {
+		t.Fatalf("RunInstances(%s, %v) = %v", market, tags, err)
+	}
+	return aws.ToString(out.Instances[0].InstanceId)
+}
+
+// describe reads one instance as DescribeInstances answers it.
+func (f *testFleet) describe(t *testing.T, id string) types.Instance {
+	t.Helper()
+	out, err := f.cloud.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil || len(out.Reservations) != 1 || len(out.Reservations[0].Instances) != 1 {
+		t.Fatalf("DescribeInstances(%s) = %+v, %v; want one instance", id, out, err)
+	}
+	return out.Reservations[0].Instances[0]
+}
+
+// state returns the instance's state in the cloud.
+func (f *testFleet) state(id string) string {
+	for _, i := range f.cloud.Instances() {
+		if i.ID == id {
+			return i.State
+		}
+	}
+	return "absent"
 }
 
 // tryKey names one RunInstances try: "g5.xlarge/spot/subnet-a".
@@ -75,165 +182,7 @@ func tryKey(in *ec2.RunInstancesInput) string {
 	return fmt.Sprintf("%s/%s/%s", in.InstanceType, market, aws.ToString(in.SubnetId))
 }
 
-// add puts an instance in the fake, as if launched earlier.
-func (f *fakeEC2) add(state types.InstanceStateName, spot bool, tags map[string]string) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	id := fmt.Sprintf("i-%017d", len(f.order)+1)
-	in := &types.Instance{
-		InstanceId: aws.String(id), InstanceType: types.InstanceTypeG5Xlarge,
-		State:      &types.InstanceState{Name: state},
-		LaunchTime: aws.Time(time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC)),
-	}
-	if spot {
-		in.InstanceLifecycle = types.InstanceLifecycleTypeSpot
-	}
-	for k, v := range tags {
-		in.Tags = append(in.Tags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
-	}
-	f.instances[id] = in
-	f.order = append(f.order, id)
-	return id
-}
-
-func (f *fakeEC2) RunInstances(_ context.Context, in *ec2.RunInstancesInput, optFns ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls["RunInstances"]++
-	f.runs = append(f.runs, in)
-	f.runOpts = append(f.runOpts, optFns)
-	if code, ok := f.fail[tryKey(in)]; ok {
-		return nil, &smithy.GenericAPIError{Code: code, Message: "fake " + code}
-	}
-	if id, ok := f.tokens[aws.ToString(in.ClientToken)]; ok {
-		return &ec2.RunInstancesOutput{Instances: []types.Instance{*f.instances[id]}}, nil
-	}
-	id := fmt.Sprintf("i-%017d", len(f.order)+1)
-	inst := &types.Instance{
-		InstanceId: aws.String(id), InstanceType: in.InstanceType, ImageId: in.ImageId, SubnetId: in.SubnetId,
-		State:      &types.InstanceState{Name: types.InstanceStateNamePending},
-		LaunchTime: aws.Time(time.Date(2026, 11, 25, 21, 0, 0, 0, time.UTC)),
-	}
-	if in.InstanceMarketOptions != nil && in.InstanceMarketOptions.MarketType == types.MarketTypeSpot {
-		inst.InstanceLifecycle = types.InstanceLifecycleTypeSpot
-	}
-	for _, ts := range in.TagSpecifications {
-		if ts.ResourceType == types.ResourceTypeInstance {
-			inst.Tags = append(inst.Tags, ts.Tags...)
-		}
-	}
-	f.instances[id] = inst
-	f.order = append(f.order, id)
-	if tok := aws.ToString(in.ClientToken); tok != "" {
-		f.tokens[tok] = id
-	}
-	if f.lost != nil {
-		return nil, f.lost
-	}
-	return &ec2.RunInstancesOutput{Instances: []types.Instance{*inst}}, nil
-}
-
-// DescribeInstances supports what List uses: tag:K and instance-state-name
-// filters, and pages of MaxResults instances.
-func (f *fakeEC2) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls["DescribeInstances"]++
-	f.describes = append(f.describes, in)
-	var match []types.Instance
-	for _, id := range f.order {
-		if i := f.instances[id]; matches(*i, in.Filters) {
-			match = append(match, *i)
-		}
-	}
-	start := 0
-	if tok := aws.ToString(in.NextToken); tok != "" {
-		start, _ = strconv.Atoi(tok)
-	}
-	end := len(match)
-	if n := int(aws.ToInt32(in.MaxResults)); n > 0 {
-		end = min(start+n, len(match))
-	}
-	out := &ec2.DescribeInstancesOutput{}
-	for _, i := range match[start:end] {
-		out.Reservations = append(out.Reservations, types.Reservation{Instances: []types.Instance{i}})
-	}
-	if end < len(match) {
-		out.NextToken = aws.String(strconv.Itoa(end))
-	}
-	return out, nil
-}
-
-func matches(i types.Instance, filters []types.Filter) bool {
-	for _, fl := range filters {
-		name := aws.ToString(fl.Name)
-		var v string
-		switch {
-		case name == "instance-state-name":
-			v = string(i.State.Name)
-		case strings.HasPrefix(name, "tag:"):
-			v = tagMap(i.Tags)[strings.TrimPrefix(name, "tag:")]
-		default:
-			panic("fake DescribeInstances: unsupported filter " + name)
-		}
-		if !slices.Contains(fl.Values, v) {
-			return false
-		}
-	}
-	return true
-}
-
-func (f *fakeEC2) setState(op string, ids []string, to types.InstanceStateName) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls[op]++
-	for _, id := range ids {
-		i, ok := f.instances[id]
-		if !ok {
-			return &smithy.GenericAPIError{Code: "InvalidInstanceID.NotFound"}
-		}
-		i.State = &types.InstanceState{Name: to}
-	}
-	return nil
-}
-
-func (f *fakeEC2) StartInstances(_ context.Context, in *ec2.StartInstancesInput, _ ...func(*ec2.Options)) (*ec2.StartInstancesOutput, error) {
-	if f.startFail != "" {
-		f.mu.Lock()
-		f.calls["StartInstances"]++
-		f.mu.Unlock()
-		return nil, &smithy.GenericAPIError{Code: f.startFail}
-	}
-	return &ec2.StartInstancesOutput{}, f.setState("StartInstances", in.InstanceIds, types.InstanceStateNamePending)
-}
-
-func (f *fakeEC2) StopInstances(_ context.Context, in *ec2.StopInstancesInput, _ ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error) {
-	return &ec2.StopInstancesOutput{}, f.setState("StopInstances", in.InstanceIds, types.InstanceStateNameStopping)
-}
-
-func (f *fakeEC2) TerminateInstances(_ context.Context, in *ec2.TerminateInstancesInput, _ ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error) {
-	return &ec2.TerminateInstancesOutput{}, f.setState("TerminateInstances", in.InstanceIds, types.InstanceStateNameShuttingDown)
-}
-
-func (f *fakeEC2) CreateTags(_ context.Context, in *ec2.CreateTagsInput, _ ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls["CreateTags"]++
-	for _, id := range in.Resources {
-		i, ok := f.instances[id]
-		if !ok {
-			return nil, &smithy.GenericAPIError{Code: "InvalidInstanceID.NotFound"}
-		}
-		for _, t := range in.Tags {
-			i.Tags = append(i.Tags, t)
-		}
-	}
-	return &ec2.CreateTagsOutput{}, nil
-}
-
-func (f *fakeEC2) tries() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func (f *testFleet) tries() []string {
 	keys := make([]string, len(f.runs))
 	for i, in := range f.runs {
 		keys[i] = tryKey(in)
@@ -241,71 +190,12 @@ func (f *fakeEC2) tries() []string {
 	return keys
 }
 
-func (f *fakeEC2) tokensSent() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func (f *testFleet) tokensSent() []string {
 	toks := make([]string, len(f.runs))
 	for i, in := range f.runs {
 		toks[i] = aws.ToString(in.ClientToken)
 	}
 	return toks
-}
-
-func (f *fakeEC2) count(op string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[op]
-}
-
-// fakeParams is an SSM parameter store that records the names asked for.
-type fakeParams struct {
-	mu     sync.Mutex
-	values map[string]string
-	asked  []string
-	err    error // when set, what every GetParameter returns
-}
-
-var _ fleet.Parameters = (*fakeParams)(nil)
-
-func (p *fakeParams) GetParameter(_ context.Context, in *ssm.GetParameterInput, _ ...func(*ssm.Options)) (*ssm.GetParameterOutput, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	name := aws.ToString(in.Name)
-	p.asked = append(p.asked, name)
-	if p.err != nil {
-		return nil, p.err
-	}
-	v, ok := p.values[name]
-	if !ok {
-		return nil, &smithy.GenericAPIError{Code: "ParameterNotFound"}
-	}
-	return &ssm.GetParameterOutput{Parameter: &ssmtypes.Parameter{Name: in.Name, Value: aws.String(v)}}, nil
-}
-
-func (p *fakeParams) names() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.asked)
-}
-
-// testFleet is a Fleet on fakes, with the fakes at hand.
-type testFleet struct {
-	*fleet.Fleet
-	ec2    *fakeEC2
-	params *fakeParams
-	clock  *clock
-}
-
-func newTestFleet(subnets ...string) *testFleet {
-	tf := &testFleet{
-		ec2:    newFakeEC2(),
-		params: &fakeParams{values: map[string]string{testParam: testAMI, "/custom/ami": "ami-0custom00000001"}},
-		clock:  &clock{t: time.Date(2026, 11, 25, 21, 0, 0, 0, time.UTC)},
-	}
-	tf.Fleet = fleet.New(tf.ec2, tf.params, fleet.Config{
-		Region: testRegion, LaunchTemplateID: testTemplate, Subnets: subnets, AMIParameter: testParam,
-	}, tf.clock.now)
-	return tf
 }
 
 func request(market string, instanceTypes ...string) fleet.LaunchRequest {
@@ -316,52 +206,56 @@ func request(market string, instanceTypes ...string) fleet.LaunchRequest {
 const quotaURL = "https://us-east-1.console.aws.amazon.com/servicequotas/home/services/ec2/quotas/"
 
 // TestLaunchErrors: each kind of EC2 refusal is classified by its code, and
-// Launch moves on, or stops, as the kind calls for.
+// Launch moves on, or stops, as the kind calls for. The cloud's own model
+// refuses where it can (capacity per type, vCPU quotas, unknown types and
+// subnets); the rest is injected per try (one zone out of capacity, a type
+// a zone does not offer, throttling), with one injected case of each quota
+// code besides.
 func TestLaunchErrors(t *testing.T) {
 	tests := []struct {
 		name     string
 		types    []string
 		market   string
 		subnets  []string
-		fail     map[string]string
-		wantType string // launched type; "" when Launch fails
-		wantKind error  // for errors.Is; nil when unclassified
-		wantCode string // the AWS error code inside
+		capacity map[string]int    // the cloud's Capacity
+		quota    map[string]int    // the cloud's vCPU quotas
+		fail     map[string]string // injected refusals, by try
+		wantType string            // launched type; "" when Launch fails
+		wantZone string            // launched zone, when it says which subnet won
+		wantKind error             // for errors.Is; nil when unclassified
+		wantCode string            // the AWS error code inside
 		wantText []string
 		wantTry  []string
 	}{
 		{
-			name: "capacity: next subnet", types: []string{"g5.xlarge"}, subnets: []string{"subnet-a", "subnet-b"},
+			name: "capacity in one zone: next subnet", types: []string{"g5.xlarge"}, subnets: []string{"subnet-a", "subnet-b"},
 			fail:     map[string]string{"g5.xlarge/on-demand/subnet-a": "InsufficientInstanceCapacity"},
-			wantType: "g5.xlarge",
-			wantTry:  []string{"g5.xlarge/on-demand/subnet-a", "g5.xlarge/on-demand/subnet-b"},
+			wantType: "g5.xlarge", wantZone: "us-east-1b",
+			wantTry: []string{"g5.xlarge/on-demand/subnet-a", "g5.xlarge/on-demand/subnet-b"},
 		},
 		{
 			name: "capacity: next type", types: []string{"g5.xlarge", "g4dn.xlarge"}, subnets: []string{"subnet-a"},
-			fail:     map[string]string{"g5.xlarge/on-demand/subnet-a": "InsufficientInstanceCapacity"},
+			capacity: map[string]int{"g5.xlarge": 0},
 			wantType: "g4dn.xlarge",
 			wantTry:  []string{"g5.xlarge/on-demand/subnet-a", "g4dn.xlarge/on-demand/subnet-a"},
 		},
 		{
 			name: "capacity everywhere", types: []string{"g5.xlarge", "g4dn.xlarge"}, subnets: []string{"subnet-a", "subnet-b"},
-			fail: map[string]string{
-				"g5.xlarge/on-demand/subnet-a": "InsufficientInstanceCapacity", "g5.xlarge/on-demand/subnet-b": "InsufficientInstanceCapacity",
-				"g4dn.xlarge/on-demand/subnet-a": "InsufficientInstanceCapacity", "g4dn.xlarge/on-demand/subnet-b": "InsufficientInstanceCapacity",
-			},
+			capacity: map[string]int{"g5.xlarge": 0, "g4dn.xlarge": 0},
 			wantKind: fleet.ErrCapacity, wantCode: "InsufficientInstanceCapacity",
 			wantText: []string{"g4dn.xlarge", "retries"},
 			wantTry:  []string{"g5.xlarge/on-demand/subnet-a", "g5.xlarge/on-demand/subnet-b", "g4dn.xlarge/on-demand/subnet-a", "g4dn.xlarge/on-demand/subnet-b"},
 		},
 		{
 			name: "G vCPU quota", types: []string{"g5.xlarge"}, subnets: []string{"subnet-a", "subnet-b"},
-			fail:     map[string]string{"g5.xlarge/on-demand/subnet-a": "VcpuLimitExceeded"},
+			quota:    map[string]int{awssim.QuotaOnDemandG: 0},
 			wantKind: fleet.ErrQuota, wantCode: "VcpuLimitExceeded",
 			wantText: []string{"L-DB2E81BA", "Running On-Demand G and VT instances", quotaURL + "L-DB2E81BA"},
 			// Another subnet does not help with a quota.
 			wantTry: []string{"g5.xlarge/on-demand/subnet-a"},
 		},
 		{
-			name: "P vCPU quota", types: []string{"p3.2xlarge"}, subnets: []string{"subnet-a"},
+			name: "P vCPU quota, injected", types: []string{"p3.2xlarge"}, subnets: []string{"subnet-a"},
 			fail:     map[string]string{"p3.2xlarge/on-demand/subnet-a": "VcpuLimitExceeded"},
 			wantKind: fleet.ErrQuota, wantCode: "VcpuLimitExceeded",
 			wantText: []string{"L-417A185B", "Running On-Demand P instances", quotaURL + "L-417A185B"},
@@ -369,12 +263,12 @@ func TestLaunchErrors(t *testing.T) {
 		},
 		{
 			name: "G quota, then a P type", types: []string{"g5.xlarge", "p3.2xlarge"}, subnets: []string{"subnet-a", "subnet-b"},
-			fail:     map[string]string{"g5.xlarge/on-demand/subnet-a": "VcpuLimitExceeded"},
+			quota:    map[string]int{awssim.QuotaOnDemandG: 0},
 			wantType: "p3.2xlarge",
 			wantTry:  []string{"g5.xlarge/on-demand/subnet-a", "p3.2xlarge/on-demand/subnet-a"},
 		},
 		{
-			name: "spot quota", types: []string{"g5.xlarge"}, market: "spot", subnets: []string{"subnet-a", "subnet-b"},
+			name: "spot quota, injected", types: []string{"g5.xlarge"}, market: "spot", subnets: []string{"subnet-a", "subnet-b"},
 			fail:     map[string]string{"g5.xlarge/spot/subnet-a": "MaxSpotInstanceCountExceeded"},
 			wantKind: fleet.ErrSpotQuota, wantCode: "MaxSpotInstanceCountExceeded",
 			wantText: []string{"L-3819A6DF", quotaURL + "L-3819A6DF"},
@@ -382,7 +276,7 @@ func TestLaunchErrors(t *testing.T) {
 		},
 		{
 			name: "spot quota, then on-demand", types: []string{"g5.xlarge"}, market: "spot-then-on-demand", subnets: []string{"subnet-a", "subnet-b"},
-			fail:     map[string]string{"g5.xlarge/spot/subnet-a": "MaxSpotInstanceCountExceeded"},
+			quota:    map[string]int{awssim.QuotaSpotG: 0},
 			wantType: "g5.xlarge",
 			wantTry:  []string{"g5.xlarge/spot/subnet-a", "g5.xlarge/on-demand/subnet-a"},
 		},
@@ -395,8 +289,8 @@ func TestLaunchErrors(t *testing.T) {
 		{
 			name: "unsupported in a zone: next subnet", types: []string{"g5.xlarge"}, subnets: []string{"subnet-a", "subnet-b"},
 			fail:     map[string]string{"g5.xlarge/on-demand/subnet-a": "Unsupported"},
-			wantType: "g5.xlarge",
-			wantTry:  []string{"g5.xlarge/on-demand/subnet-a", "g5.xlarge/on-demand/subnet-b"},
+			wantType: "g5.xlarge", wantZone: "us-east-1b",
+			wantTry: []string{"g5.xlarge/on-demand/subnet-a", "g5.xlarge/on-demand/subnet-b"},
 		},
 		{
 			name: "unsupported everywhere", types: []string{"g5.xlarge"}, subnets: []string{"subnet-a", "subnet-b"},
@@ -405,29 +299,45 @@ func TestLaunchErrors(t *testing.T) {
 			wantTry: []string{"g5.xlarge/on-demand/subnet-a", "g5.xlarge/on-demand/subnet-b"},
 		},
 		{
-			name: "other error: stop at once, unclassified", types: []string{"g5.xlarge", "g4dn.xlarge"}, subnets: []string{"subnet-a", "subnet-b"},
-			fail:     map[string]string{"g5.xlarge/on-demand/subnet-a": "InvalidParameterValue"},
+			name: "unknown type: stop at once, unclassified", types: []string{"g5.xlarg", "g4dn.xlarge"}, subnets: []string{"subnet-a", "subnet-b"},
 			wantCode: "InvalidParameterValue",
-			wantTry:  []string{"g5.xlarge/on-demand/subnet-a"},
+			wantTry:  []string{"g5.xlarg/on-demand/subnet-a"},
+		},
+		{
+			name: "unknown subnet: stop at once, unclassified", types: []string{"g5.xlarge"}, subnets: []string{"subnet-gone", "subnet-a"},
+			wantCode: "InvalidSubnetID.NotFound",
+			wantTry:  []string{"g5.xlarge/on-demand/subnet-gone"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newTestFleet(tt.subnets...)
-			f.ec2.fail = tt.fail
+			f.fail = tt.fail
+			maps.Copy(f.cloud.Capacity, tt.capacity)
+			maps.Copy(f.cloud.Quota, tt.quota)
 			req := request(tt.market, tt.types...)
 			got, err := f.Launch(context.Background(), req)
-			if diff := cmp.Diff(tt.wantTry, f.ec2.tries()); diff != "" {
+			if diff := cmp.Diff(tt.wantTry, f.tries()); diff != "" {
 				t.Errorf("Launch(%v) tries (-want +got):\n%s", tt.types, diff)
 			}
+			launched := f.cloud.Instances()
 			if tt.wantType != "" {
 				if err != nil || got.Type != tt.wantType {
 					t.Fatalf("Launch(%v) = %+v, %v; want a %s", tt.types, got, err, tt.wantType)
+				}
+				if len(launched) != 1 || launched[0].ID != got.ID {
+					t.Errorf("Launch(%v) = %s; the cloud holds %v; want that one instance", tt.types, got.ID, launched)
+				}
+				if tt.wantZone != "" && got.Zone != tt.wantZone {
+					t.Errorf("Launch(%v) zone = %s; want %s", tt.types, got.Zone, tt.wantZone)
 				}
 				return
 			}
 			if err == nil {
 				t.Fatalf("Launch(%v) = %+v; want an error", tt.types, got)
+			}
+			if len(launched) != 0 {
+				t.Errorf("Launch(%v) = %v, and the cloud holds %v; want no instance", tt.types, err, launched)
 			}
 			var le *fleet.LaunchError
 			if tt.wantKind == nil {
@@ -459,13 +369,7 @@ func TestLaunchErrors(t *testing.T) {
 // every subnet, then on-demand; each market gets its own settings.
 func TestLaunchMarkets(t *testing.T) {
 	f := newTestFleet("subnet-a", "subnet-b")
-	for _, k := range []string{"g5.xlarge", "g4dn.xlarge"} {
-		for _, m := range []string{"spot", "on-demand"} {
-			for _, s := range []string{"subnet-a", "subnet-b"} {
-				f.ec2.fail[k+"/"+m+"/"+s] = "InsufficientInstanceCapacity"
-			}
-		}
-	}
+	f.cloud.Capacity["g5.xlarge"], f.cloud.Capacity["g4dn.xlarge"] = 0, 0
 	req := request("spot-then-on-demand", "g5.xlarge", "g4dn.xlarge")
 	if _, err := f.Launch(context.Background(), req); !errors.Is(err, fleet.ErrCapacity) {
 		t.Fatalf("Launch(%+v) = %v; want ErrCapacity", req, err)
@@ -474,7 +378,7 @@ func TestLaunchMarkets(t *testing.T) {
 		"g5.xlarge/spot/subnet-a", "g5.xlarge/spot/subnet-b", "g5.xlarge/on-demand/subnet-a", "g5.xlarge/on-demand/subnet-b",
 		"g4dn.xlarge/spot/subnet-a", "g4dn.xlarge/spot/subnet-b", "g4dn.xlarge/on-demand/subnet-a", "g4dn.xlarge/on-demand/subnet-b",
 	}
-	if diff := cmp.Diff(want, f.ec2.tries()); diff != "" {
+	if diff := cmp.Diff(want, f.tries()); diff != "" {
 		t.Errorf("Launch(%+v) tries (-want +got):\n%s", req, diff)
 	}
 	spot := &types.InstanceMarketOptionsRequest{
@@ -483,7 +387,7 @@ func TestLaunchMarkets(t *testing.T) {
 			SpotInstanceType: types.SpotInstanceTypeOneTime, InstanceInterruptionBehavior: types.InstanceInterruptionBehaviorTerminate,
 		},
 	}
-	for _, in := range f.ec2.runs {
+	for _, in := range f.runs {
 		wantMarket, wantShutdown := (*types.InstanceMarketOptionsRequest)(nil), types.ShutdownBehaviorStop
 		if strings.Contains(tryKey(in), "/spot/") {
 			// A one-time spot instance cannot be stopped.
@@ -502,15 +406,6 @@ func TestLaunchMarkets(t *testing.T) {
 // from the request, so a Launch repeated after a crash sends the same
 // tokens and EC2 returns the instance it launched the first time.
 func TestLaunchClientTokens(t *testing.T) {
-	failAll := func(f *testFleet) {
-		for _, k := range []string{"g5.xlarge", "g4dn.xlarge", "g6.xlarge"} {
-			for _, m := range []string{"spot", "on-demand"} {
-				for _, s := range []string{"subnet-a", "subnet-b", "subnet-c"} {
-					f.ec2.fail[k+"/"+m+"/"+s] = "InsufficientInstanceCapacity"
-				}
-			}
-		}
-	}
 	// The longest id with a large attempt and launch try.
 	j := &job.Job{ID: strings.Repeat("x", 64), Attempt: 11, LaunchTry: 1234}
 	req := fleet.LaunchRequest{Token: j.ClientToken(), Pool: "default", Job: j.ID, Attempt: j.Attempt,
@@ -519,11 +414,15 @@ func TestLaunchClientTokens(t *testing.T) {
 	var runs [][]string
 	for range 2 {
 		f := newTestFleet("subnet-a", "subnet-b", "subnet-c")
-		failAll(f)
+		for _, typ := range req.Types {
+			f.cloud.Capacity[typ] = 0
+		}
+		// The cloud refuses a token over EC2's 64 characters before it
+		// looks at capacity: ErrCapacity also says every token was taken.
 		if _, err := f.Launch(context.Background(), req); !errors.Is(err, fleet.ErrCapacity) {
 			t.Fatalf("Launch(%+v) = %v; want ErrCapacity", req, err)
 		}
-		runs = append(runs, f.ec2.tokensSent())
+		runs = append(runs, f.tokensSent())
 	}
 	if diff := cmp.Diff(runs[0], runs[1]); diff != "" {
 		t.Errorf("tokens of two identical Launch calls differ (-first +second):\n%s", diff)
@@ -552,23 +451,38 @@ func TestLaunchClientTokens(t *testing.T) {
 	if err != nil || again.ID != first.ID {
 		t.Errorf("Launch repeated = %s, %v; want the first launch's %s", again.ID, err, first.ID)
 	}
-	if n := len(f.ec2.order); n != 1 {
+	if n := len(f.cloud.Instances()); n != 1 {
 		t.Errorf("instances after a repeated Launch = %d; want 1", n)
 	}
+}
+
+// optionsEC2 is the cloud, recording the SDK option funcs each
+// RunInstances gets: the cloud takes them and ignores them, so only a
+// wrapper sees what the fleet asked of the SDK.
+type optionsEC2 struct {
+	*awssim.Cloud
+	runOpts [][]func(*ec2.Options)
+}
+
+func (o *optionsEC2) RunInstances(ctx context.Context, in *ec2.RunInstancesInput, optFns ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error) {
+	o.runOpts = append(o.runOpts, optFns)
+	return o.Cloud.RunInstances(ctx, in, optFns...)
 }
 
 // TestLaunchNoSDKRetries: RunInstances runs with one attempt: a capacity
 // error comes back as HTTP 500, which the SDK would retry for seconds.
 func TestLaunchNoSDKRetries(t *testing.T) {
-	f := newTestFleet("subnet-a", "subnet-b")
-	f.ec2.fail["g5.xlarge/on-demand/subnet-a"] = "InsufficientInstanceCapacity"
-	if _, err := f.Launch(context.Background(), request("on-demand", "g5.xlarge")); err != nil {
+	tf := newTestFleet("subnet-a")
+	tf.cloud.Capacity["g5.xlarge"] = 0
+	e := &optionsEC2{Cloud: tf.cloud}
+	f := fleet.New(e, tf.cloud, tf.cfg, tf.clock.Now)
+	if _, err := f.Launch(context.Background(), request("on-demand", "g5.xlarge", "g4dn.xlarge")); err != nil {
 		t.Fatalf("Launch: %v", err)
 	}
-	if len(f.ec2.runOpts) != 2 {
-		t.Fatalf("RunInstances calls = %d; want 2", len(f.ec2.runOpts))
+	if len(e.runOpts) != 2 {
+		t.Fatalf("RunInstances calls = %d; want 2", len(e.runOpts))
 	}
-	for i, fns := range f.ec2.runOpts {
+	for i, fns := range e.runOpts {
 		o := ec2.Options{RetryMaxAttempts: 3}
 		for _, fn := range fns {
 			fn(&o)
@@ -579,11 +493,13 @@ func TestLaunchNoSDKRetries(t *testing.T) {
 	}
 }
 
-// TestLaunchInput: the whole RunInstances request of an on-demand launch.
+// TestLaunchInput: the whole RunInstances request of an on-demand launch,
+// and the instance the cloud says it launched.
 func TestLaunchInput(t *testing.T) {
 	f := newTestFleet("subnet-a")
 	req := request("on-demand", "g5.xlarge")
 	req.VolumeGB = 300
+	launchedAt := f.clock.Now()
 	got, err := f.Launch(context.Background(), req)
 	if err != nil {
 		t.Fatalf("Launch(%+v) = %v", req, err)
@@ -619,13 +535,16 @@ func TestLaunchInput(t *testing.T) {
 			},
 		}},
 	}
-	if diff := cmp.Diff(want, f.ec2.runs[0], ignoreNoSerde); diff != "" {
+	if len(f.runs) != 1 {
+		t.Fatalf("RunInstances calls = %d; want 1", len(f.runs))
+	}
+	if diff := cmp.Diff(want, f.runs[0], ignoreNoSerde); diff != "" {
 		t.Errorf("RunInstances input (-want +got):\n%s", diff)
 	}
 	wantInst := fleet.Instance{
 		ID: got.ID, Type: "g5.xlarge", State: "pending", Pool: "default", Job: "resnet-cifar10", Attempt: 1, Managed: true,
-		LaunchTime: time.Date(2026, 11, 25, 21, 0, 0, 0, time.UTC),
-		Tags:       tagMap(tags),
+		LaunchTime: launchedAt, Zone: testSubnets["subnet-a"],
+		Tags: tagMap(tags),
 	}
 	if diff := cmp.Diff(wantInst, got); diff != "" {
 		t.Errorf("Launch(%+v) (-want +got):\n%s", req, diff)
@@ -657,12 +576,15 @@ func TestLaunchAMI(t *testing.T) {
 				}
 				req.Token += "x" // a new launch, not a retry
 			}
-			for _, in := range f.ec2.runs {
+			if len(f.runs) != 3 {
+				t.Errorf("RunInstances calls for three launches = %d; want 3", len(f.runs))
+			}
+			for _, in := range f.runs {
 				if got := aws.ToString(in.ImageId); got != tt.wantImage {
 					t.Errorf("Launch(AMI %q) ImageId = %s; want %s", tt.give, got, tt.wantImage)
 				}
 			}
-			if diff := cmp.Diff(tt.wantAsked, f.params.names()); diff != "" {
+			if diff := cmp.Diff(tt.wantAsked, f.asked); diff != "" {
 				t.Errorf("GetParameter names for three launches (-want +got):\n%s", diff)
 			}
 		})
@@ -674,18 +596,18 @@ func TestLaunchAMI(t *testing.T) {
 		if _, err := f.Launch(context.Background(), req); err != nil {
 			t.Fatal(err)
 		}
-		f.clock.advance(14 * time.Minute)
+		f.clock.Advance(14 * time.Minute)
 		if _, err := f.Launch(context.Background(), req); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(f.params.names()); n != 1 {
+		if n := len(f.asked); n != 1 {
 			t.Errorf("GetParameter calls within 14 min = %d; want 1", n)
 		}
-		f.clock.advance(2 * time.Minute)
+		f.clock.Advance(2 * time.Minute)
 		if _, err := f.Launch(context.Background(), req); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(f.params.names()); n != 2 {
+		if n := len(f.asked); n != 2 {
 			t.Errorf("GetParameter calls after 16 min = %d; want 2", n)
 		}
 	})
@@ -699,7 +621,7 @@ func TestLaunchAMI(t *testing.T) {
 		if !errors.As(err, &api) || api.ErrorCode() != "ParameterNotFound" {
 			t.Errorf("Launch(AMI %q) = %v; want ParameterNotFound", req.AMI, err)
 		}
-		if n := f.ec2.count("RunInstances"); n != 0 {
+		if n := f.cloud.Calls["RunInstances"]; n != 0 {
 			t.Errorf("RunInstances calls = %d; want 0", n)
 		}
 	})
@@ -710,22 +632,42 @@ func TestLaunchAMI(t *testing.T) {
 func TestList(t *testing.T) {
 	f := newTestFleet()
 	managed := map[string]string{"nightshift:managed": "true", "nightshift:pool": "gpu", "nightshift:job": "bert", "nightshift:attempt": "2"}
-	var want []string
+	launchedAt := f.clock.Now()
+	var want, stop, terminate []string
 	for range 2500 {
-		want = append(want, f.ec2.add(types.InstanceStateNameRunning, false, managed))
+		want = append(want, f.run(t, onDemand, managed))
 	}
 	for range 5 {
-		want = append(want, f.ec2.add(types.InstanceStateNameStopped, true, managed))
+		// Spot instances that EC2 lets stop: those of a persistent request.
+		id := f.run(t, persistentSpot, managed)
+		want, stop = append(want, id), append(stop, id)
 	}
 	for range 3 {
-		f.ec2.add(types.InstanceStateNameTerminated, false, managed)
+		terminate = append(terminate, f.run(t, onDemand, managed))
 	}
 	for range 7 {
-		f.ec2.add(types.InstanceStateNameRunning, false, map[string]string{"Name": "notebook"})
+		f.cloud.Launch("g5.xlarge", map[string]string{"Name": "notebook"}, false)
 	}
-	f.ec2.add(types.InstanceStateNameRunning, false, map[string]string{"nightshift:managed": "false"})
+	f.cloud.Launch("g5.xlarge", map[string]string{"nightshift:managed": "false"}, false)
+	f.clock.Advance(awssim.DefaultBoot)
+	ctx := context.Background()
+	if _, err := f.cloud.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: stop}); err != nil {
+		t.Fatalf("StopInstances(%v) = %v", stop, err)
+	}
+	if _, err := f.cloud.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: terminate}); err != nil {
+		t.Fatalf("TerminateInstances(%v) = %v", terminate, err)
+	}
+	f.clock.Advance(awssim.DefaultStop)
+	states := map[string]int{}
+	for _, i := range f.cloud.Instances() {
+		states[i.State]++
+	}
+	if diff := cmp.Diff(map[string]int{"running": 2508, "stopped": 5, "terminated": 3}, states); diff != "" {
+		t.Fatalf("instances by state before List (-want +got):\n%s", diff)
+	}
+	f.forget()
 
-	got, err := f.List(context.Background())
+	got, err := f.List(ctx)
 	if err != nil {
 		t.Fatalf("List() = %v", err)
 	}
@@ -736,17 +678,17 @@ func TestList(t *testing.T) {
 	if diff := cmp.Diff(want, ids); diff != "" {
 		t.Errorf("List() ids (-want +got):\n%s", diff)
 	}
-	if n := len(f.ec2.describes); n != 3 {
+	if n := f.cloud.Calls["DescribeInstances"]; n != 3 {
 		t.Errorf("DescribeInstances calls for 2505 instances = %d; want 3", n)
 	}
-	for _, in := range f.ec2.describes {
+	for _, in := range f.describes {
 		if aws.ToInt32(in.MaxResults) != 1000 {
 			t.Errorf("DescribeInstances MaxResults = %d; want 1000", aws.ToInt32(in.MaxResults))
 		}
 	}
 	wantSpot := fleet.Instance{
 		ID: want[2500], Type: "g5.xlarge", State: "stopped", Pool: "gpu", Job: "bert", Attempt: 2, Spot: true, Managed: true,
-		LaunchTime: time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC), Tags: managed,
+		LaunchTime: launchedAt, Zone: awssim.DefaultZone, Tags: managed,
 	}
 	if diff := cmp.Diff(wantSpot, got[2500]); diff != "" {
 		t.Errorf("List()[2500] (-want +got):\n%s", diff)
@@ -757,7 +699,8 @@ func TestList(t *testing.T) {
 // managed tag, before any EC2 call (S4).
 func TestNotManaged(t *testing.T) {
 	f := newTestFleet()
-	id := f.ec2.add(types.InstanceStateNameRunning, false, map[string]string{"Name": "notebook"})
+	id := f.cloud.Launch("g5.xlarge", map[string]string{"Name": "notebook"}, false)
+	f.clock.Advance(awssim.DefaultBoot)
 	inst := fleet.Instance{ID: id, Type: "g5.xlarge", State: "running"}
 	tests := []struct {
 		name string
@@ -772,8 +715,11 @@ func TestNotManaged(t *testing.T) {
 			t.Errorf("%s(%s) = %v; want ErrNotManaged", tt.name, id, err)
 		}
 	}
-	if diff := cmp.Diff(map[string]int{}, f.ec2.calls); diff != "" {
-		t.Errorf("EC2 calls (-want +got):\n%s", diff)
+	if diff := cmp.Diff(map[string]int{}, f.cloud.Calls); diff != "" {
+		t.Errorf("AWS calls (-want +got):\n%s", diff)
+	}
+	if got := f.state(id); got != "running" {
+		t.Errorf("the notebook is %s; want running", got)
 	}
 }
 
@@ -781,23 +727,29 @@ func TestNotManaged(t *testing.T) {
 // cannot be stopped, is terminated.
 func TestStop(t *testing.T) {
 	tests := []struct {
-		name string
-		spot bool
-		want map[string]int
+		name      string
+		market    string
+		want      map[string]int
+		wantState string
 	}{
-		{name: "on-demand", want: map[string]int{"StopInstances": 1}},
-		{name: "spot", spot: true, want: map[string]int{"TerminateInstances": 1}},
+		{name: "on-demand", market: onDemand, want: map[string]int{"StopInstances": 1}, wantState: "stopping"},
+		{name: "spot", market: oneTimeSpot, want: map[string]int{"TerminateInstances": 1}, wantState: "shutting-down"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newTestFleet()
-			id := f.ec2.add(types.InstanceStateNameRunning, tt.spot, map[string]string{"nightshift:managed": "true"})
-			inst := fleet.Instance{ID: id, State: "running", Spot: tt.spot, Managed: true}
+			id := f.run(t, tt.market, map[string]string{"nightshift:managed": "true"})
+			f.clock.Advance(awssim.DefaultBoot)
+			f.forget()
+			inst := fleet.Instance{ID: id, State: "running", Spot: tt.market != onDemand, Managed: true}
 			if err := f.Stop(context.Background(), inst); err != nil {
 				t.Fatalf("Stop(%+v) = %v", inst, err)
 			}
-			if diff := cmp.Diff(tt.want, f.ec2.calls); diff != "" {
-				t.Errorf("Stop(%+v) EC2 calls (-want +got):\n%s", inst, diff)
+			if diff := cmp.Diff(tt.want, f.cloud.Calls); diff != "" {
+				t.Errorf("Stop(%+v) AWS calls (-want +got):\n%s", inst, diff)
+			}
+			if got := f.state(id); got != tt.wantState {
+				t.Errorf("Stop(%+v) left the instance %s; want %s", inst, got, tt.wantState)
 			}
 		})
 	}
@@ -811,24 +763,28 @@ func TestLaunchNoAnswer(t *testing.T) {
 	reset := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
 	tests := []struct {
 		name      string
-		lost      error             // RunInstances launches, then the answer is lost
-		fail      map[string]string // RunInstances refuses, by try
-		paramErr  error             // GetParameter fails
+		lost      map[string]error // the calls whose answers are lost, after they took effect
+		capacity  map[string]int
+		noParam   bool // the deployment's AMI parameter does not exist
 		types     []string
 		want      bool  // errors.Is(err, ErrNoAnswer)
 		wantInner error // errors.Is(err, wantInner)
 	}{
-		{name: "connection reset", lost: reset, types: []string{"g5.xlarge"}, want: true, wantInner: reset},
-		{name: "timeout", lost: context.DeadlineExceeded, types: []string{"g5.xlarge"}, want: true, wantInner: context.DeadlineExceeded},
-		{name: "AMI lookup timed out", paramErr: context.DeadlineExceeded, types: []string{"g5.xlarge"}, want: true, wantInner: context.DeadlineExceeded},
-		{name: "capacity refused", fail: map[string]string{"g5.xlarge/on-demand/": "InsufficientInstanceCapacity"}, types: []string{"g5.xlarge"}, wantInner: fleet.ErrCapacity},
-		{name: "bad request refused", fail: map[string]string{"g5.xlarge/on-demand/": "InvalidParameterValue"}, types: []string{"g5.xlarge"}},
-		{name: "AMI parameter missing", paramErr: &smithy.GenericAPIError{Code: "ParameterNotFound"}, types: []string{"g5.xlarge"}},
+		{name: "connection reset", lost: map[string]error{"RunInstances": reset}, types: []string{"g5.xlarge"}, want: true, wantInner: reset},
+		{name: "timeout", lost: map[string]error{"RunInstances": context.DeadlineExceeded}, types: []string{"g5.xlarge"}, want: true, wantInner: context.DeadlineExceeded},
+		{name: "AMI lookup timed out", lost: map[string]error{"GetParameter": context.DeadlineExceeded}, types: []string{"g5.xlarge"}, want: true, wantInner: context.DeadlineExceeded},
+		{name: "capacity refused", capacity: map[string]int{"g5.xlarge": 0}, types: []string{"g5.xlarge"}, wantInner: fleet.ErrCapacity},
+		{name: "bad request refused", types: []string{"g5.xlarg"}},
+		{name: "AMI parameter missing", noParam: true, types: []string{"g5.xlarge"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newTestFleet()
-			f.ec2.lost, f.ec2.fail, f.params.err = tt.lost, tt.fail, tt.paramErr
+			f.lost = tt.lost
+			maps.Copy(f.cloud.Capacity, tt.capacity)
+			if tt.noParam {
+				delete(f.cloud.Parameters, testParam)
+			}
 			req := request("on-demand", tt.types...)
 			_, err := f.Launch(context.Background(), req)
 			if err == nil {
@@ -840,34 +796,91 @@ func TestLaunchNoAnswer(t *testing.T) {
 			if tt.wantInner != nil && !errors.Is(err, tt.wantInner) {
 				t.Errorf("Launch(%v) = %v; want %v inside", tt.types, err, tt.wantInner)
 			}
-			if tt.lost == nil {
+			if tt.lost["RunInstances"] == nil {
 				return
 			}
-			f.ec2.lost = nil
+			before := f.cloud.Instances()
+			f.lost = nil
 			inst, err := f.Launch(context.Background(), req)
-			if err != nil || len(f.ec2.order) != 1 || inst.ID != f.ec2.order[0] {
-				t.Errorf("Launch(%v) again = %+v, %v with %d instances; want the one launched before, %v", tt.types, inst, err, len(f.ec2.order), f.ec2.order)
+			after := f.cloud.Instances()
+			if err != nil || len(before) != 1 || len(after) != 1 || inst.ID != before[0].ID {
+				t.Errorf("Launch(%v) again = %+v, %v with %d instances, %d before; want the one launched before, %v", tt.types, inst, err, len(after), len(before), before)
 			}
 		})
 	}
 }
 
-// TestStartErrors: Start classifies a capacity refusal like Launch does, so
-// the scheduler leaves the job waiting; a missing instance is NotFound.
+// TestStartErrors: Start classifies a capacity or quota refusal like Launch
+// does, so the scheduler leaves the job waiting; a missing instance is
+// NotFound. The cloud models capacity on start; it does not check vCPU
+// quotas on start, so that refusal is injected.
 func TestStartErrors(t *testing.T) {
-	f := newTestFleet()
-	id := f.ec2.add(types.InstanceStateNameStopped, false, map[string]string{"nightshift:managed": "true"})
-	f.ec2.startFail = "InsufficientInstanceCapacity"
-	inst := fleet.Instance{ID: id, Type: "g5.xlarge", State: "stopped", Managed: true}
-	err := f.Start(context.Background(), inst)
-	if !errors.Is(err, fleet.ErrCapacity) || !fleet.Transient(err) {
-		t.Errorf("Start(%s) = %v; want a transient ErrCapacity", id, err)
+	tests := []struct {
+		name      string
+		capacity  map[string]int
+		startFail string
+		wantKind  error
+		wantCode  string
+	}{
+		{name: "no capacity", capacity: map[string]int{"g5.xlarge": 0}, wantKind: fleet.ErrCapacity, wantCode: "InsufficientInstanceCapacity"},
+		{name: "vCPU quota, injected", startFail: "VcpuLimitExceeded", wantKind: fleet.ErrQuota, wantCode: "VcpuLimitExceeded"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newTestFleet()
+			id := f.run(t, onDemand, map[string]string{"nightshift:managed": "true"})
+			f.clock.Advance(awssim.DefaultBoot)
+			if _, err := f.cloud.StopInstances(context.Background(), &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
+				t.Fatalf("StopInstances(%s) = %v", id, err)
+			}
+			f.clock.Advance(awssim.DefaultStop)
+			maps.Copy(f.cloud.Capacity, tt.capacity)
+			f.startFail = tt.startFail
+			inst := fleet.Instance{ID: id, Type: "g5.xlarge", State: "stopped", Managed: true}
+			err := f.Start(context.Background(), inst)
+			if !errors.Is(err, tt.wantKind) || !fleet.Transient(err) {
+				t.Errorf("Start(%s) = %v; want a transient %v", id, err, tt.wantKind)
+			}
+			var api smithy.APIError
+			if !errors.As(err, &api) || api.ErrorCode() != tt.wantCode {
+				t.Errorf("Start(%s) = %v; want AWS error code %s inside", id, err, tt.wantCode)
+			}
+			if got := f.state(id); got != "stopped" {
+				t.Errorf("Start(%s) refused left the instance %s; want stopped", id, got)
+			}
+		})
 	}
 
-	f.ec2.startFail = ""
-	gone := fleet.Instance{ID: "i-00000000000000999", Managed: true}
-	if err := f.Start(context.Background(), gone); !fleet.IsNotFound(err) {
-		t.Errorf("Start(%s) = %v; want IsNotFound", gone.ID, err)
+	t.Run("not found", func(t *testing.T) {
+		f := newTestFleet()
+		gone := fleet.Instance{ID: "i-00000000000000999", Managed: true}
+		if err := f.Start(context.Background(), gone); !fleet.IsNotFound(err) {
+			t.Errorf("Start(%s) = %v; want IsNotFound", gone.ID, err)
+		}
+	})
+}
+
+// TestStartNoAnswer: a start whose answer is lost returns what happened;
+// the instance is starting all the same, and a repeated Start succeeds.
+func TestStartNoAnswer(t *testing.T) {
+	f := newTestFleet()
+	id := f.run(t, onDemand, map[string]string{"nightshift:managed": "true"})
+	f.clock.Advance(awssim.DefaultBoot)
+	if _, err := f.cloud.StopInstances(context.Background(), &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatalf("StopInstances(%s) = %v", id, err)
+	}
+	f.clock.Advance(awssim.DefaultStop)
+	inst := fleet.Instance{ID: id, Type: "g5.xlarge", State: "stopped", Managed: true}
+	f.lost = map[string]error{"StartInstances": context.DeadlineExceeded}
+	if err := f.Start(context.Background(), inst); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Start(%s) with its answer lost = %v; want %v inside", id, err, context.DeadlineExceeded)
+	}
+	if got := f.state(id); got != "pending" {
+		t.Errorf("Start(%s) with its answer lost left the instance %s; want pending", id, got)
+	}
+	f.lost = nil
+	if err := f.Start(context.Background(), inst); err != nil {
+		t.Errorf("Start(%s) again = %v; want nil", id, err)
 	}
 }
 
@@ -896,11 +909,25 @@ func TestClassification(t *testing.T) {
 	}
 }
 
+// TestTag: Tag refuses an instance without the managed tag before any EC2
+// call; on a managed one it sets the tag, replacing an earlier value as
+// EC2's CreateTags does.
 func TestTag(t *testing.T) {
 	ctx := context.Background()
-	e := newFakeEC2()
-	f := fleet.New(e, nil, fleet.Config{}, time.Now)
-	if err := f.Tag(ctx, fleet.Instance{ID: "i-stranger"}, fleet.TagReady, "90"); !errors.Is(err, fleet.ErrNotManaged) || e.calls["CreateTags"] != 0 {
-		t.Errorf("Tag(unmanaged) = %v with %d calls; want ErrNotManaged and no call", err, e.calls["CreateTags"])
+	f := newTestFleet()
+	stranger := f.cloud.Launch("g5.xlarge", map[string]string{"Name": "someone's notebook"}, false)
+	if err := f.Tag(ctx, fleet.Instance{ID: stranger}, fleet.TagReady, "90"); !errors.Is(err, fleet.ErrNotManaged) || f.cloud.Calls["CreateTags"] != 0 {
+		t.Errorf("Tag(unmanaged) = %v with %d calls; want ErrNotManaged and no call", err, f.cloud.Calls["CreateTags"])
+	}
+
+	id := f.run(t, onDemand, map[string]string{fleet.TagManaged: "true"})
+	inst := fleet.FromEC2(f.describe(t, id))
+	for _, v := range []string{"90", "75"} {
+		if err := f.Tag(ctx, inst, fleet.TagReady, v); err != nil {
+			t.Fatalf("Tag(%s, %s=%s) = %v", id, fleet.TagReady, v, err)
+		}
+	}
+	if got := fleet.FromEC2(f.describe(t, id)).Tags[fleet.TagReady]; got != "75" {
+		t.Errorf("tag %s after Tag 90 then 75 = %q; want 75", fleet.TagReady, got)
 	}
 }
