@@ -56,8 +56,14 @@ func (s *Scheduler) place(ctx context.Context, w *world, j *job.Job) error {
 	if ok, err := s.write(ctx, j, from); !ok {
 		return err
 	}
-	w.launching[j.Pool]++ // counted until this pass ends, whatever the launch does
-	return s.launch(ctx, w, j)
+	// Counted against the cap until this pass ends, whatever the launch
+	// does — unless it comes back with an instance, which counts itself.
+	w.launching[j.Pool]++
+	err := s.launch(ctx, w, j)
+	if _, listed := w.instances[j.InstanceID]; listed && j.InstanceID != "" {
+		w.launching[j.Pool]--
+	}
+	return err
 }
 
 // launch runs the instance for a PLACED job that has none yet, and records it.
