@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -152,7 +153,8 @@ func (r *Runner) Find(ctx context.Context, j *job.Job, instanceID string) (strin
 
 // Send runs the attempt's wrapper on exactly one instance and returns the command id.
 func (r *Runner) Send(ctx context.Context, j *job.Job, instanceID string) (string, error) {
-	script, err := Script(j, instanceID, r.cfg.Script)
+	p := newPlan(j, instanceID, r.cfg.Script)
+	commands, err := p.launcher()
 	if err != nil {
 		return "", err
 	}
@@ -162,8 +164,8 @@ func (r *Runner) Send(ctx context.Context, j *job.Job, instanceID string) (strin
 		Comment:        aws.String(j.Comment()),
 		TimeoutSeconds: aws.Int32(int32(deliveryTimeout / time.Second)),
 		Parameters: map[string][]string{
-			"commands":         {Launcher(script, r.cfg.Script.StateDir)},
-			"executionTimeout": {fmt.Sprint(int(j.Spec.MaxRuntime.D() / time.Second))},
+			"commands":         {commands},
+			"executionTimeout": {strconv.Itoa(p.maxRuntimeSeconds)},
 		},
 	}
 	if r.cfg.LogGroup != "" {

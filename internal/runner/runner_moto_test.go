@@ -54,11 +54,11 @@ func TestMotoSendAndResult(t *testing.T) {
 		t.Fatalf("ListCommands(%s) = %v; want the command", id, err)
 	}
 	cmd := list.Commands[0]
-	script, err := runner.Script(j, target, opts)
+	commands, err := runner.Launcher(j, target, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantParams := map[string][]string{"commands": {runner.Launcher(script, "")}, "executionTimeout": {"7200"}}
+	wantParams := map[string][]string{"commands": {commands}, "executionTimeout": {"7200"}}
 	if diff := cmp.Diff(wantParams, cmd.Parameters); diff != "" {
 		t.Errorf("command %s parameters (-want +got):\n%s", id, diff)
 	}

@@ -74,11 +74,11 @@ func (in *instance) env() []string {
 // the combined output, read until every writer has closed it.
 func (in *instance) run(t *testing.T, j *job.Job, keepWarm time.Duration) (int, string) {
 	t.Helper()
-	script, err := runner.Script(j, "i-0123456789abcdef0", runner.ScriptOptions{StateDir: in.state, KeepWarm: keepWarm, Region: "us-east-1"})
+	launcher, err := runner.Launcher(j, "i-0123456789abcdef0", runner.ScriptOptions{StateDir: in.state, KeepWarm: keepWarm, Region: "us-east-1"})
 	if err != nil {
-		t.Fatalf("Script(%s) = %v", j.ID, err)
+		t.Fatalf("Launcher(%s) = %v", j.ID, err)
 	}
-	cmd := exec.Command("/bin/sh", "-c", runner.Launcher(script, in.state))
+	cmd := exec.Command("/bin/sh", "-c", launcher)
 	cmd.Dir = in.dir
 	cmd.Env = in.env()
 	var out bytes.Buffer
@@ -414,7 +414,7 @@ func ssmJob() *job.Job {
 func TestSend(t *testing.T) {
 	opts := runner.ScriptOptions{StateDir: "/var/lib/nightshift", KeepWarm: 10 * time.Minute, Region: "us-east-1"}
 	j := ssmJob()
-	script, err := runner.Script(j, "i-0abc", opts)
+	commands, err := runner.Launcher(j, "i-0abc", opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +424,7 @@ func TestSend(t *testing.T) {
 		Comment:        aws.String("nightshift resnet-cifar10 #2"),
 		TimeoutSeconds: aws.Int32(600),
 		Parameters: map[string][]string{
-			"commands":         {runner.Launcher(script, opts.StateDir)},
+			"commands":         {commands},
 			"executionTimeout": {"7200"},
 		},
 		CloudWatchOutputConfig: &types.CloudWatchOutputConfig{CloudWatchOutputEnabled: true, CloudWatchLogGroupName: aws.String("/nightshift/jobs")},

@@ -58,6 +58,7 @@ type plan struct {
 	stateDir, workdir           string
 	deadmanMinutes, idleMinutes int
 	waitPolls, heartbeatSeconds int
+	maxRuntimeSeconds           int
 	env                         []envVar
 	inputs, outputs             []job.Sync
 }
@@ -75,9 +76,10 @@ func newPlan(j *job.Job, instanceID string, o ScriptOptions) plan {
 		idleMinutes: max(1, minutesCeil(o.KeepWarm)) + 1,
 		// A second copy of the attempt polls every 5 s for the first's exit
 		// code, for as long as the first may run.
-		waitPolls:        int((s.MaxRuntime.D() + DeadmanGrace) / (5 * time.Second)),
-		heartbeatSeconds: int(heartbeatInterval / time.Second),
-		inputs:           s.Inputs, outputs: s.Outputs,
+		waitPolls:         int((s.MaxRuntime.D() + DeadmanGrace) / (5 * time.Second)),
+		heartbeatSeconds:  int(heartbeatInterval / time.Second),
+		maxRuntimeSeconds: int(s.MaxRuntime.D() / time.Second),
+		inputs:            s.Inputs, outputs: s.Outputs,
 	}
 	if p.stateDir == "" {
 		p.stateDir = DefaultStateDir
@@ -180,16 +182,26 @@ func Script(j *job.Job, instanceID string, o ScriptOptions) (string, error) {
 	return s, nil
 }
 
-// Launcher is the /bin/sh command that SSM's AWS-RunShellScript runs: it
-// decodes the wrapper and runs it with bash (on Ubuntu /bin/sh is dash, which
-// lacks what the wrapper uses). Base64 keeps every byte of the user's command
-// intact through SSM's parameter handling and the shell.
-func Launcher(script string, stateDir string) string {
-	if stateDir == "" {
-		stateDir = DefaultStateDir
+// Launcher is the /bin/sh command that SSM's AWS-RunShellScript runs for
+// one attempt of j: it decodes the wrapper and runs it with bash (on Ubuntu
+// /bin/sh is dash, which lacks what the wrapper uses). Base64 keeps every
+// byte of the user's command intact through SSM's parameter handling and the
+// shell. Its first line is the wrapper's Header, a shell comment.
+func Launcher(j *job.Job, instanceID string, o ScriptOptions) (string, error) {
+	return newPlan(j, instanceID, o).launcher()
+}
+
+func (p plan) launcher() (string, error) {
+	script, err := p.render()
+	if err != nil {
+		return "", fmt.Errorf("render wrapper for %s: %w", p.job.ID, err)
+	}
+	header, err := p.header().line()
+	if err != nil {
+		return "", fmt.Errorf("header for %s: %w", p.job.ID, err)
 	}
 	enc := base64.StdEncoding.EncodeToString([]byte(script))
-	return fmt.Sprintf("set -e\nmkdir -p %[1]s\nf=$(mktemp %[1]s/wrapper.XXXXXX)\necho %[2]s | base64 -d >\"$f\"\nexec bash \"$f\"\n", Quote(stateDir), enc)
+	return fmt.Sprintf("%[1]s\nset -e\nmkdir -p %[2]s\nf=$(mktemp %[2]s/wrapper.XXXXXX)\necho %[3]s | base64 -d >\"$f\"\nexec bash \"$f\"\n", header, Quote(p.stateDir), enc), nil
 }
 
 // Quote returns s as a single-quoted shell word.

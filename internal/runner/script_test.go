@@ -163,7 +163,7 @@ func scriptCases(seed uint64, n int) []scriptCase {
 		}
 		jid := id()
 		cases = append(cases, scriptCase{
-			job: &job.Job{ID: jid, Attempt: r.IntN(12), Spec: job.Spec{
+			job: &job.Job{ID: jid, Attempt: 1 + r.IntN(12), Spec: job.Spec{
 				ID: jid, Command: command, Setup: pick(setups), Workdir: pick(workdirs), Env: env,
 				Inputs: syncs(), Outputs: syncs(), MaxRuntime: job.Duration(maxRuntime),
 			}},
