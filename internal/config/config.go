@@ -198,14 +198,8 @@ type Service struct {
 
 // Build builds the scheduler and the watchdog from settings and clients.
 func Build(s Settings, c Clients, log *slog.Logger) Service {
-	keepWarm := scheduler.DefaultKeepWarm
-	// The instance's own idle timer backs up the control plane's keep-warm
-	// stop; with "auto" keep-warm it uses the default window.
-	if p, ok := s.Pools["default"]; ok && p.KeepWarm != 0 && !p.KeepWarmAuto {
-		keepWarm = p.KeepWarm.D()
-	}
 	f := fleet.New(c.EC2, c.SSM, fleet.Config{Region: s.Region, LaunchTemplateID: s.LaunchTemplateID, Subnets: s.Subnets, AMIParameter: s.AMIParameter}, time.Now)
-	r := runner.New(c.SSM, runner.Config{LogGroup: s.LogGroup, Bucket: s.OutputBucket, KeyPrefix: "nightshift", Script: runner.ScriptOptions{KeepWarm: keepWarm, Region: s.Region}})
+	r := runner.New(c.SSM, runner.Config{LogGroup: s.LogGroup, Bucket: s.OutputBucket, KeyPrefix: "nightshift", Script: runner.ScriptOptions{Region: s.Region}})
 	st := store.NewDynamoDB(c.DynamoDB, s.Table)
 	n := notice.New(c.EC2, c.SNS, s.TopicARN, log, time.Now)
 	return Service{

@@ -42,9 +42,7 @@ func armed(t *testing.T, re *regexp.Regexp, script string) []int {
 // its wrapper uses; the rest of the launcher runs that wrapper.
 func TestHeader(t *testing.T) {
 	for i, c := range scriptCases(scriptSeed, 1000) {
-		opts := c.opts
-		opts.KeepWarm = c.keepWarm
-		launcher, err := runner.Launcher(c.job, c.instanceID, opts)
+		launcher, err := runner.Launcher(c.job, c.instanceID, c.keepWarm, c.opts)
 		if err != nil {
 			t.Fatalf("Launcher(case %d: %v) = %v", i, c, err)
 		}
@@ -52,7 +50,7 @@ func TestHeader(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ParseHeader(Launcher(case %d: %v)) = %v; first line %q", i, c, err, strings.SplitN(launcher, "\n", 2)[0])
 		}
-		script, err := runner.Script(c.job, c.instanceID, opts)
+		script, err := runner.Script(c.job, c.instanceID, c.keepWarm, c.opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +108,7 @@ func TestHeaderOfRun(t *testing.T) {
 	if code != 4 {
 		t.Fatalf("wrapper exit code = %d; want 4; output:\n%s", code, out)
 	}
-	launcher, err := runner.Launcher(j, "i-0123456789abcdef0", runner.ScriptOptions{StateDir: in.state, KeepWarm: keepWarm, Region: "us-east-1"})
+	launcher, err := runner.Launcher(j, "i-0123456789abcdef0", keepWarm, runner.ScriptOptions{StateDir: in.state, Region: "us-east-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +132,7 @@ func TestHeaderInert(t *testing.T) {
 	pwned := filepath.Join(in.dir, "pwned")
 	j := newJob("inert", "true", time.Hour, nil)
 	j.Spec.Workdir = "nowhere\ntouch " + pwned + "\n#"
-	launcher, err := runner.Launcher(j, "i-0abc", runner.ScriptOptions{StateDir: in.state})
+	launcher, err := runner.Launcher(j, "i-0abc", time.Minute, runner.ScriptOptions{StateDir: in.state})
 	if err != nil {
 		t.Fatal(err)
 	}

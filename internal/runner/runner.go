@@ -151,9 +151,11 @@ func (r *Runner) Find(ctx context.Context, j *job.Job, instanceID string) (strin
 	return "", nil
 }
 
-// Send runs the attempt's wrapper on exactly one instance and returns the command id.
-func (r *Runner) Send(ctx context.Context, j *job.Job, instanceID string) (string, error) {
-	p := newPlan(j, instanceID, r.cfg.Script)
+// Send runs the attempt's wrapper on exactly one instance and returns the
+// command id. keepWarm is that instance's keep-warm window: after the job,
+// the wrapper arms the instance's own idle timer for it plus a minute.
+func (r *Runner) Send(ctx context.Context, j *job.Job, instanceID string, keepWarm time.Duration) (string, error) {
+	p := newPlan(j, instanceID, keepWarm, r.cfg.Script)
 	commands, err := p.launcher()
 	if err != nil {
 		return "", err

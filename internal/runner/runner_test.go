@@ -74,7 +74,7 @@ func (in *instance) env() []string {
 // the combined output, read until every writer has closed it.
 func (in *instance) run(t *testing.T, j *job.Job, keepWarm time.Duration) (int, string) {
 	t.Helper()
-	launcher, err := runner.Launcher(j, "i-0123456789abcdef0", runner.ScriptOptions{StateDir: in.state, KeepWarm: keepWarm, Region: "us-east-1"})
+	launcher, err := runner.Launcher(j, "i-0123456789abcdef0", keepWarm, runner.ScriptOptions{StateDir: in.state, Region: "us-east-1"})
 	if err != nil {
 		t.Fatalf("Launcher(%s) = %v", j.ID, err)
 	}
@@ -412,9 +412,9 @@ func ssmJob() *job.Job {
 // attempt in the comment, SSM's execution timeout at the job's max
 // runtime, and the output to CloudWatch Logs (and S3 when configured).
 func TestSend(t *testing.T) {
-	opts := runner.ScriptOptions{StateDir: "/var/lib/nightshift", KeepWarm: 10 * time.Minute, Region: "us-east-1"}
+	opts := runner.ScriptOptions{StateDir: "/var/lib/nightshift", Region: "us-east-1"}
 	j := ssmJob()
-	commands, err := runner.Launcher(j, "i-0abc", opts)
+	commands, err := runner.Launcher(j, "i-0abc", 10*time.Minute, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +443,7 @@ func TestSend(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeSSM()
-			id, err := runner.New(f, tt.give).Send(context.Background(), j, "i-0abc")
+			id, err := runner.New(f, tt.give).Send(context.Background(), j, "i-0abc", 10*time.Minute)
 			if err != nil || id != "cmd-0001" {
 				t.Fatalf("Send(%s, i-0abc) = %q, %v; want cmd-0001", j.ID, id, err)
 			}
@@ -473,7 +473,7 @@ func TestSendErrors(t *testing.T) {
 	for _, tt := range tests {
 		f := newFakeSSM()
 		f.sendErr = tt.give
-		_, err := runner.New(f, runner.Config{}).Send(context.Background(), ssmJob(), "i-0abc")
+		_, err := runner.New(f, runner.Config{}).Send(context.Background(), ssmJob(), "i-0abc", 10*time.Minute)
 		var api smithy.APIError
 		if err == nil || !errors.As(err, &api) || api.ErrorCode() != tt.give {
 			t.Errorf("Send with %s = %v; want the AWS error inside", tt.give, err)
@@ -540,7 +540,7 @@ func TestFind(t *testing.T) {
 
 func mustSend(t *testing.T, r *runner.Runner, j *job.Job) string {
 	t.Helper()
-	id, err := r.Send(context.Background(), j, "i-0abc")
+	id, err := r.Send(context.Background(), j, "i-0abc", 10*time.Minute)
 	if err != nil {
 		t.Fatalf("Send(%s) = %v", j.ID, err)
 	}

@@ -42,10 +42,11 @@ const (
 	outputLine = `(cd {{workdir}} && aws s3 sync --only-show-errors {{path}} {{s3}}) || { ns_log "output sync failed: "{{path}}; [ "$ns_code" -eq 0 ] && ns_code=97; }`
 )
 
-// ScriptOptions are the deployment's settings for the wrapper.
+// ScriptOptions are the deployment's settings for the wrapper. The
+// keep-warm window is not one of them: it belongs to the instance the
+// command goes to, and comes with each command.
 type ScriptOptions struct {
 	StateDir string
-	KeepWarm time.Duration
 	// Region is where the heartbeat metric is published.
 	Region string
 }
@@ -65,7 +66,7 @@ type plan struct {
 
 type envVar struct{ name, value string }
 
-func newPlan(j *job.Job, instanceID string, o ScriptOptions) plan {
+func newPlan(j *job.Job, instanceID string, keepWarm time.Duration, o ScriptOptions) plan {
 	s := j.Spec
 	p := plan{
 		job: j, instanceID: instanceID, region: o.Region,
@@ -73,7 +74,7 @@ func newPlan(j *job.Job, instanceID string, o ScriptOptions) plan {
 		deadmanMinutes: minutesCeil(s.MaxRuntime.D() + DeadmanGrace),
 		// The instance's idle timer is the backup of the control plane's
 		// keep-warm stop: it fires one watchdog period later.
-		idleMinutes: max(1, minutesCeil(o.KeepWarm)) + 1,
+		idleMinutes: max(1, minutesCeil(keepWarm)) + 1,
 		// A second copy of the attempt polls every 5 s for the first's exit
 		// code, for as long as the first may run.
 		waitPolls:         int((s.MaxRuntime.D() + DeadmanGrace) / (5 * time.Second)),
@@ -173,9 +174,10 @@ func expand(text string, holes map[string]string, blocks map[string][]string) (s
 	}
 }
 
-// Script renders the bash wrapper that runs one attempt of j on an instance.
-func Script(j *job.Job, instanceID string, o ScriptOptions) (string, error) {
-	s, err := newPlan(j, instanceID, o).render()
+// Script renders the bash wrapper that runs one attempt of j on an
+// instance whose keep-warm window is keepWarm.
+func Script(j *job.Job, instanceID string, keepWarm time.Duration, o ScriptOptions) (string, error) {
+	s, err := newPlan(j, instanceID, keepWarm, o).render()
 	if err != nil {
 		return "", fmt.Errorf("render wrapper for %s: %w", j.ID, err)
 	}
@@ -186,9 +188,10 @@ func Script(j *job.Job, instanceID string, o ScriptOptions) (string, error) {
 // one attempt of j: it decodes the wrapper and runs it with bash (on Ubuntu
 // /bin/sh is dash, which lacks what the wrapper uses). Base64 keeps every
 // byte of the user's command intact through SSM's parameter handling and the
-// shell. Its first line is the wrapper's Header, a shell comment.
-func Launcher(j *job.Job, instanceID string, o ScriptOptions) (string, error) {
-	return newPlan(j, instanceID, o).launcher()
+// shell. Its first line is the wrapper's Header, a shell comment. keepWarm
+// is the instance's keep-warm window, which the idle timer backs up.
+func Launcher(j *job.Job, instanceID string, keepWarm time.Duration, o ScriptOptions) (string, error) {
+	return newPlan(j, instanceID, keepWarm, o).launcher()
 }
 
 func (p plan) launcher() (string, error) {

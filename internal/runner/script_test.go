@@ -184,9 +184,7 @@ func TestScriptSameAsTemplate(t *testing.T) {
 	tmpl := oldWrapper(t)
 	cases := scriptCases(scriptSeed, 1000)
 	for i, c := range cases {
-		opts := c.opts
-		opts.KeepWarm = c.keepWarm
-		got, err := runner.Script(c.job, c.instanceID, opts)
+		got, err := runner.Script(c.job, c.instanceID, c.keepWarm, c.opts)
 		if err != nil {
 			t.Fatalf("Script(case %d: %v) = %v", i, c, err)
 		}

@@ -597,7 +597,7 @@ func TestStopRetriedAfterFailedCall(t *testing.T) {
 	ctx := context.Background()
 	// The pool's keep-warm is 10 minutes; the instances' own idle timer is
 	// set far later, so only nightshift's stop can stop it in this test.
-	w := newWorld(t, sim.Config{KeepWarm: 2 * time.Hour, Pools: map[string]scheduler.Pool{"default": {Types: []string{"g4dn.xlarge"}, MaxInstances: 2, KeepWarm: job.Duration(10 * time.Minute)}}})
+	w := newWorld(t, sim.Config{WrapRunner: idleTimerAt(2 * time.Hour), Pools: map[string]scheduler.Pool{"default": {Types: []string{"g4dn.xlarge"}, MaxInstances: 2, KeepWarm: job.Duration(10 * time.Minute)}}})
 	failed := 0
 	w.Cloud.Fault = func(op string) error {
 		if op == "StopInstances" && failed < 2 {

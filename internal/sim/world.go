@@ -80,6 +80,9 @@ type Config struct {
 	// WrapStore, when set, wraps the store the scheduler sees (to model,
 	// say, an index that lags behind writes).
 	WrapStore func(store.Jobs) store.Jobs
+	// WrapRunner, when set, wraps the runner the scheduler sends commands
+	// through (to hold, say, the instances' own idle timer far off).
+	WrapRunner func(scheduler.Runner) scheduler.Runner
 }
 
 // NewWorld builds a world with one pool "default" of g4dn.xlarge (cap 2)
@@ -117,14 +120,18 @@ func NewWorld(cfg Config) *World {
 		return nil
 	}
 	f := fleet.New(cloud, cloud, fleet.Config{Region: "us-east-1", LaunchTemplateID: "lt-0sim", AMIParameter: AMIParameter}, clock.Now)
-	r := runner.New(cloud, runner.Config{LogGroup: "/nightshift/sim/jobs", Script: runner.ScriptOptions{KeepWarm: cfg.KeepWarm, StateDir: cfg.StateDir}})
+	r := runner.New(cloud, runner.Config{LogGroup: "/nightshift/sim/jobs", Script: runner.ScriptOptions{StateDir: cfg.StateDir}})
 	var st store.Jobs = w.Store
 	if cfg.WrapStore != nil {
 		st = cfg.WrapStore(st)
 	}
+	var sr scheduler.Runner = r
+	if cfg.WrapRunner != nil {
+		sr = cfg.WrapRunner(sr)
+	}
 	w.Notice = notice.New(cloud, cloud, "arn:aws:sns:us-east-1:123456789012:nightshift", cfg.Log, clock.Now)
 	w.WatchdogSvc = watchdog.New(cloud, cloud, cloud, r, st, w.Notice, cfg.Watchdog, clock.Now, cfg.Log)
-	w.Sched = scheduler.New(st, f, r, w.Notice, scheduler.Config{Pools: cfg.Pools, DefaultPool: "default", Retries: cfg.Retries, Setup: cfg.Setup}, clock.Now, cfg.Log)
+	w.Sched = scheduler.New(st, f, sr, w.Notice, scheduler.Config{Pools: cfg.Pools, DefaultPool: "default", Retries: cfg.Retries, Setup: cfg.Setup}, clock.Now, cfg.Log)
 	w.Intake = handler.Intake{S: w.Sched, Log: cfg.Log}
 	w.Dispatch = handler.Dispatch{S: w.Sched, Log: cfg.Log}
 	w.Watchdog = handler.Watchdog{S: w.Sched, W: w.WatchdogSvc, Log: cfg.Log}
