@@ -61,7 +61,6 @@ type plan struct {
 	waitPolls, heartbeatSeconds int
 	maxRuntimeSeconds           int
 	env                         []envVar
-	inputs, outputs             []job.Sync
 }
 
 type envVar struct{ name, value string }
@@ -80,7 +79,6 @@ func newPlan(j *job.Job, instanceID string, keepWarm time.Duration, o ScriptOpti
 		waitPolls:         int((s.MaxRuntime.D() + DeadmanGrace) / (5 * time.Second)),
 		heartbeatSeconds:  int(heartbeatInterval / time.Second),
 		maxRuntimeSeconds: int(s.MaxRuntime.D() / time.Second),
-		inputs:            s.Inputs, outputs: s.Outputs,
 	}
 	if p.stateDir == "" {
 		p.stateDir = DefaultStateDir
@@ -110,24 +108,29 @@ func (p plan) render() (string, error) {
 		"wait_polls": strconv.Itoa(p.waitPolls), "heartbeat_seconds": strconv.Itoa(p.heartbeatSeconds),
 		"setup": j.Spec.Setup, "command": j.Spec.Command,
 	}
-	blocks := map[string][]string{"env": nil, "inputs": nil, "outputs": nil}
+	var env []map[string]string
 	for _, e := range p.env {
-		line, err := expand(envLine, map[string]string{"name": e.name, "value": Quote(e.value)}, nil)
-		if err != nil {
-			return "", err
-		}
-		blocks["env"] = append(blocks["env"], line)
+		env = append(env, map[string]string{"name": e.name, "value": Quote(e.value)})
 	}
-	for _, list := range []struct {
+	syncs := func(list []job.Sync) []map[string]string {
+		var out []map[string]string
+		for _, s := range list {
+			out = append(out, map[string]string{"workdir": holes["workdir"], "idle_minutes": holes["idle_minutes"], "s3": Quote(s.S3), "path": Quote(s.Path)})
+		}
+		return out
+	}
+	blocks := map[string][]string{}
+	for _, b := range []struct {
 		hole, line string
-		syncs      []job.Sync
-	}{{"inputs", inputLine, p.inputs}, {"outputs", outputLine, p.outputs}} {
-		for _, s := range list.syncs {
-			line, err := expand(list.line, map[string]string{"workdir": holes["workdir"], "idle_minutes": holes["idle_minutes"], "s3": Quote(s.S3), "path": Quote(s.Path)}, nil)
+		each       []map[string]string
+	}{{"env", envLine, env}, {"inputs", inputLine, syncs(j.Spec.Inputs)}, {"outputs", outputLine, syncs(j.Spec.Outputs)}} {
+		blocks[b.hole] = []string{}
+		for _, holes := range b.each {
+			line, err := expand(b.line, holes, nil)
 			if err != nil {
 				return "", err
 			}
-			blocks[list.hole] = append(blocks[list.hole], line)
+			blocks[b.hole] = append(blocks[b.hole], line)
 		}
 	}
 	return expand(wrapperText, holes, blocks)
