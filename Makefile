@@ -5,6 +5,8 @@
 #               HTTP), the Lambda binaries under the Runtime Interface Emulator, and
 #               the template (cfn-lint, IAM scope)
 #   make build  one stripped bootstrap per function, provided.al2023 arm64
+#   make check-reflect   no function's link graph reaches a method call by
+#               name through reflection (it keeps every method: 4x the size)
 #   make lint   gofmt, go vet, cfn-lint
 #   make soak SEEDS=N        N randomized chaos histories, in parallel
 #   make bench / bench-all   API calls per job and sweep; intake; binary size and start-up
@@ -22,7 +24,7 @@ PYTHON     ?= python3
 LAMBDA_ENV   := CGO_ENABLED=0 GOOS=linux GOARCH=arm64
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w"
 
-.PHONY: all build run test lint tools deps sizes bench soak clean $(addprefix build-,$(FUNCTIONS))
+.PHONY: all build run test lint tools deps sizes check-reflect bench soak clean $(addprefix build-,$(FUNCTIONS))
 
 all: lint test build
 
@@ -42,6 +44,11 @@ build-WatchdogFunction: build-watchdog
 # Stripped size of each function's bootstrap, in bytes.
 sizes: build
 	@for f in $(FUNCTIONS); do printf '%-10s %10d bytes\n' $$f $$(stat -c %s $(BIN)/$$f/bootstrap); done
+
+# Each function linked with -dumpdep; fails naming the chain of symbols to any
+# reflective method call (text/template is one). Part of `make test` too.
+check-reflect:
+	$(GO) test ./internal/bench -run '^TestNoReflectMethod$$' -count=1 -v
 
 run:
 	$(GO) run ./cmd/nightshift run

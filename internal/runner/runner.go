@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -150,9 +151,12 @@ func (r *Runner) Find(ctx context.Context, j *job.Job, instanceID string) (strin
 	return "", nil
 }
 
-// Send runs the attempt's wrapper on exactly one instance and returns the command id.
-func (r *Runner) Send(ctx context.Context, j *job.Job, instanceID string) (string, error) {
-	script, err := Script(j, instanceID, r.cfg.Script)
+// Send runs the attempt's wrapper on exactly one instance and returns the
+// command id. keepWarm is that instance's keep-warm window: after the job,
+// the wrapper arms the instance's own idle timer for it plus a minute.
+func (r *Runner) Send(ctx context.Context, j *job.Job, instanceID string, keepWarm time.Duration) (string, error) {
+	p := newPlan(j, instanceID, keepWarm, r.cfg.Script)
+	commands, err := p.launcher()
 	if err != nil {
 		return "", err
 	}
@@ -162,8 +166,8 @@ func (r *Runner) Send(ctx context.Context, j *job.Job, instanceID string) (strin
 		Comment:        aws.String(j.Comment()),
 		TimeoutSeconds: aws.Int32(int32(deliveryTimeout / time.Second)),
 		Parameters: map[string][]string{
-			"commands":         {Launcher(script, r.cfg.Script.StateDir)},
-			"executionTimeout": {fmt.Sprint(int(j.Spec.MaxRuntime.D() / time.Second))},
+			"commands":         {commands},
+			"executionTimeout": {strconv.Itoa(p.maxRuntimeSeconds)},
 		},
 	}
 	if r.cfg.LogGroup != "" {

@@ -40,10 +40,10 @@ func TestMotoSendAndResult(t *testing.T) {
 	}
 	target, bystander := aws.ToString(run.Instances[0].InstanceId), aws.ToString(run.Instances[1].InstanceId)
 
-	opts := runner.ScriptOptions{KeepWarm: 10 * time.Minute, Region: awstest.Region}
+	opts := runner.ScriptOptions{Region: awstest.Region}
 	r := runner.New(client, runner.Config{LogGroup: "/nightshift/jobs", Script: opts})
 	j := ssmJob()
-	id, err := r.Send(ctx, j, target)
+	id, err := r.Send(ctx, j, target, 10*time.Minute)
 	if err != nil || id == "" {
 		t.Fatalf("Send(%s, %s) = %q, %v; want a command id", j.ID, target, id, err)
 	}
@@ -54,11 +54,11 @@ func TestMotoSendAndResult(t *testing.T) {
 		t.Fatalf("ListCommands(%s) = %v; want the command", id, err)
 	}
 	cmd := list.Commands[0]
-	script, err := runner.Script(j, target, opts)
+	commands, err := runner.Launcher(j, target, 10*time.Minute, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantParams := map[string][]string{"commands": {runner.Launcher(script, "")}, "executionTimeout": {"7200"}}
+	wantParams := map[string][]string{"commands": {commands}, "executionTimeout": {"7200"}}
 	if diff := cmp.Diff(wantParams, cmd.Parameters); diff != "" {
 		t.Errorf("command %s parameters (-want +got):\n%s", id, diff)
 	}

@@ -74,11 +74,11 @@ func (in *instance) env() []string {
 // the combined output, read until every writer has closed it.
 func (in *instance) run(t *testing.T, j *job.Job, keepWarm time.Duration) (int, string) {
 	t.Helper()
-	script, err := runner.Script(j, "i-0123456789abcdef0", runner.ScriptOptions{StateDir: in.state, KeepWarm: keepWarm, Region: "us-east-1"})
+	launcher, err := runner.Launcher(j, "i-0123456789abcdef0", keepWarm, runner.ScriptOptions{StateDir: in.state, Region: "us-east-1"})
 	if err != nil {
-		t.Fatalf("Script(%s) = %v", j.ID, err)
+		t.Fatalf("Launcher(%s) = %v", j.ID, err)
 	}
-	cmd := exec.Command("/bin/sh", "-c", runner.Launcher(script, in.state))
+	cmd := exec.Command("/bin/sh", "-c", launcher)
 	cmd.Dir = in.dir
 	cmd.Env = in.env()
 	var out bytes.Buffer
@@ -412,9 +412,9 @@ func ssmJob() *job.Job {
 // attempt in the comment, SSM's execution timeout at the job's max
 // runtime, and the output to CloudWatch Logs (and S3 when configured).
 func TestSend(t *testing.T) {
-	opts := runner.ScriptOptions{StateDir: "/var/lib/nightshift", KeepWarm: 10 * time.Minute, Region: "us-east-1"}
+	opts := runner.ScriptOptions{StateDir: "/var/lib/nightshift", Region: "us-east-1"}
 	j := ssmJob()
-	script, err := runner.Script(j, "i-0abc", opts)
+	commands, err := runner.Launcher(j, "i-0abc", 10*time.Minute, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +424,7 @@ func TestSend(t *testing.T) {
 		Comment:        aws.String("nightshift resnet-cifar10 #2"),
 		TimeoutSeconds: aws.Int32(600),
 		Parameters: map[string][]string{
-			"commands":         {runner.Launcher(script, opts.StateDir)},
+			"commands":         {commands},
 			"executionTimeout": {"7200"},
 		},
 		CloudWatchOutputConfig: &types.CloudWatchOutputConfig{CloudWatchOutputEnabled: true, CloudWatchLogGroupName: aws.String("/nightshift/jobs")},
@@ -443,7 +443,7 @@ func TestSend(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeSSM()
-			id, err := runner.New(f, tt.give).Send(context.Background(), j, "i-0abc")
+			id, err := runner.New(f, tt.give).Send(context.Background(), j, "i-0abc", 10*time.Minute)
 			if err != nil || id != "cmd-0001" {
 				t.Fatalf("Send(%s, i-0abc) = %q, %v; want cmd-0001", j.ID, id, err)
 			}
@@ -476,7 +476,7 @@ func TestSendErrors(t *testing.T) {
 	for _, tt := range tests {
 		f := newFakeSSM()
 		f.sendErr = tt.give
-		_, err := runner.New(f, runner.Config{}).Send(context.Background(), ssmJob(), "i-0abc")
+		_, err := runner.New(f, runner.Config{}).Send(context.Background(), ssmJob(), "i-0abc", 10*time.Minute)
 		var api smithy.APIError
 		if err == nil || !errors.As(err, &api) || api.ErrorCode() != tt.give {
 			t.Errorf("Send with %s = %v; want the AWS error inside", tt.give, err)
@@ -543,7 +543,7 @@ func TestFind(t *testing.T) {
 
 func mustSend(t *testing.T, r *runner.Runner, j *job.Job) string {
 	t.Helper()
-	id, err := r.Send(context.Background(), j, "i-0abc")
+	id, err := r.Send(context.Background(), j, "i-0abc", 10*time.Minute)
 	if err != nil {
 		t.Fatalf("Send(%s) = %v", j.ID, err)
 	}

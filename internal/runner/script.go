@@ -1,13 +1,12 @@
 package runner
 
 import (
-	"bytes"
 	_ "embed"
 	"encoding/base64"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/nightshift-dev/nightshift/internal/job"
@@ -25,75 +24,190 @@ const heartbeatInterval = time.Minute
 // DefaultStateDir holds the per-attempt locks, heartbeats and exit codes.
 const DefaultStateDir = "/var/lib/nightshift"
 
-//go:embed wrapper.sh.tmpl
+// wrapperText is the bash wrapper with holes (see expand): the shell stays
+// one script in a file of its own, and every value put in is worked out
+// and quoted in Go. It is filled in by plain substitution rather than
+// text/template, whose calls of methods by name through reflection make the
+// linker keep every exported method of every reachable type: each Lambda
+// binary was 3.4 times its present size.
+//
+//go:embed wrapper.sh
 var wrapperText string
 
-var wrapper = template.Must(template.New("wrapper").Funcs(template.FuncMap{"q": Quote}).Parse(wrapperText))
+// The lines of the wrapper's block holes, one per input, output and
+// environment variable.
+const (
+	envLine    = `export {{name}}={{value}}`
+	inputLine  = `(cd {{workdir}} && aws s3 sync --only-show-errors {{s3}} {{path}}) || { ns_log "input sync failed: "{{s3}}; echo 98 >"$ns_dir/exit_code"; ns_arm {{idle_minutes}} "idle timer"; exit 98; }`
+	outputLine = `(cd {{workdir}} && aws s3 sync --only-show-errors {{path}} {{s3}}) || { ns_log "output sync failed: "{{path}}; [ "$ns_code" -eq 0 ] && ns_code=97; }`
+)
 
-// ScriptOptions are the deployment's settings for the wrapper.
+// ScriptOptions are the deployment's settings for the wrapper. The
+// keep-warm window is not one of them: it belongs to the instance the
+// command goes to, and comes with each command.
 type ScriptOptions struct {
 	StateDir string
-	KeepWarm time.Duration
 	// Region is where the heartbeat metric is published.
 	Region string
 }
 
-type scriptData struct {
-	ID, Command, Setup, Workdir, StateDir    string
-	InstanceID, Region                       string
-	Attempt, DeadmanMinutes, KeepWarmMinutes int
-	WaitPolls, HeartbeatSeconds              int
-	Env                                      []envVar
-	Inputs, Outputs                          []job.Sync
+// plan is what one attempt's wrapper is rendered from, every value worked
+// out in one place.
+type plan struct {
+	job                         *job.Job
+	instanceID, region          string
+	stateDir, workdir           string
+	deadmanMinutes, idleMinutes int
+	waitPolls, heartbeatSeconds int
+	maxRuntimeSeconds           int
+	env                         []envVar
 }
 
-type envVar struct{ Name, Value string }
+type envVar struct{ name, value string }
 
-// Script renders the bash wrapper that runs one attempt of j on an instance.
-func Script(j *job.Job, instanceID string, o ScriptOptions) (string, error) {
+func newPlan(j *job.Job, instanceID string, keepWarm time.Duration, o ScriptOptions) plan {
 	s := j.Spec
-	d := scriptData{
-		ID: j.ID, Attempt: j.Attempt, Command: s.Command, Setup: s.Setup,
-		InstanceID: instanceID, Region: o.Region,
-		Workdir: s.Workdir, StateDir: o.StateDir,
-		DeadmanMinutes: minutesCeil(s.MaxRuntime.D() + DeadmanGrace),
+	p := plan{
+		job: j, instanceID: instanceID, region: o.Region,
+		stateDir: o.StateDir, workdir: s.Workdir,
+		deadmanMinutes: minutesCeil(s.MaxRuntime.D() + DeadmanGrace),
 		// The instance's idle timer is the backup of the control plane's
 		// keep-warm stop: it fires one watchdog period later.
-		KeepWarmMinutes:  max(1, minutesCeil(o.KeepWarm)) + 1,
-		WaitPolls:        int((s.MaxRuntime.D() + DeadmanGrace) / (5 * time.Second)),
-		HeartbeatSeconds: int(heartbeatInterval / time.Second),
-		Inputs:           s.Inputs, Outputs: s.Outputs,
+		idleMinutes: max(1, minutesCeil(keepWarm)) + 1,
+		// A second copy of the attempt polls every 5 s for the first's exit
+		// code, for as long as the first may run.
+		waitPolls:         int((s.MaxRuntime.D() + DeadmanGrace) / (5 * time.Second)),
+		heartbeatSeconds:  int(heartbeatInterval / time.Second),
+		maxRuntimeSeconds: int(s.MaxRuntime.D() / time.Second),
 	}
-	if d.StateDir == "" {
-		d.StateDir = DefaultStateDir
+	if p.stateDir == "" {
+		p.stateDir = DefaultStateDir
 	}
-	if d.Region == "" {
-		d.Region = "us-east-1"
+	if p.region == "" {
+		p.region = "us-east-1"
 	}
-	if d.Workdir == "" {
-		d.Workdir = "."
+	if p.workdir == "" {
+		p.workdir = "."
 	}
 	for name, v := range s.Env {
-		d.Env = append(d.Env, envVar{name, v})
+		p.env = append(p.env, envVar{name, v})
 	}
-	slices.SortFunc(d.Env, func(a, b envVar) int { return strings.Compare(a.Name, b.Name) })
-	var b bytes.Buffer
-	if err := wrapper.Execute(&b, d); err != nil {
-		return "", fmt.Errorf("render wrapper for %s: %w", j.ID, err)
-	}
-	return b.String(), nil
+	slices.SortFunc(p.env, func(a, b envVar) int { return strings.Compare(a.name, b.name) })
+	return p
 }
 
-// Launcher is the /bin/sh command that SSM's AWS-RunShellScript runs: it
-// decodes the wrapper and runs it with bash (on Ubuntu /bin/sh is dash, which
-// lacks what the wrapper uses). Base64 keeps every byte of the user's command
-// intact through SSM's parameter handling and the shell.
-func Launcher(script string, stateDir string) string {
-	if stateDir == "" {
-		stateDir = DefaultStateDir
+// render fills in the wrapper. Every value but setup and command (shell by
+// design) and the numbers is shell-quoted here, before it goes in.
+func (p plan) render() (string, error) {
+	j := p.job
+	holes := map[string]string{
+		"id": Quote(j.ID), "attempt": strconv.Itoa(j.Attempt),
+		"state_dir": Quote(p.stateDir), "workdir": Quote(p.workdir),
+		"instance": Quote(p.instanceID), "region": Quote(p.region),
+		"deadman_minutes": strconv.Itoa(p.deadmanMinutes), "idle_minutes": strconv.Itoa(p.idleMinutes),
+		"wait_polls": strconv.Itoa(p.waitPolls), "heartbeat_seconds": strconv.Itoa(p.heartbeatSeconds),
+		"setup": j.Spec.Setup, "command": j.Spec.Command,
+	}
+	var env []map[string]string
+	for _, e := range p.env {
+		env = append(env, map[string]string{"name": e.name, "value": Quote(e.value)})
+	}
+	syncs := func(list []job.Sync) []map[string]string {
+		var out []map[string]string
+		for _, s := range list {
+			out = append(out, map[string]string{"workdir": holes["workdir"], "idle_minutes": holes["idle_minutes"], "s3": Quote(s.S3), "path": Quote(s.Path)})
+		}
+		return out
+	}
+	blocks := map[string][]string{}
+	for _, b := range []struct {
+		hole, line string
+		each       []map[string]string
+	}{{"env", envLine, env}, {"inputs", inputLine, syncs(j.Spec.Inputs)}, {"outputs", outputLine, syncs(j.Spec.Outputs)}} {
+		blocks[b.hole] = []string{}
+		for _, holes := range b.each {
+			line, err := expand(b.line, holes, nil)
+			if err != nil {
+				return "", err
+			}
+			blocks[b.hole] = append(blocks[b.hole], line)
+		}
+	}
+	return expand(wrapperText, holes, blocks)
+}
+
+// expand fills the holes of text, each written {{name}}: a value hole is
+// replaced by holes[name] as it is; a block hole stands on a line of its own,
+// which is replaced by the lines blocks[name] (none: the line goes). The
+// values are never scanned for holes themselves. A hole with no value is an
+// error, so a typo in the wrapper cannot render.
+func expand(text string, holes map[string]string, blocks map[string][]string) (string, error) {
+	var b strings.Builder
+	b.Grow(len(text) + len(text)/2)
+	for {
+		start := strings.Index(text, "{{")
+		if start < 0 {
+			b.WriteString(text)
+			return b.String(), nil
+		}
+		end := strings.Index(text[start:], "}}")
+		if end < 0 {
+			return "", fmt.Errorf("wrapper: unclosed hole at %q", text[start:min(len(text), start+20)])
+		}
+		name := text[start+2 : start+end]
+		rest := text[start+end+2:]
+		b.WriteString(text[:start])
+		if v, ok := holes[name]; ok {
+			b.WriteString(v)
+			text = rest
+			continue
+		}
+		lines, ok := blocks[name]
+		if !ok {
+			return "", fmt.Errorf("wrapper: no value for hole {{%s}}", name)
+		}
+		if (start > 0 && text[start-1] != '\n') || !strings.HasPrefix(rest, "\n") {
+			return "", fmt.Errorf("wrapper: block {{%s}} must stand on a line of its own", name)
+		}
+		for _, l := range lines {
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
+		text = rest[1:]
+	}
+}
+
+// Script renders the bash wrapper that runs one attempt of j on an
+// instance whose keep-warm window is keepWarm.
+func Script(j *job.Job, instanceID string, keepWarm time.Duration, o ScriptOptions) (string, error) {
+	s, err := newPlan(j, instanceID, keepWarm, o).render()
+	if err != nil {
+		return "", fmt.Errorf("render wrapper for %s: %w", j.ID, err)
+	}
+	return s, nil
+}
+
+// Launcher is the /bin/sh command that SSM's AWS-RunShellScript runs for
+// one attempt of j: it decodes the wrapper and runs it with bash (on Ubuntu
+// /bin/sh is dash, which lacks what the wrapper uses). Base64 keeps every
+// byte of the user's command intact through SSM's parameter handling and the
+// shell. Its first line is the wrapper's Header, a shell comment. keepWarm
+// is the instance's keep-warm window, which the idle timer backs up.
+func Launcher(j *job.Job, instanceID string, keepWarm time.Duration, o ScriptOptions) (string, error) {
+	return newPlan(j, instanceID, keepWarm, o).launcher()
+}
+
+func (p plan) launcher() (string, error) {
+	script, err := p.render()
+	if err != nil {
+		return "", fmt.Errorf("render wrapper for %s: %w", p.job.ID, err)
+	}
+	header, err := p.header().line()
+	if err != nil {
+		return "", fmt.Errorf("header for %s: %w", p.job.ID, err)
 	}
 	enc := base64.StdEncoding.EncodeToString([]byte(script))
-	return fmt.Sprintf("set -e\nmkdir -p %[1]s\nf=$(mktemp %[1]s/wrapper.XXXXXX)\necho %[2]s | base64 -d >\"$f\"\nexec bash \"$f\"\n", Quote(stateDir), enc)
+	return fmt.Sprintf("%[1]s\nset -e\nmkdir -p %[2]s\nf=$(mktemp %[2]s/wrapper.XXXXXX)\necho %[3]s | base64 -d >\"$f\"\nexec bash \"$f\"\n", header, Quote(p.stateDir), enc), nil
 }
 
 // Quote returns s as a single-quoted shell word.

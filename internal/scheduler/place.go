@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 
@@ -208,13 +209,18 @@ func (s *Scheduler) dispatch(ctx context.Context, w *world, j *job.Job, i fleet.
 			return s.running(ctx, w, j, cmd)
 		}
 	}
+	first := j.DispatchedAt.IsZero()
 	j.DispatchedAt = w.now
 	j.UpdatedAt = w.now
 	if ok, err := s.write(ctx, j, job.Placed); !ok {
 		return err
 	}
-	s.measureReady(ctx, w, j, i)
-	cmd, err := s.runner.Send(ctx, j, i.ID)
+	if first {
+		i = s.measureReady(ctx, w, j, i)
+	}
+	// The wrapper's idle timer backs up this instance's keep-warm stop
+	// (stopIdle): the same window, measured afresh for an "auto" pool.
+	cmd, err := s.runner.Send(ctx, j, i.ID, s.keepWarm(i))
 	if err != nil {
 		if errors.Is(err, runner.ErrNotReady) || errors.Is(err, runner.ErrThrottled) {
 			return s.setReason(ctx, j, "dispatch to "+i.ID+" will be retried: "+err.Error())
@@ -295,17 +301,31 @@ func (s *Scheduler) count(w *world, pool string) int {
 
 // measureReady records on the instance how long it took from its start to
 // being ready for a command, when this job waited for that whole start: the
-// "auto" keep-warm window is that time. A failure to tag only loses the
-// measurement.
-func (s *Scheduler) measureReady(ctx context.Context, w *world, j *job.Job, i fleet.Instance) {
-	if j.PlacedAt.After(i.LaunchTime) || i.LaunchTime.IsZero() {
-		return // the instance was already up: nothing measured
+// "auto" keep-warm window is that time. It is called at an attempt's first
+// dispatch only, and measures nothing past AgentTimeout: a dispatch
+// repeated after a crash, or one delayed by the control plane being away,
+// would measure the delay, not the start. It returns the instance as
+// tagged, and the snapshot holds it so too. A failure to tag only loses the
+// measurement: the instance is returned unchanged, so that its idle timer
+// keeps to the window the next snapshot will read.
+func (s *Scheduler) measureReady(ctx context.Context, w *world, j *job.Job, i fleet.Instance) fleet.Instance {
+	if j.PlacedAt.After(i.LaunchTime) || i.LaunchTime.IsZero() || w.now.Sub(i.LaunchTime) > AgentTimeout {
+		return i // the instance was already up, or this is not a start's time: nothing measured
 	}
 	secs := strconv.Itoa(int(w.now.Sub(i.LaunchTime).Seconds()))
 	if i.Tags[fleet.TagReady] == secs {
-		return
+		return i
 	}
 	if err := s.fleet.Tag(ctx, i, fleet.TagReady, secs); err != nil {
 		s.log.WarnContext(ctx, "could not record start-to-ready time", "instance", i.ID, "err", err)
+		return i
 	}
+	// The snapshot's tag map is shared with its other copies: copy it.
+	i.Tags = maps.Clone(i.Tags)
+	if i.Tags == nil {
+		i.Tags = map[string]string{}
+	}
+	i.Tags[fleet.TagReady] = secs
+	w.instances[i.ID] = i
+	return i
 }

@@ -306,7 +306,7 @@ func (r *stubRunner) Online(_ context.Context, ids []string) (map[string]bool, e
 	return m, nil
 }
 func (r *stubRunner) Find(context.Context, *job.Job, string) (string, error) { return "", nil }
-func (r *stubRunner) Send(_ context.Context, j *job.Job, _ string) (string, error) {
+func (r *stubRunner) Send(_ context.Context, j *job.Job, _ string, _ time.Duration) (string, error) {
 	r.sent = append(r.sent, j.ID)
 	return "cmd-" + j.ID, nil
 }

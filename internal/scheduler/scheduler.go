@@ -36,7 +36,7 @@ type Fleet interface {
 type Runner interface {
 	Online(ctx context.Context, ids []string) (map[string]bool, error)
 	Find(ctx context.Context, j *job.Job, instanceID string) (string, error)
-	Send(ctx context.Context, j *job.Job, instanceID string) (string, error)
+	Send(ctx context.Context, j *job.Job, instanceID string, keepWarm time.Duration) (string, error)
 	Result(ctx context.Context, commandID, instanceID string) (runner.Result, error)
 	Cancel(ctx context.Context, commandID, instanceID string) error
 }

@@ -73,7 +73,7 @@ func New(s config.Settings, c Clients, st store.Jobs, now func() time.Time, log 
 	}, now)
 	r := runner.New(c.SSM, runner.Config{
 		LogGroup: s.LogGroup, Bucket: s.OutputBucket, KeyPrefix: "nightshift",
-		Script: runner.ScriptOptions{KeepWarm: instanceKeepWarm(s.Pools), Region: s.Region, StateDir: s.StateDir},
+		Script: runner.ScriptOptions{Region: s.Region, StateDir: s.StateDir},
 	})
 	n := notice.New(c.EC2, c.SNS, s.TopicARN, log, now)
 	sched := scheduler.New(st, f, r, n, scheduler.Config{
@@ -90,14 +90,4 @@ func New(s config.Settings, c Clients, st store.Jobs, now func() time.Time, log 
 		Dispatch:  handler.Dispatch{S: sched, Log: log},
 		Tick:      handler.Watchdog{S: sched, W: wd, Log: log},
 	}
-}
-
-// instanceKeepWarm is the idle timer the wrapper arms on the instance after
-// a job, as the backup of the control plane's keep-warm stop: the default
-// pool's window, or with "auto" the default window.
-func instanceKeepWarm(pools map[string]scheduler.Pool) time.Duration {
-	if p, ok := pools[config.DefaultPool]; ok && p.KeepWarm != 0 && !p.KeepWarmAuto {
-		return p.KeepWarm.D()
-	}
-	return scheduler.DefaultKeepWarm
 }

@@ -139,6 +139,8 @@ func NewWorld(cfg Config) *World {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	// The handlers' logs read as the simulated timeline.
+	cfg.Log = slog.New(LogHandler(cfg.Log.Handler(), clock))
 	w := &World{Clock: clock, Cloud: cloud, Store: store.NewMemory(), Log: cfg.Log, StoreCalls: map[string]int{}, attempts: map[string]Wrapped{}}
 	w.Store.Before = func(op string) error {
 		w.mu.Lock()

@@ -1,13 +1,11 @@
 package sim
 
 import (
-	"encoding/base64"
-	"errors"
-	"regexp"
 	"strconv"
 	"time"
 
 	"github.com/nightshift-dev/nightshift/internal/awssim"
+	"github.com/nightshift-dev/nightshift/internal/runner"
 	"github.com/nightshift-dev/nightshift/internal/watchdog"
 )
 
@@ -18,10 +16,9 @@ type ExecFunc func(Run) Outcome
 type Run struct {
 	InstanceID, CommandID, JobID string
 	Attempt                      int
-	// Launcher is the /bin/sh text SSM runs (the whole wrapper); Script the
-	// bash wrapper in it; Command the job's own command.
-	Launcher, Script, Command string
-	Timeout                   time.Duration
+	// Launcher is the /bin/sh text SSM runs: the whole wrapper.
+	Launcher string
+	Timeout  time.Duration
 }
 
 // Outcome is how a job's command ended: exit code, virtual duration,
@@ -63,7 +60,8 @@ func (w *World) Invocations() []Invocation {
 }
 
 // wrapper models on the simulated instance what nightshift's bash wrapper
-// (internal/runner) does around a job's command: the per-attempt lock on
+// (internal/runner) does around a job's command, reading what it needs from
+// the command's header (runner.ParseHeader), never from the script's text: the per-attempt lock on
 // the root volume (a second copy of an attempt runs nothing and reports the
 // first copy's exit code), the dead-man timer, the progress heartbeat
 // published every minute, the exit code written, and the idle timer armed
@@ -71,24 +69,24 @@ func (w *World) Invocations() []Invocation {
 type wrapper struct{ w *World }
 
 func (x wrapper) Run(h *awssim.Host, r awssim.Run) awssim.Outcome {
-	s, err := parseScript(r.Commands)
+	hd, err := runner.ParseHeader(r.Commands)
 	if err != nil {
 		return awssim.Outcome{Exit: 2, Output: "sim: not a nightshift wrapper: " + err.Error() + "\n"}
 	}
-	dir := "jobs/" + s.job + "/" + strconv.Itoa(s.attempt)
+	dir := hd.AttemptDir()
 	first := h.Create(dir)
 	x.w.mu.Lock()
-	x.w.attempts[r.CommandID+"/"+r.InstanceID] = Wrapped{JobID: s.job, Attempt: s.attempt, Duplicate: !first}
+	x.w.attempts[r.CommandID+"/"+r.InstanceID] = Wrapped{JobID: hd.Job, Attempt: hd.Attempt, Duplicate: !first}
 	x.w.mu.Unlock()
 	if !first {
 		return awssim.Outcome{Idle: true, Await: dir + "/exit_code", Output: "nightshift: attempt already started on this instance; reporting its result\n"}
 	}
-	h.Shutdown(s.deadman, "dead-man timer")
+	h.Shutdown(time.Duration(hd.DeadmanSeconds)*time.Second, "dead-man timer")
 	o := Outcome{Duration: time.Minute}
 	if x.w.Exec != nil {
 		o = x.w.Exec(Run{
-			InstanceID: r.InstanceID, CommandID: r.CommandID, JobID: s.job, Attempt: s.attempt,
-			Launcher: r.Commands, Script: s.script, Command: s.command, Timeout: r.Timeout,
+			InstanceID: r.InstanceID, CommandID: r.CommandID, JobID: hd.Job, Attempt: hd.Attempt,
+			Launcher: r.Commands, Timeout: r.Timeout,
 		})
 	}
 	started := h.Now()
@@ -104,53 +102,7 @@ func (x wrapper) Run(h *awssim.Host, r awssim.Run) awssim.Outcome {
 		},
 		Then: func(h *awssim.Host, exit int) {
 			h.Write(dir+"/exit_code", strconv.Itoa(exit))
-			h.Shutdown(s.idle, "idle timer")
+			h.Shutdown(time.Duration(hd.IdleSeconds)*time.Second, "idle timer")
 		},
 	}
-}
-
-// script is what the model reads of a rendered wrapper.
-type script struct {
-	script, command string
-	job             string
-	attempt         int
-	deadman, idle   time.Duration
-}
-
-var (
-	launcherB64 = regexp.MustCompile(`echo ([A-Za-z0-9+/=]+) \| base64 -d`)
-	deadmanRe   = regexp.MustCompile(`(?m)^ns_arm (\d+) "dead-man timer`)
-	idleRe      = regexp.MustCompile(`(?m)^ns_arm (\d+) "idle timer after job`)
-	headerRe    = regexp.MustCompile(`(?m)^# nightshift wrapper: job '([^']*)', attempt (\d+)\.`)
-	commandRe   = regexp.MustCompile(`(?s)\n\t# command\n\t(.*)\n\) > >\(tee`)
-)
-
-func parseScript(launcher string) (script, error) {
-	m := launcherB64.FindStringSubmatch(launcher)
-	if m == nil {
-		return script{}, errors.New("no wrapper in the command")
-	}
-	b, err := base64.StdEncoding.DecodeString(m[1])
-	if err != nil {
-		return script{}, err
-	}
-	s := script{script: string(b)}
-	h := headerRe.FindStringSubmatch(s.script)
-	if h == nil {
-		return script{}, errors.New("no header")
-	}
-	s.job = h[1]
-	s.attempt, _ = strconv.Atoi(h[2])
-	if c := commandRe.FindStringSubmatch(s.script); c != nil {
-		s.command = c[1]
-	}
-	minutes := func(re *regexp.Regexp) time.Duration {
-		if m := re.FindStringSubmatch(s.script); m != nil {
-			n, _ := strconv.Atoi(m[1])
-			return time.Duration(n) * time.Minute
-		}
-		return 0
-	}
-	s.deadman, s.idle = minutes(deadmanRe), minutes(idleRe)
-	return s, nil
 }

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# nightshift wrapper: job {{id}}, attempt {{attempt}}.
+# Rendered by internal/runner; every value but setup and command is shell-quoted.
+set -uo pipefail
+export HOME="${HOME:-/root}"
+ns_state={{state_dir}}
+ns_dir="$ns_state/jobs/"{{id}}/{{attempt}}
+ns_log() { printf 'nightshift: %s\n' "$*" >&2; }
+
+# Dead-man timer: schedule a power-off that the instance performs by itself
+# even if the control plane is gone. Launched with shutdown behaviour "stop",
+# the instance stops (a spot instance terminates).
+ns_arm() {
+	shutdown -c >/dev/null 2>&1 || true
+	shutdown -P "+$1" "nightshift: $2" >/dev/null 2>&1 || ns_log "could not arm shutdown timer"
+}
+
+# Per-attempt lock: the first copy of this attempt creates its directory. A
+# second copy (a duplicate SendCommand) does not run the job again: it waits
+# for the first copy's exit code and reports it.
+mkdir -p "$ns_state/jobs/"{{id}}
+if ! mkdir "$ns_dir" 2>/dev/null; then
+	ns_log "attempt {{attempt}} already started on this instance; reporting its result"
+	for ((i = 0; i < {{wait_polls}}; i++)); do
+		if [ -s "$ns_dir/exit_code" ]; then exit "$(cat "$ns_dir/exit_code")"; fi
+		sleep 5
+	done
+	exit 124
+fi
+
+ns_arm {{deadman_minutes}} "dead-man timer for job "{{id}}
+ns_log "job "{{id}}" attempt {{attempt}} started; dead-man timer in {{deadman_minutes}} min"
+date -u +%s >"$ns_dir/started"
+date -u +%s >"$ns_dir/heartbeat"
+# The job shows progress by writing output or by touching this file.
+export NIGHTSHIFT_HEARTBEAT="$ns_dir/progress"
+: >"$NIGHTSHIFT_HEARTBEAT"
+: >"$ns_dir/stdout"
+: >"$ns_dir/stderr"
+
+# Heartbeat: every minute, the seconds since the job last showed progress go
+# to CloudWatch (nightshift/SecondsSinceProgress), where the watchdog reads
+# them to tell a stalled job from a busy one. The loop must not hold the
+# command's output open: SSM waits for every writer to close.
+ns_progress() {
+	local newest
+	newest=$(stat -c %Y "$ns_dir/stdout" "$ns_dir/stderr" "$NIGHTSHIFT_HEARTBEAT" 2>/dev/null | sort -n | tail -n 1)
+	echo $(($(date -u +%s) - ${newest:-$(cat "$ns_dir/started")}))
+}
+(
+	while sleep {{heartbeat_seconds}}; do
+		date -u +%s >"$ns_dir/heartbeat"
+		if command -v aws >/dev/null 2>&1; then
+			aws cloudwatch put-metric-data --region {{region}} --namespace nightshift \
+				--metric-name SecondsSinceProgress --unit Seconds --value "$(ns_progress)" \
+				--dimensions InstanceId={{instance}} >/dev/null 2>&1 || true
+		fi
+	done
+) </dev/null >/dev/null 2>&1 &
+ns_heartbeat=$!
+trap 'kill "$ns_heartbeat" 2>/dev/null' EXIT
+
+{{env}}
+export NIGHTSHIFT_JOB_ID={{id}} NIGHTSHIFT_ATTEMPT={{attempt}}
+
+{{inputs}}
+
+# The job's output goes to SSM (and so CloudWatch Logs) and to files whose
+# modification times are its progress.
+(
+	set +u # activation scripts read unset variables
+	cd {{workdir}} || exit 99
+	# setup
+	{{setup}}
+	# command
+	{{command}}
+) > >(tee -a "$ns_dir/stdout") 2> >(tee -a "$ns_dir/stderr" >&2)
+ns_code=$?
+# Outputs are synced even after a failure (checkpoints help). A job whose
+# command succeeded but whose outputs were not saved has not succeeded.
+{{outputs}}
+
+echo "$ns_code" >"$ns_dir/exit_code"
+ns_log "job "{{id}}" attempt {{attempt}} exited with code $ns_code"
+# Idle timer: if no next job arrives within keep-warm, the instance stops itself.
+ns_arm {{idle_minutes}} "idle timer after job "{{id}}
+exit "$ns_code"
