@@ -32,7 +32,6 @@ const (
 // as strings in live_sk (time.RFC3339Nano drops trailing zeros and does not).
 const liveTimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
-
 // item is a DynamoDB item as the SDK sees it.
 type item = map[string]types.AttributeValue
 
