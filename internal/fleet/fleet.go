@@ -33,6 +33,16 @@ const (
 	TagWatch = "nightshift:watch"
 )
 
+// Instance states, as EC2 names them.
+const (
+	StatePending      = string(types.InstanceStateNamePending)
+	StateRunning      = string(types.InstanceStateNameRunning)
+	StateStopping     = string(types.InstanceStateNameStopping)
+	StateStopped      = string(types.InstanceStateNameStopped)
+	StateShuttingDown = string(types.InstanceStateNameShuttingDown)
+	StateTerminated   = string(types.InstanceStateNameTerminated)
+)
+
 // describePageSize is the largest DescribeInstances page: one call per
 // thousand instances keeps the sweep's call count growing with pages.
 const describePageSize = 1000
@@ -112,15 +122,19 @@ type Instance struct {
 
 // Live reports whether the instance exists and can run or be started.
 func (i Instance) Live() bool {
-	return i.State != string(types.InstanceStateNameTerminated) && i.State != string(types.InstanceStateNameShuttingDown)
+	return i.State != StateTerminated && i.State != StateShuttingDown
 }
+
+// Up reports whether the instance is booting or running: it bills, and
+// its disk and processes are there.
+func (i Instance) Up() bool { return i.State == StatePending || i.State == StateRunning }
 
 // List returns every managed instance that is not terminated, reading
 // DescribeInstances in pages of up to 1000.
 func (f *Fleet) List(ctx context.Context) ([]Instance, error) {
 	return Describe(ctx, f.ec2, []types.Filter{
 		{Name: aws.String("tag:" + TagManaged), Values: []string{"true"}},
-		{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped", "shutting-down"}},
+		{Name: aws.String("instance-state-name"), Values: []string{StatePending, StateRunning, StateStopping, StateStopped, StateShuttingDown}},
 	})
 }
 

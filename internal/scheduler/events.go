@@ -76,7 +76,7 @@ func (s *Scheduler) holder(ctx context.Context, instanceID string) (*job.Job, er
 // InstanceEvent records an EC2 state change, then reconciles with the new
 // state as a hint: DescribeInstances may not show it yet.
 func (s *Scheduler) InstanceEvent(ctx context.Context, instanceID, state string) error {
-	if state == "pending" {
+	if state == fleet.StatePending {
 		return nil // nothing can be done with a booting instance; "running" follows
 	}
 	// EventBridge cannot filter EC2 events by tag: every instance in the

@@ -18,7 +18,7 @@ import (
 // instance is lost, and cancels it past its deadline.
 func (s *Scheduler) follow(ctx context.Context, w *world, j *job.Job, poll bool) error {
 	inst, alive := w.instances[j.InstanceID]
-	alive = alive && (inst.State == "running" || inst.State == "pending")
+	alive = alive && inst.Up()
 	if poll || !alive {
 		res, err := s.runner.Result(ctx, j.CommandID, j.InstanceID)
 		if err == nil && res.Status.Final() {
@@ -52,7 +52,7 @@ func (s *Scheduler) follow(ctx context.Context, w *world, j *job.Job, poll bool)
 
 func stateWord(i fleet.Instance) string {
 	if i.State == "" {
-		return "terminated"
+		return fleet.StateTerminated
 	}
 	return i.State
 }

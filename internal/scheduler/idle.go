@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -20,7 +22,7 @@ func (s *Scheduler) tidyLeases(ctx context.Context, w *world) error {
 	errs = append(errs, s.freeLeftLeases(ctx, w))
 	// Sorted: the order of calls is part of a simulated history, which must
 	// replay exactly.
-	for _, id := range sortedKeys(w.instances) {
+	for _, id := range slices.Sorted(maps.Keys(w.instances)) {
 		i := w.instances[id]
 		if _, ok := w.leases[id]; ok {
 			continue
@@ -33,7 +35,7 @@ func (s *Scheduler) tidyLeases(ctx context.Context, w *world) error {
 		w.leases[id] = l
 		s.log.InfoContext(ctx, "adopted instance", "instance", id, "pool", i.Pool, "state", i.State)
 	}
-	for _, id := range sortedKeys(w.leases) {
+	for _, id := range slices.Sorted(maps.Keys(w.leases)) {
 		l := w.leases[id]
 		if _, ok := w.instances[id]; ok || l.Held() {
 			continue
@@ -60,7 +62,7 @@ func (s *Scheduler) freeLeftLeases(ctx context.Context, w *world) error {
 		}
 	}
 	var errs []error
-	for _, id := range sortedKeys(w.leases) {
+	for _, id := range slices.Sorted(maps.Keys(w.leases)) {
 		l := w.leases[id]
 		if !l.Held() || holds[fmt.Sprintf("%s/%s#%d", id, l.JobID, l.Attempt)] {
 			continue
@@ -92,7 +94,7 @@ func (s *Scheduler) freeLeftLeases(ctx context.Context, w *world) error {
 // clears the stop mark of those that have stopped.
 func (s *Scheduler) stopIdle(ctx context.Context, w *world) error {
 	var errs []error
-	for _, id := range sortedKeys(w.leases) {
+	for _, id := range slices.Sorted(maps.Keys(w.leases)) {
 		l := w.leases[id]
 		i, ok := w.instances[id]
 		if !ok || l.Held() || w.taken[id] {
@@ -100,9 +102,9 @@ func (s *Scheduler) stopIdle(ctx context.Context, w *world) error {
 		}
 		if !l.StoppingAt.IsZero() {
 			switch {
-			case i.State == "stopped":
+			case i.State == fleet.StateStopped:
 				errs = append(errs, s.store.ClearStopping(ctx, id))
-			case (i.State == "running" || i.State == "pending") && w.now.Sub(l.StoppingAt) >= Period:
+			case i.Up() && w.now.Sub(l.StoppingAt) >= Period:
 				// The stop was decided but did not happen (the call failed,
 				// or the invocation died after the mark): stop again.
 				errs = append(errs, s.fleet.Stop(ctx, i))
@@ -113,7 +115,7 @@ func (s *Scheduler) stopIdle(ctx context.Context, w *world) error {
 		if w.budget != "" {
 			keep = 0
 		}
-		if (i.State != "running" && i.State != "pending") || w.now.Sub(l.IdleSince) < keep {
+		if !i.Up() || w.now.Sub(l.IdleSince) < keep {
 			continue
 		}
 		// The mark is a conditional write on the free lease: a placement

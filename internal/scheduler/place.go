@@ -133,7 +133,7 @@ func (s *Scheduler) advance(ctx context.Context, w *world, j *job.Job) error {
 	if j.InstanceID == "" {
 		// A launch was intended; an instance tagged for this attempt means
 		// RunInstances ran before a crash: adopt it rather than launch again.
-		for _, id := range sortedKeys(w.instances) {
+		for _, id := range slices.Sorted(maps.Keys(w.instances)) {
 			if i := w.instances[id]; i.Job == j.ID && i.Attempt == j.Attempt {
 				s.log.InfoContext(ctx, "adopted launched instance", "job", j.ID, "instance", i.ID)
 				return s.attach(ctx, w, j, i)
@@ -146,7 +146,7 @@ func (s *Scheduler) advance(ctx context.Context, w *world, j *job.Job) error {
 		return s.lost(ctx, w, j, fmt.Sprintf("instance %s disappeared before the job started", j.InstanceID))
 	}
 	switch i.State {
-	case "stopped":
+	case fleet.StateStopped:
 		if err := s.fleet.Start(ctx, i); err != nil {
 			if fleet.Transient(err) {
 				return s.setReason(ctx, j, "starting "+i.ID+": "+err.Error())
@@ -155,7 +155,7 @@ func (s *Scheduler) advance(ctx context.Context, w *world, j *job.Job) error {
 		}
 		s.log.InfoContext(ctx, "started instance", "job", j.ID, "instance", i.ID)
 		return s.setReason(ctx, j, "starting instance "+i.ID)
-	case "pending", "stopping":
+	case fleet.StatePending, fleet.StateStopping:
 		return s.setReason(ctx, j, fmt.Sprintf("waiting for instance %s (%s)", i.ID, i.State))
 	}
 	if !w.online[i.ID] {
@@ -250,26 +250,26 @@ func (s *Scheduler) running(ctx context.Context, w *world, j *job.Job, cmd strin
 func (s *Scheduler) free(w *world, pool string, types []string) (fleet.Instance, bool) {
 	rank := func(i fleet.Instance) int {
 		switch {
-		case i.State == "running" && w.online[i.ID]:
+		case i.State == fleet.StateRunning && w.online[i.ID]:
 			return 0
-		case i.State == "running":
+		case i.State == fleet.StateRunning:
 			return 1
-		case i.State == "pending":
+		case i.State == fleet.StatePending:
 			return 2
-		case i.State == "stopped":
+		case i.State == fleet.StateStopped:
 			return 3
 		}
 		return 9 // stopping: not yet startable
 	}
 	var best fleet.Instance
 	found := false
-	for _, id := range sortedKeys(w.instances) {
+	for _, id := range slices.Sorted(maps.Keys(w.instances)) {
 		i := w.instances[id]
 		l, ok := w.leases[id]
 		if !ok || l.Held() || !l.StoppingAt.IsZero() || w.taken[id] || i.Pool != pool || !slices.Contains(types, i.Type) || rank(i) == 9 {
 			continue
 		}
-		if i.State == "running" && !w.online[id] && w.now.Sub(i.LaunchTime) > AgentTimeout {
+		if i.State == fleet.StateRunning && !w.online[id] && w.now.Sub(i.LaunchTime) > AgentTimeout {
 			continue // its agent never came online: broken, not free
 		}
 		if !found || rank(i) < rank(best) {

@@ -65,14 +65,14 @@ func (s *Scheduler) snapshot(ctx context.Context, o Options) (*world, error) {
 		// Only an irreversible state is taken from an event: EventBridge does
 		// not order events and Lambda retries them, so a "stopped" may be
 		// older than the start that followed it; "terminated" never is.
-		if h, ok := o.Hints[i.ID]; ok && (h == "shutting-down" || h == "terminated") {
+		if h, ok := o.Hints[i.ID]; ok && (h == fleet.StateShuttingDown || h == fleet.StateTerminated) {
 			i.State = h
 		}
 		if !i.Live() {
 			continue
 		}
 		w.instances[i.ID] = i
-		if i.State == "running" {
+		if i.State == fleet.StateRunning {
 			running = append(running, i.ID)
 		}
 	}

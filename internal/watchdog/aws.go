@@ -68,7 +68,7 @@ type AWS struct {
 func (a *AWS) Instances(ctx context.Context) ([]Instance, error) {
 	insts, err := fleet.Describe(ctx, a.EC2, []types.Filter{
 		{Name: aws.String("tag-key"), Values: []string{fleet.TagManaged, TagWatch}},
-		{Name: aws.String("instance-state-name"), Values: []string{"running"}},
+		{Name: aws.String("instance-state-name"), Values: []string{fleet.StateRunning}},
 	})
 	if err != nil {
 		return nil, err
