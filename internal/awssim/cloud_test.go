@@ -3,9 +3,6 @@ package awssim_test
 import (
 	"context"
 	"errors"
-	"go/parser"
-	"go/token"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,33 +22,6 @@ import (
 	"github.com/nightshift-dev/nightshift/internal/awssim"
 	"github.com/nightshift-dev/nightshift/internal/vclock"
 )
-
-// TestImportsNothingOfTheProduct: the simulated AWS stands apart from what
-// it simulates for; only the virtual clock is shared.
-func TestImportsNothingOfTheProduct(t *testing.T) {
-	const module = "github.com/nightshift-dev/nightshift/"
-	for _, dir := range []string{".", "../vclock"} {
-		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range files {
-			if strings.HasSuffix(f, "_test.go") {
-				continue
-			}
-			parsed, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, imp := range parsed.Imports {
-				path, _ := strconv.Unquote(imp.Path.Value)
-				if strings.HasPrefix(path, module) && path != module+"internal/vclock" {
-					t.Errorf("%s imports %s; the simulated cloud imports nothing of the product", f, path)
-				}
-			}
-		}
-	}
-}
 
 func code(err error) string {
 	var api smithy.APIError

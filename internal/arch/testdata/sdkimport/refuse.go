@@ -1,4 +1,4 @@
-// Package sdkimport is a fixture for TestNoSDKImports: a non-test file
+// Package sdkimport is a fixture for TestSDKImportsFound: a non-test file
 // that branches on an AWS error itself.
 package sdkimport
 
