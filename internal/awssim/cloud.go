@@ -96,6 +96,12 @@ type Cloud struct {
 	SpotDiscount float64
 	// AgentDelay, when set, gives an instance its own agent delay (< 0: never online).
 	AgentDelay func(instanceID string) (time.Duration, bool)
+	// FilterAfterPage makes DescribeInstanceInformation page through every
+	// managed node and filter each page afterwards, so that a page comes
+	// back short, or empty, with a NextToken, as SSM's pages have been seen
+	// to do under filters (aws/aws-cli#2626): only a caller that follows
+	// NextToken to the end sees every node asked for.
+	FilterAfterPage bool
 
 	// Calls counts API calls by operation.
 	Calls map[string]int

@@ -353,6 +353,68 @@ func TestProcesses(t *testing.T) {
 	}
 }
 
+// TestInvocationTimes: an invocation's times read as SSM writes them, UTC
+// to the millisecond.
+func TestInvocationTimes(t *testing.T) {
+	c, id := ready(t, awssim.ExecFunc(func(*awssim.Host, awssim.Run) awssim.Outcome {
+		return awssim.Outcome{Duration: 41*time.Minute + 52488*time.Millisecond}
+	}))
+	c.Clock().AdvanceTo(time.Date(2026, 11, 25, 21, 3, 10, 512e6, time.UTC))
+	cmd, err := send(c, id, func(in *ssm.SendCommandInput) { in.Parameters["executionTimeout"] = []string{"7200"} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Clock().Advance(time.Hour)
+	st := status(t, c, cmd, id)
+	got := []string{aws.ToString(st.ExecutionStartDateTime), aws.ToString(st.ExecutionEndDateTime)}
+	if diff := cmp.Diff([]string{"2026-11-25T21:03:10.512Z", "2026-11-25T21:45:03.000Z"}, got); diff != "" {
+		t.Errorf("invocation start and end (-want +got):\n%s", diff)
+	}
+}
+
+// TestFilterAfterPage: with FilterAfterPage, DescribeInstanceInformation
+// pages through every managed node and thins each page by the filter, so
+// pages come back short or empty with a NextToken; without it, only the
+// nodes asked for are paged. Either way the pages hold every node asked for.
+func TestFilterAfterPage(t *testing.T) {
+	c := awssim.New(vclock.New())
+	var ids []string
+	for range 12 {
+		ids = append(ids, launch(t, c, "g5.xlarge", nil))
+	}
+	c.Clock().Advance(awssim.DefaultBoot + awssim.DefaultAgent)
+	asked := []string{ids[11], ids[0], ids[10]}
+	tests := []struct {
+		give bool
+		want [][]string // instance ids, page by page
+	}{
+		{give: false, want: [][]string{{ids[0], ids[10], ids[11]}}},
+		{give: true, want: [][]string{{ids[0]}, nil, {ids[10], ids[11]}}},
+	}
+	for _, tt := range tests {
+		c.FilterAfterPage = tt.give
+		in := &ssm.DescribeInstanceInformationInput{
+			Filters:    []ssmtypes.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: asked}},
+			MaxResults: aws.Int32(5),
+		}
+		var got [][]string
+		for p := ssm.NewDescribeInstanceInformationPaginator(c, in); p.HasMorePages(); {
+			out, err := p.NextPage(context.Background())
+			if err != nil {
+				t.Fatalf("FilterAfterPage %v: DescribeInstanceInformation = %v", tt.give, err)
+			}
+			var page []string
+			for _, i := range out.InstanceInformationList {
+				page = append(page, aws.ToString(i.InstanceId))
+			}
+			got = append(got, page)
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("FilterAfterPage %v: pages (-want +got):\n%s", tt.give, diff)
+		}
+	}
+}
+
 // TestShutdownTimer: the instance's own timer stops it; a later one replaces
 // an earlier one; a stop voids it.
 func TestShutdownTimer(t *testing.T) {

@@ -26,6 +26,10 @@ const (
 	defaultExecutionTimeout = 3600
 	// maxComment is the longest command comment.
 	maxComment = 100
+	// ssmTime is how Run Command writes a time: UTC to the millisecond, as
+	// in the AWS CLI's get-command-invocation example
+	// ("2020-02-19T18:18:03.419Z").
+	ssmTime = "2006-01-02T15:04:05.000Z"
 )
 
 // Invocation is one command on one instance.
@@ -49,7 +53,8 @@ func (c *Cloud) online(i *Instance) bool {
 
 // DescribeInstanceInformation reports the agents of instances that have
 // registered: Online while running, ConnectionLost otherwise. It honours the
-// InstanceIds filter and MaxResults/NextToken paging.
+// InstanceIds filter and MaxResults/NextToken paging; with FilterAfterPage,
+// the filter thins each page instead of choosing what is paged.
 func (c *Cloud) DescribeInstanceInformation(_ context.Context, in *ssm.DescribeInstanceInformationInput, _ ...func(*ssm.Options)) (*ssm.DescribeInstanceInformationOutput, error) {
 	return serve(c, "DescribeInstanceInformation", in, c.describeInstanceInformation)
 }
@@ -71,9 +76,12 @@ func (c *Cloud) describeInstanceInformation(in *ssm.DescribeInstanceInformationI
 			return nil, apiError("ValidationException", "1 validation error detected: Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value between 5 and 50", size)
 		}
 	}
+	wanted := func(i types.InstanceInformation) bool {
+		return len(ids) == 0 || slices.Contains(ids, aws.ToString(i.InstanceId))
+	}
 	var match []types.InstanceInformation
 	for _, i := range c.instances {
-		if len(ids) > 0 && !slices.Contains(ids, i.ID) || i.State == "terminated" {
+		if i.State == "terminated" {
 			continue
 		}
 		status := types.PingStatusConnectionLost
@@ -82,7 +90,10 @@ func (c *Cloud) describeInstanceInformation(in *ssm.DescribeInstanceInformationI
 		} else if i.AgentOnline.IsZero() {
 			continue // never registered since its last start
 		}
-		match = append(match, types.InstanceInformation{InstanceId: aws.String(i.ID), PingStatus: status})
+		info := types.InstanceInformation{InstanceId: aws.String(i.ID), PingStatus: status}
+		if c.FilterAfterPage || wanted(info) {
+			match = append(match, info)
+		}
 	}
 	out := &ssm.DescribeInstanceInformationOutput{}
 	start, end, next, err := page(in.NextToken, size, len(match))
@@ -90,6 +101,9 @@ func (c *Cloud) describeInstanceInformation(in *ssm.DescribeInstanceInformationI
 		return nil, err
 	}
 	out.InstanceInformationList, out.NextToken = match[start:end], next
+	if c.FilterAfterPage {
+		out.InstanceInformationList = slices.DeleteFunc(slices.Clone(out.InstanceInformationList), func(i types.InstanceInformation) bool { return !wanted(i) })
+	}
 	return out, nil
 }
 
@@ -282,7 +296,7 @@ func (c *Cloud) statusEvent(inv *Invocation) {
 		Resources: []string{"arn:aws:ec2:" + Region + ":" + Account + ":instance/" + inv.InstanceID},
 		Detail: map[string]string{
 			"command-id": inv.CommandID, "document-name": runShellScript, "instance-id": inv.InstanceID,
-			"requested-date-time": inv.Requested.UTC().Format("2006-01-02T15:04:05.000Z"), "status": inv.Status,
+			"requested-date-time": inv.Requested.UTC().Format(ssmTime), "status": inv.Status,
 		},
 	})
 }
@@ -323,10 +337,10 @@ func (c *Cloud) getCommandInvocation(in *ssm.GetCommandInvocationInput) (*ssm.Ge
 				Status: types.CommandInvocationStatus(inv.Status), StatusDetails: aws.String(statusDetails(inv.Status)),
 				ResponseCode: int32(inv.ResponseCode), StandardOutputContent: aws.String(inv.Output),
 				DocumentName:           aws.String(runShellScript),
-				ExecutionStartDateTime: aws.String(inv.Started.UTC().Format(time.RFC3339)),
+				ExecutionStartDateTime: aws.String(inv.Started.UTC().Format(ssmTime)),
 			}
 			if !inv.Ended.IsZero() {
-				out.ExecutionEndDateTime = aws.String(inv.Ended.UTC().Format(time.RFC3339))
+				out.ExecutionEndDateTime = aws.String(inv.Ended.UTC().Format(ssmTime))
 			}
 			return out, nil
 		}

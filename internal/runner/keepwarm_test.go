@@ -26,14 +26,15 @@ func TestSendKeepWarm(t *testing.T) {
 		{give: 90 * time.Second, want: 3},
 		{give: 0, want: 2},
 	}
-	f := newFakeSSM()
-	r := runner.New(f, runner.Config{Script: runner.ScriptOptions{Region: "us-east-1"}})
+	c := newTestCloud()
+	iid := c.ready()
+	r := runner.New(c, runner.Config{Script: runner.ScriptOptions{Region: "us-east-1"}})
 	j := ssmJob()
 	for i, tt := range tests {
-		if _, err := r.Send(context.Background(), j, "i-0abc", tt.give); err != nil {
+		if _, err := r.Send(context.Background(), j, iid, tt.give); err != nil {
 			t.Fatalf("Send(%s, keep-warm %v) = %v", j.ID, tt.give, err)
 		}
-		commands := f.sent[i].Parameters["commands"][0]
+		commands := c.sent[i].Parameters["commands"][0]
 		h, err := runner.ParseHeader(commands)
 		if err != nil {
 			t.Fatalf("ParseHeader(Send with keep-warm %v) = %v", tt.give, err)

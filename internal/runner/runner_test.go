@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/nightshift-dev/nightshift/internal/awssim"
 	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/runner"
 )
@@ -298,112 +297,6 @@ func TestWrapperOncePerAttempt(t *testing.T) {
 	}
 }
 
-// fakeSSM is an in-memory SSM: commands sent become invocations in each
-// instance's history (newest first), invocation results are set by the
-// test, agents have ping statuses; every call is recorded. It enforces the
-// API's limit of 50 InstanceIds per DescribeInstanceInformation filter.
-type fakeSSM struct {
-	mu       sync.Mutex
-	next     int
-	history  map[string][]types.CommandInvocation
-	results  map[string]*ssm.GetCommandInvocationOutput // by command id
-	agents   map[string]types.PingStatus
-	sendErr  string
-	getErr   string
-	sent     []*ssm.SendCommandInput
-	listed   []*ssm.ListCommandInvocationsInput
-	describe []*ssm.DescribeInstanceInformationInput
-	cancels  []*ssm.CancelCommandInput
-}
-
-var _ runner.SSM = (*fakeSSM)(nil)
-
-// describePage is the fake's page size for DescribeInstanceInformation, the
-// API's default, so that chunks of 50 take several pages.
-const describePage = 10
-
-func newFakeSSM() *fakeSSM {
-	return &fakeSSM{history: map[string][]types.CommandInvocation{}, results: map[string]*ssm.GetCommandInvocationOutput{}, agents: map[string]types.PingStatus{}}
-}
-
-func (f *fakeSSM) SendCommand(_ context.Context, in *ssm.SendCommandInput, _ ...func(*ssm.Options)) (*ssm.SendCommandOutput, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.sent = append(f.sent, in)
-	if f.sendErr != "" {
-		return nil, &smithy.GenericAPIError{Code: f.sendErr}
-	}
-	f.next++
-	id := fmt.Sprintf("cmd-%04d", f.next)
-	for _, iid := range in.InstanceIds {
-		inv := types.CommandInvocation{CommandId: aws.String(id), InstanceId: aws.String(iid), Comment: in.Comment, Status: types.CommandInvocationStatusPending}
-		f.history[iid] = append([]types.CommandInvocation{inv}, f.history[iid]...)
-	}
-	return &ssm.SendCommandOutput{Command: &types.Command{CommandId: aws.String(id), Comment: in.Comment, InstanceIds: in.InstanceIds}}, nil
-}
-
-func (f *fakeSSM) GetCommandInvocation(_ context.Context, in *ssm.GetCommandInvocationInput, _ ...func(*ssm.Options)) (*ssm.GetCommandInvocationOutput, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.getErr != "" {
-		return nil, &smithy.GenericAPIError{Code: f.getErr}
-	}
-	out, ok := f.results[aws.ToString(in.CommandId)]
-	if !ok {
-		return nil, &smithy.GenericAPIError{Code: "InvocationDoesNotExist"}
-	}
-	return out, nil
-}
-
-func (f *fakeSSM) ListCommandInvocations(_ context.Context, in *ssm.ListCommandInvocationsInput, _ ...func(*ssm.Options)) (*ssm.ListCommandInvocationsOutput, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.listed = append(f.listed, in)
-	all := f.history[aws.ToString(in.InstanceId)]
-	start, _ := strconv.Atoi(aws.ToString(in.NextToken))
-	end := min(start+int(aws.ToInt32(in.MaxResults)), len(all))
-	out := &ssm.ListCommandInvocationsOutput{CommandInvocations: all[start:end]}
-	if end < len(all) {
-		out.NextToken = aws.String(strconv.Itoa(end))
-	}
-	return out, nil
-}
-
-func (f *fakeSSM) DescribeInstanceInformation(_ context.Context, in *ssm.DescribeInstanceInformationInput, _ ...func(*ssm.Options)) (*ssm.DescribeInstanceInformationOutput, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.describe = append(f.describe, in)
-	var ids []string
-	for _, fl := range in.Filters {
-		if aws.ToString(fl.Key) == "InstanceIds" {
-			if len(fl.Values) > 50 {
-				return nil, &smithy.GenericAPIError{Code: "InvalidInstanceInformationFilterValue", Message: "at most 50 values"}
-			}
-			ids = fl.Values
-		}
-	}
-	var all []types.InstanceInformation
-	for _, id := range ids {
-		if ping, ok := f.agents[id]; ok {
-			all = append(all, types.InstanceInformation{InstanceId: aws.String(id), PingStatus: ping})
-		}
-	}
-	start, _ := strconv.Atoi(aws.ToString(in.NextToken))
-	end := min(start+describePage, len(all))
-	out := &ssm.DescribeInstanceInformationOutput{InstanceInformationList: all[start:end]}
-	if end < len(all) {
-		out.NextToken = aws.String(strconv.Itoa(end))
-	}
-	return out, nil
-}
-
-func (f *fakeSSM) CancelCommand(_ context.Context, in *ssm.CancelCommandInput, _ ...func(*ssm.Options)) (*ssm.CancelCommandOutput, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.cancels = append(f.cancels, in)
-	return &ssm.CancelCommandOutput{}, nil
-}
-
 func ssmJob() *job.Job {
 	return &job.Job{ID: "resnet-cifar10", Attempt: 2, Spec: job.Spec{ID: "resnet-cifar10", Command: "python train.py --epochs 10", MaxRuntime: job.Duration(2 * time.Hour)}}
 }
@@ -411,16 +304,19 @@ func ssmJob() *job.Job {
 // TestSend: the attempt's wrapper goes to exactly one instance with the
 // attempt in the comment, SSM's execution timeout at the job's max
 // runtime, and the output to CloudWatch Logs (and S3 when configured).
+// SSM accepts it and runs it there, under the id Send returns.
 func TestSend(t *testing.T) {
 	opts := runner.ScriptOptions{StateDir: "/var/lib/nightshift", Region: "us-east-1"}
 	j := ssmJob()
-	commands, err := runner.Launcher(j, "i-0abc", 10*time.Minute, opts)
+	c := newTestCloud()
+	iid, bystander := c.ready(), c.ready()
+	commands, err := runner.Launcher(j, iid, 10*time.Minute, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	base := ssm.SendCommandInput{
 		DocumentName:   aws.String("AWS-RunShellScript"),
-		InstanceIds:    []string{"i-0abc"},
+		InstanceIds:    []string{iid},
 		Comment:        aws.String("nightshift resnet-cifar10 #2"),
 		TimeoutSeconds: aws.Int32(600),
 		Parameters: map[string][]string{
@@ -442,220 +338,355 @@ func TestSend(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeSSM()
-			id, err := runner.New(f, tt.give).Send(context.Background(), j, "i-0abc", 10*time.Minute)
-			if err != nil || id != "cmd-0001" {
-				t.Fatalf("Send(%s, i-0abc) = %q, %v; want cmd-0001", j.ID, id, err)
+			c.forget()
+			id, err := runner.New(c, tt.give).Send(context.Background(), j, iid, 10*time.Minute)
+			if err != nil || id == "" {
+				t.Fatalf("Send(%s, %s) = %q, %v; want a command id", j.ID, iid, id, err)
 			}
-			if diff := cmp.Diff([]*ssm.SendCommandInput{tt.want}, f.sent, ignoreNoSerde); diff != "" {
+			if diff := cmp.Diff([]*ssm.SendCommandInput{tt.want}, c.sent, ignoreNoSerde); diff != "" {
 				t.Errorf("SendCommand input (-want +got):\n%s", diff)
+			}
+			type run struct{ Instance, Comment, Commands string }
+			var ran []run
+			for _, inv := range c.Invocations() {
+				if inv.CommandID == id {
+					ran = append(ran, run{inv.InstanceID, inv.Comment, inv.Commands})
+				}
+			}
+			if diff := cmp.Diff([]run{{iid, j.Comment(), commands}}, ran); diff != "" {
+				t.Errorf("what command %s runs, and where (bystander %s) (-want +got):\n%s", id, bystander, diff)
 			}
 		})
 	}
 
+	// The longest id at a two-digit attempt still fits SSM's comment, and
+	// SSM takes it.
 	long := &job.Job{ID: strings.Repeat("x", 64), Attempt: 10, Spec: j.Spec}
 	if c := long.Comment(); len(c) > 100 || !strings.Contains(c, long.ID) || !strings.Contains(c, "#10") {
 		t.Errorf("Comment() = %q (%d chars); want the id and attempt in at most 100 characters", c, len(c))
 	}
+	mustSend(t, runner.New(c, runner.Config{Script: opts}), long, iid)
 }
 
-// TestSendErrors: an unknown or unregistered instance means its agent is
-// not ready; throttling is retried later; other errors pass through.
+// TestSendErrors: an instance whose agent is not online (unknown, still
+// booting, not registered yet, never registering, stopped) is not ready;
+// throttling is retried later; other errors pass through. A refused send
+// runs nothing.
 func TestSendErrors(t *testing.T) {
+	inject := func(code string) func(*testing.T, *testCloud) string {
+		return func(_ *testing.T, c *testCloud) string {
+			c.fail["SendCommand"] = code
+			return c.ready()
+		}
+	}
 	tests := []struct {
-		give string
-		want error
+		name     string
+		give     func(*testing.T, *testCloud) string // sets the cloud up; returns the instance to send to
+		wantCode string
+		want     error
 	}{
-		{give: "InvalidInstanceId", want: runner.ErrNotReady},
-		{give: "ThrottlingException", want: runner.ErrThrottled},
-		{give: "Throttling", want: runner.ErrThrottled},
-		{give: "TooManyUpdates", want: runner.ErrThrottled},
-		{give: "AccessDeniedException", want: nil},
-		{give: "InvalidInstanceID.NotFound", want: nil}, // EC2's code, not SSM's
+		{name: "unknown instance", give: func(*testing.T, *testCloud) string { return "i-0123456789abcdef0" }, wantCode: "InvalidInstanceId", want: runner.ErrNotReady},
+		{name: "booting", give: func(_ *testing.T, c *testCloud) string { return c.launch() }, wantCode: "InvalidInstanceId", want: runner.ErrNotReady},
+		{name: "running, agent not registered yet", give: func(_ *testing.T, c *testCloud) string {
+			id := c.launch()
+			c.clock.Advance(awssim.DefaultBoot)
+			return id
+		}, wantCode: "InvalidInstanceId", want: runner.ErrNotReady},
+		{name: "agent never online", give: func(_ *testing.T, c *testCloud) string {
+			c.AgentDelay = func(string) (time.Duration, bool) { return -1, true }
+			id := c.launch()
+			c.clock.Advance(time.Hour)
+			return id
+		}, wantCode: "InvalidInstanceId", want: runner.ErrNotReady},
+		{name: "stopped", give: func(t *testing.T, c *testCloud) string {
+			id := c.ready()
+			if err := c.ByHand(id, "stop"); err != nil {
+				t.Fatal(err)
+			}
+			c.clock.Advance(awssim.DefaultStop)
+			return id
+		}, wantCode: "InvalidInstanceId", want: runner.ErrNotReady},
+		{name: "throttled", give: inject("ThrottlingException"), wantCode: "ThrottlingException", want: runner.ErrThrottled},
+		{name: "throttled, query protocol", give: inject("Throttling"), wantCode: "Throttling", want: runner.ErrThrottled},
+		{name: "too many updates", give: inject("TooManyUpdates"), wantCode: "TooManyUpdates", want: runner.ErrThrottled},
+		{name: "denied by IAM", give: func(_ *testing.T, c *testCloud) string {
+			c.Policy = func(awssim.Request) bool { return false }
+			return c.ready()
+		}, wantCode: "AccessDeniedException", want: nil},
+		{name: "EC2's code, not SSM's", give: inject("InvalidInstanceID.NotFound"), wantCode: "InvalidInstanceID.NotFound", want: nil},
 	}
 	for _, tt := range tests {
-		f := newFakeSSM()
-		f.sendErr = tt.give
-		_, err := runner.New(f, runner.Config{}).Send(context.Background(), ssmJob(), "i-0abc", 10*time.Minute)
-		var api smithy.APIError
-		if err == nil || !errors.As(err, &api) || api.ErrorCode() != tt.give {
-			t.Errorf("Send with %s = %v; want the AWS error inside", tt.give, err)
-		}
-		for _, kind := range []error{runner.ErrNotReady, runner.ErrThrottled} {
-			if got := errors.Is(err, kind); got != (kind == tt.want) {
-				t.Errorf("Send with %s = %v; errors.Is(%v) = %v", tt.give, err, kind, got)
+		t.Run(tt.name, func(t *testing.T) {
+			c := newTestCloud()
+			iid := tt.give(t, c)
+			_, err := runner.New(c, runner.Config{}).Send(context.Background(), ssmJob(), iid, 10*time.Minute)
+			var api smithy.APIError
+			if err == nil || !errors.As(err, &api) || api.ErrorCode() != tt.wantCode {
+				t.Errorf("Send(%s) = %v; want the AWS error %s inside", iid, err, tt.wantCode)
 			}
-		}
+			for _, kind := range []error{runner.ErrNotReady, runner.ErrThrottled} {
+				if got := errors.Is(err, kind); got != (kind == tt.want) {
+					t.Errorf("Send(%s) = %v; errors.Is(%v) = %v", iid, err, kind, got)
+				}
+			}
+			if n, runs := c.Calls["SendCommand"], len(c.Invocations()); n != 1 || runs != 0 {
+				t.Errorf("Send(%s): %d SendCommand calls, %d invocations; want 1, 0", iid, n, runs)
+			}
+		})
 	}
 }
 
 // TestFind: a command sent for the attempt is found by its comment in the
-// instance's recent history, across pages, and nothing else is taken for it.
+// instance's recent history, across pages and within three of them, and
+// nothing else is taken for it: not the same job's earlier attempt, not
+// the attempt's command on another instance.
 func TestFind(t *testing.T) {
 	j := ssmJob()
 	other := &job.Job{ID: "other", Attempt: 1, Spec: j.Spec}
 	earlier := &job.Job{ID: j.ID, Attempt: 1, Spec: j.Spec}
 	tests := []struct {
-		name   string
-		before int  // commands of other jobs sent before the attempt's
-		sent   bool // whether the attempt's command was sent
-		after  int  // commands of other jobs sent after it
-		want   bool // whether Find finds it
+		name      string
+		before    int  // commands of other jobs sent before the attempt's
+		sent      bool // whether the attempt's command was sent
+		after     int  // commands of other jobs sent after it
+		want      bool // whether Find finds it
+		wantPages int  // ListCommandInvocations calls
 	}{
-		{name: "newest", before: 3, sent: true, after: 0, want: true},
-		{name: "on the second page", sent: true, after: 70, want: true},
-		{name: "last on the third page", sent: true, after: 149, want: true},
+		{name: "newest", before: 3, sent: true, after: 0, want: true, wantPages: 1},
+		{name: "on the second page", sent: true, after: 70, want: true, wantPages: 2},
+		{name: "last on the third page", sent: true, after: 149, want: true, wantPages: 3},
 		// Find reads three pages of history: older intents are long dead.
-		{name: "past three pages", sent: true, after: 150, want: false},
-		{name: "never sent", before: 20, sent: false, after: 20, want: false},
+		{name: "past three pages", sent: true, after: 150, want: false, wantPages: 3},
+		{name: "never sent", before: 20, sent: false, after: 20, want: false, wantPages: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeSSM()
-			r := runner.New(f, runner.Config{})
-			ctx := context.Background()
+			c := newTestCloud()
+			iid, elsewhere := c.ready(), c.ready()
+			r := runner.New(c, runner.Config{})
+			mustSend(t, r, j, elsewhere) // the attempt on another instance: not this one's
 			for range tt.before {
-				mustSend(t, r, other)
+				mustSend(t, r, other, iid)
 			}
-			mustSend(t, r, earlier) // the same job's earlier attempt: not this one
+			mustSend(t, r, earlier, iid) // the same job's earlier attempt: not this one
 			want := ""
 			if tt.sent {
-				want = mustSend(t, r, j)
+				want = mustSend(t, r, j, iid)
 			}
 			for range tt.after {
-				mustSend(t, r, other)
+				mustSend(t, r, other, iid)
 			}
 			if !tt.want {
 				want = ""
 			}
-			got, err := r.Find(ctx, j, "i-0abc")
+			c.forget()
+			got, err := r.Find(context.Background(), j, iid)
 			if err != nil || got != want {
-				t.Errorf("Find(%s) = %q, %v; want %q", j.Comment(), got, err, want)
+				t.Errorf("Find(%s, %s) = %q, %v; want %q", j.Comment(), iid, got, err, want)
 			}
-			for _, in := range f.listed {
-				if aws.ToString(in.InstanceId) != "i-0abc" || aws.ToInt32(in.MaxResults) != 50 {
-					t.Errorf("ListCommandInvocations(instance %s, max %d); want i-0abc, 50", aws.ToString(in.InstanceId), aws.ToInt32(in.MaxResults))
+			for _, in := range c.listed {
+				if aws.ToString(in.InstanceId) != iid || aws.ToInt32(in.MaxResults) != 50 {
+					t.Errorf("ListCommandInvocations(instance %s, max %d); want %s, 50", aws.ToString(in.InstanceId), aws.ToInt32(in.MaxResults), iid)
 				}
+			}
+			if len(c.listed) != tt.wantPages {
+				t.Errorf("Find(%s, %s) read %d pages; want %d", j.Comment(), iid, len(c.listed), tt.wantPages)
 			}
 		})
 	}
 }
 
-func mustSend(t *testing.T, r *runner.Runner, j *job.Job) string {
+func mustSend(t *testing.T, r *runner.Runner, j *job.Job, instanceID string) string {
 	t.Helper()
-	id, err := r.Send(context.Background(), j, "i-0abc", 10*time.Minute)
+	id, err := r.Send(context.Background(), j, instanceID, 10*time.Minute)
 	if err != nil {
-		t.Fatalf("Send(%s) = %v", j.ID, err)
+		t.Fatalf("Send(%s, %s) = %v", j.ID, instanceID, err)
 	}
 	return id
 }
 
-// TestResult: an invocation's status and exit code; right after
-// SendCommand, a missing invocation reads as Pending.
+// TestResult: an invocation's status, exit code and times as SSM reports
+// the command's run; an invocation that does not exist, as right after
+// SendCommand, reads as Pending.
 func TestResult(t *testing.T) {
-	start, end := "2026-11-25T21:03:10.512Z", "2026-11-25T21:45:03Z"
+	sent := time.Date(2026, 11, 25, 21, 3, 10, 512e6, time.UTC)
 	tests := []struct {
-		name     string
-		give     *ssm.GetCommandInvocationOutput // nil: no invocation yet
-		giveErr  string
-		want     runner.Result
-		wantKind error
+		name      string
+		give      awssim.Outcome // what the command does on the instance
+		after     time.Duration  // when Result reads it, after the send
+		cancelAt  time.Duration  // when set, the command is cancelled this long after the send
+		elsewhere bool           // Result asks about an instance the command did not go to
+		delayed   bool           // SSM is retrying the delivery
+		giveErr   string         // GetCommandInvocation is refused with this code
+		want      runner.Result  // the command id is the one sent
+		wantKind  error
 	}{
-		{name: "not there yet", want: runner.Result{CommandID: "cmd-1", Status: runner.Pending}},
-		{name: "in progress", give: &ssm.GetCommandInvocationOutput{Status: types.CommandInvocationStatusInProgress, ResponseCode: -1, ExecutionStartDateTime: aws.String(start)},
-			want: runner.Result{CommandID: "cmd-1", Status: runner.Pending, ExitCode: -1, Started: time.Date(2026, 11, 25, 21, 3, 10, 512e6, time.UTC)}},
-		{name: "delayed", give: &ssm.GetCommandInvocationOutput{Status: types.CommandInvocationStatusDelayed, ResponseCode: -1},
-			want: runner.Result{CommandID: "cmd-1", Status: runner.Pending, ExitCode: -1}},
-		{name: "success", give: &ssm.GetCommandInvocationOutput{Status: types.CommandInvocationStatusSuccess, ExecutionStartDateTime: aws.String(start), ExecutionEndDateTime: aws.String(end)},
-			want: runner.Result{CommandID: "cmd-1", Status: runner.Success, Started: time.Date(2026, 11, 25, 21, 3, 10, 512e6, time.UTC), Ended: time.Date(2026, 11, 25, 21, 45, 3, 0, time.UTC)}},
-		{name: "failed", give: &ssm.GetCommandInvocationOutput{Status: types.CommandInvocationStatusFailed, ResponseCode: 3},
-			want: runner.Result{CommandID: "cmd-1", Status: runner.Failed, ExitCode: 3}},
-		{name: "timed out", give: &ssm.GetCommandInvocationOutput{Status: types.CommandInvocationStatusTimedOut, ResponseCode: -1},
-			want: runner.Result{CommandID: "cmd-1", Status: runner.TimedOut, ExitCode: -1}},
-		{name: "cancelled", give: &ssm.GetCommandInvocationOutput{Status: types.CommandInvocationStatusCancelled, ResponseCode: -1},
-			want: runner.Result{CommandID: "cmd-1", Status: runner.Cancelled, ExitCode: -1}},
+		{name: "no such invocation", elsewhere: true, want: runner.Result{Status: runner.Pending}},
+		{name: "in progress", give: awssim.Outcome{Duration: time.Hour}, after: 10 * time.Minute,
+			want: runner.Result{Status: runner.Pending, ExitCode: -1, Started: sent}},
+		{name: "delayed", give: awssim.Outcome{Duration: time.Hour}, after: 10 * time.Minute, delayed: true,
+			want: runner.Result{Status: runner.Pending, ExitCode: -1}},
+		{name: "success", give: awssim.Outcome{Duration: 41*time.Minute + 52488*time.Millisecond}, after: time.Hour,
+			want: runner.Result{Status: runner.Success, Started: sent, Ended: time.Date(2026, 11, 25, 21, 45, 3, 0, time.UTC)}},
+		{name: "failed", give: awssim.Outcome{Exit: 3, Duration: 10 * time.Minute}, after: time.Hour,
+			want: runner.Result{Status: runner.Failed, ExitCode: 3, Started: sent, Ended: sent.Add(10 * time.Minute)}},
+		// The job's max runtime, 2 h, is the command's execution timeout.
+		{name: "timed out", give: awssim.Outcome{Hang: true}, after: 3 * time.Hour,
+			want: runner.Result{Status: runner.TimedOut, ExitCode: -1, Started: sent, Ended: sent.Add(2 * time.Hour)}},
+		{name: "cancelled", give: awssim.Outcome{Duration: time.Hour}, cancelAt: 5 * time.Minute, after: 10 * time.Minute,
+			want: runner.Result{Status: runner.Cancelled, ExitCode: -1, Started: sent, Ended: sent.Add(5 * time.Minute)}},
 		{name: "throttled", giveErr: "ThrottlingException", wantKind: runner.ErrThrottled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeSSM()
-			f.getErr = tt.giveErr
-			if tt.give != nil {
-				f.results["cmd-1"] = tt.give
+			ctx := context.Background()
+			c := newTestCloud()
+			c.Exec = awssim.ExecFunc(func(*awssim.Host, awssim.Run) awssim.Outcome { return tt.give })
+			iid, bystander := c.ready(), c.ready()
+			var api runner.SSM = c.Cloud
+			if tt.delayed {
+				api = delayed{c.Cloud}
 			}
-			got, err := runner.New(f, runner.Config{}).Result(context.Background(), "cmd-1", "i-0abc")
+			r := runner.New(api, runner.Config{})
+			c.clock.AdvanceTo(sent)
+			id := mustSend(t, r, ssmJob(), iid)
+			if tt.cancelAt > 0 {
+				c.clock.Advance(tt.cancelAt)
+				if _, err := c.CancelCommand(ctx, &ssm.CancelCommandInput{CommandId: aws.String(id), InstanceIds: []string{iid}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.clock.AdvanceTo(sent.Add(tt.after))
+			if tt.giveErr != "" {
+				c.fail["GetCommandInvocation"] = tt.giveErr
+			}
+			asked := iid
+			if tt.elsewhere {
+				asked = bystander
+			}
+			got, err := r.Result(ctx, id, asked)
 			if tt.wantKind != nil {
 				if !errors.Is(err, tt.wantKind) {
-					t.Errorf("Result(cmd-1) = %v; want %v", err, tt.wantKind)
+					t.Errorf("Result(%s, %s) = %v; want %v", id, asked, err, tt.wantKind)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("Result(cmd-1) = %v", err)
+				t.Fatalf("Result(%s, %s) = %v", id, asked, err)
 			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("Result(cmd-1) (-want +got):\n%s", diff)
+			want := tt.want
+			want.CommandID = id
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("Result(%s, %s) (-want +got):\n%s", id, asked, diff)
 			}
 		})
 	}
 }
 
 // TestOnline: only agents reporting Online count; ids go to SSM in chunks of
-// at most 50, each read through all its pages.
+// at most 50, MaxResults 50, each chunk read through all its pages, the
+// short and the empty ones too.
 func TestOnline(t *testing.T) {
-	f := newFakeSSM()
+	c := newTestCloud()
+	c.FilterAfterPage = true
+	agent := map[string]time.Duration{}
+	c.AgentDelay = func(id string) (time.Duration, bool) {
+		d, ok := agent[id]
+		return d, ok
+	}
 	var ids []string
 	want := map[string]bool{}
 	for i := range 120 {
-		id := fmt.Sprintf("i-%017d", i)
+		id := c.launch()
 		ids = append(ids, id)
 		switch i % 3 {
 		case 0:
-			f.agents[id] = types.PingStatusOnline
-			want[id] = true
+			want[id] = true // online after awssim.DefaultAgent
 		case 1:
-			f.agents[id] = types.PingStatusConnectionLost
+			agent[id] = time.Hour // running, its agent not online: ConnectionLost
+		case 2:
+			agent[id] = -1 // never registers: SSM does not list it at all
 		}
 	}
-	got, err := runner.New(f, runner.Config{}).Online(context.Background(), ids)
+	c.clock.Advance(awssim.DefaultBoot + awssim.DefaultAgent)
+	if diff := cmp.Diff(map[types.PingStatus]int{types.PingStatusOnline: 40, types.PingStatusConnectionLost: 40}, c.pings(t)); diff != "" {
+		t.Fatalf("agents set up (-want +got):\n%s", diff)
+	}
+	c.forget()
+
+	got, err := runner.New(c, runner.Config{}).Online(context.Background(), ids)
 	if err != nil {
 		t.Fatalf("Online(120 ids) = %v", err)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Online(120 ids) (-want +got):\n%s", diff)
 	}
-	var chunks []int
+	var chunks, pages []int
 	var asked []string
-	for _, in := range f.describe {
+	for _, in := range c.described {
+		if aws.ToInt32(in.MaxResults) != 50 {
+			t.Errorf("DescribeInstanceInformation(MaxResults %d); want 50", aws.ToInt32(in.MaxResults))
+		}
 		if in.NextToken != nil {
-			continue // a further page of the same chunk
+			pages[len(pages)-1]++ // a further page of the same chunk
+			continue
 		}
 		chunks = append(chunks, len(in.Filters[0].Values))
+		pages = append(pages, 1)
 		asked = append(asked, in.Filters[0].Values...)
 	}
 	if diff := cmp.Diff([]int{50, 50, 20}, chunks); diff != "" {
 		t.Errorf("InstanceIds per chunk (-want +got):\n%s", diff)
 	}
+	// SSM pages through all 80 registered nodes, 50 a page, before the
+	// filter: every chunk takes two pages, and the last chunk's first one
+	// comes back empty with a NextToken.
+	if diff := cmp.Diff([]int{2, 2, 2}, pages); diff != "" {
+		t.Errorf("pages per chunk (-want +got):\n%s", diff)
+	}
 	if !slices.Equal(ids, asked) {
 		t.Errorf("ids asked about differ from the ids given")
 	}
 
-	f = newFakeSSM()
-	got, err = runner.New(f, runner.Config{}).Online(context.Background(), nil)
-	if err != nil || len(got) != 0 || len(f.describe) != 0 {
-		t.Errorf("Online(none) = %v, %v after %d calls; want empty after none", got, err, len(f.describe))
+	c.forget()
+	got, err = runner.New(c, runner.Config{}).Online(context.Background(), nil)
+	if n := c.Calls["DescribeInstanceInformation"]; err != nil || len(got) != 0 || n != 0 {
+		t.Errorf("Online(none) = %v, %v after %d calls; want empty after none", got, err, n)
 	}
 }
 
-// TestCancel cancels the command on the one instance.
+// TestCancel cancels the command on the one instance: SSM ends it there,
+// and only there.
 func TestCancel(t *testing.T) {
-	f := newFakeSSM()
-	if err := runner.New(f, runner.Config{}).Cancel(context.Background(), "cmd-1", "i-0abc"); err != nil {
-		t.Fatalf("Cancel = %v", err)
+	ctx := context.Background()
+	c := newTestCloud()
+	c.Exec = awssim.ExecFunc(func(*awssim.Host, awssim.Run) awssim.Outcome { return awssim.Outcome{Duration: time.Hour} })
+	iid, other := c.ready(), c.ready()
+	// One command on two instances, as SSM allows.
+	out, err := c.SendCommand(ctx, &ssm.SendCommandInput{
+		DocumentName: aws.String(runner.Document), InstanceIds: []string{iid, other},
+		Parameters: map[string][]string{"commands": {"python train.py"}},
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	want := []*ssm.CancelCommandInput{{CommandId: aws.String("cmd-1"), InstanceIds: []string{"i-0abc"}}}
-	if diff := cmp.Diff(want, f.cancels, ignoreNoSerde); diff != "" {
+	cmd := aws.ToString(out.Command.CommandId)
+	c.clock.Advance(5 * time.Minute)
+	c.forget()
+	if err := runner.New(c, runner.Config{}).Cancel(ctx, cmd, iid); err != nil {
+		t.Fatalf("Cancel(%s, %s) = %v", cmd, iid, err)
+	}
+	want := []*ssm.CancelCommandInput{{CommandId: aws.String(cmd), InstanceIds: []string{iid}}}
+	if diff := cmp.Diff(want, c.cancels, ignoreNoSerde); diff != "" {
 		t.Errorf("CancelCommand input (-want +got):\n%s", diff)
+	}
+	for _, tt := range []struct {
+		give string // instance
+		want string // status
+	}{{give: iid, want: "Cancelled"}, {give: other, want: "InProgress"}} {
+		if got := c.invocation(t, cmd, tt.give).Status; got != tt.want {
+			t.Errorf("after Cancel(%s, %s): invocation on %s = %s; want %s", cmd, iid, tt.give, got, tt.want)
+		}
 	}
 }
 
