@@ -42,7 +42,9 @@ type Instance struct {
 	billed    time.Duration
 	billSince time.Time
 	gen       int // bumps on every start/stop, cancelling stale timers
-	timerGen  int // bumps on every shutdown timer change
+	// registered: its SSM agent has registered once; SSM lists it from then on.
+	registered bool
+	timerGen   int // bumps on every shutdown timer change
 	// disk is the root volume's files (path → content): it survives a stop.
 	disk map[string]string
 }
@@ -314,6 +316,13 @@ func (c *Cloud) boot(i *Instance) {
 		}
 		if agent >= 0 {
 			i.AgentOnline = c.clock.Now().Add(agent)
+			c.clock.At(i.AgentOnline, func() {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				if i.gen == gen {
+					i.registered = true
+				}
+			})
 		}
 	})
 }

@@ -70,7 +70,7 @@ func (c *Cloud) describeInstanceInformation(in *ssm.DescribeInstanceInformationI
 		}
 		ids = f.Values
 	}
-	size := 50
+	size := 10 // the service's default page (its service model)
 	if in.MaxResults != nil {
 		if size = int(aws.ToInt32(in.MaxResults)); size < 5 || size > 50 {
 			return nil, apiError("ValidationException", "1 validation error detected: Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value between 5 and 50", size)
@@ -87,8 +87,8 @@ func (c *Cloud) describeInstanceInformation(in *ssm.DescribeInstanceInformationI
 		status := types.PingStatusConnectionLost
 		if c.online(i) {
 			status = types.PingStatusOnline
-		} else if i.AgentOnline.IsZero() {
-			continue // never registered since its last start
+		} else if !i.registered {
+			continue // its agent never registered: SSM does not know it
 		}
 		info := types.InstanceInformation{InstanceId: aws.String(i.ID), PingStatus: status}
 		if c.FilterAfterPage || wanted(info) {

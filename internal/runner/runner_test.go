@@ -594,7 +594,7 @@ func TestOnline(t *testing.T) {
 		d, ok := agent[id]
 		return d, ok
 	}
-	var ids []string
+	var ids, lost []string
 	want := map[string]bool{}
 	for i := range 120 {
 		id := c.launch()
@@ -603,12 +603,17 @@ func TestOnline(t *testing.T) {
 		case 0:
 			want[id] = true // online after awssim.DefaultAgent
 		case 1:
-			agent[id] = time.Hour // running, its agent not online: ConnectionLost
+			lost = append(lost, id) // registers, then its instance stops: ConnectionLost
 		case 2:
 			agent[id] = -1 // never registers: SSM does not list it at all
 		}
 	}
 	c.clock.Advance(awssim.DefaultBoot + awssim.DefaultAgent)
+	for _, id := range lost {
+		if err := c.ByHand(id, "stop"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if diff := cmp.Diff(map[types.PingStatus]int{types.PingStatusOnline: 40, types.PingStatusConnectionLost: 40}, c.pings(t)); diff != "" {
 		t.Fatalf("agents set up (-want +got):\n%s", diff)
 	}
