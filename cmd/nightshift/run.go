@@ -186,7 +186,7 @@ func (b *bashExecutor) Run(r sim.Run) sim.Outcome {
 	// shutdown stands in for the instance's power-off timer; the simulation
 	// arms the same timer from the script.
 	_ = os.WriteFile(filepath.Join(bin, "shutdown"), []byte("#!/bin/sh\n[ \"$1\" = -c ] && exit 0\necho \"nightshift: (shutdown $*)\" >&2\n"), 0o755)
-	cmd := exec.Command("/bin/sh", "-c", r.Launcher)
+	cmd := exec.Command("/bin/sh", "-c", r.Commands)
 	cmd.Dir = disk
 	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
 	start := time.Now()

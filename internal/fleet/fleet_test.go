@@ -828,12 +828,7 @@ func TestStartErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newTestFleet()
-			id := f.run(t, onDemand, map[string]string{"nightshift:managed": "true"})
-			f.clock.Advance(awssim.DefaultBoot)
-			if _, err := f.cloud.StopInstances(context.Background(), &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
-				t.Fatalf("StopInstances(%s) = %v", id, err)
-			}
-			f.clock.Advance(awssim.DefaultStop)
+			id := f.stopped(t)
 			maps.Copy(f.cloud.Capacity, tt.capacity)
 			f.startFail = tt.startFail
 			inst := fleet.Instance{ID: id, Type: "g5.xlarge", State: "stopped", Managed: true}
@@ -860,16 +855,24 @@ func TestStartErrors(t *testing.T) {
 	})
 }
 
-// TestStartNoAnswer: a start whose answer is lost returns what happened;
-// the instance is starting all the same, and a repeated Start succeeds.
-func TestStartNoAnswer(t *testing.T) {
-	f := newTestFleet()
+// stopped returns a managed on-demand instance, launched, running, then
+// stopped.
+func (f *testFleet) stopped(t *testing.T) string {
+	t.Helper()
 	id := f.run(t, onDemand, map[string]string{"nightshift:managed": "true"})
 	f.clock.Advance(awssim.DefaultBoot)
 	if _, err := f.cloud.StopInstances(context.Background(), &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
 		t.Fatalf("StopInstances(%s) = %v", id, err)
 	}
 	f.clock.Advance(awssim.DefaultStop)
+	return id
+}
+
+// TestStartNoAnswer: a start whose answer is lost returns what happened;
+// the instance is starting all the same, and a repeated Start succeeds.
+func TestStartNoAnswer(t *testing.T) {
+	f := newTestFleet()
+	id := f.stopped(t)
 	inst := fleet.Instance{ID: id, Type: "g5.xlarge", State: "stopped", Managed: true}
 	f.lost = map[string]error{"StartInstances": context.DeadlineExceeded}
 	if err := f.Start(context.Background(), inst); !errors.Is(err, context.DeadlineExceeded) {

@@ -33,7 +33,7 @@ func TestKeepWarmPerPool(t *testing.T) {
 	w.Exec = sim.ExecFunc(func(r sim.Run) sim.Outcome {
 		mu.Lock()
 		defer mu.Unlock()
-		launchers[r.JobID] = r.Launcher
+		launchers[r.JobID] = r.Commands
 		return sim.Outcome{Duration: 5 * time.Minute}
 	})
 	for _, pool := range slices.Sorted(maps.Keys(pools)) {

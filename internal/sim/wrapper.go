@@ -12,13 +12,13 @@ import (
 // ExecFunc is what a job's command does when the wrapper runs it.
 type ExecFunc func(Run) Outcome
 
-// Run is one attempt's command as the wrapper starts it.
+// Run is one attempt's command as the wrapper starts it: what the
+// instance's agent received (Commands is the whole wrapper), and the
+// attempt it runs.
 type Run struct {
-	InstanceID, CommandID, JobID string
-	Attempt                      int
-	// Launcher is the /bin/sh text SSM runs: the whole wrapper.
-	Launcher string
-	Timeout  time.Duration
+	awssim.Run
+	JobID   string
+	Attempt int
 }
 
 // Outcome is how a job's command ended: exit code, virtual duration,
@@ -84,10 +84,7 @@ func (x wrapper) Run(h *awssim.Host, r awssim.Run) awssim.Outcome {
 	h.Shutdown(time.Duration(hd.DeadmanSeconds)*time.Second, "dead-man timer")
 	o := Outcome{Duration: time.Minute}
 	if x.w.Exec != nil {
-		o = x.w.Exec(Run{
-			InstanceID: r.InstanceID, CommandID: r.CommandID, JobID: hd.Job, Attempt: hd.Attempt,
-			Launcher: r.Commands, Timeout: r.Timeout,
-		})
+		o = x.w.Exec(Run{Run: r, JobID: hd.Job, Attempt: hd.Attempt})
 	}
 	started := h.Now()
 	return awssim.Outcome{
