@@ -121,8 +121,8 @@ func (s *Scheduler) cost(j *job.Job, i fleet.Instance) {
 // lost re-queues j after its instance went away, or fails it when its
 // retries are spent.
 func (s *Scheduler) lost(ctx context.Context, w *world, j *job.Job, why string) error {
-	from := j.State
-	ops := release(w, j)
+	from, lostAttempt := j.State, j.Attempt
+	ops := append(release(w, j), releaseSlot(w, j)...)
 	s.cost(j, w.instances[j.InstanceID])
 	if j.Attempt > j.Spec.RetryLimit() {
 		if err := j.Move(job.Failed, fmt.Sprintf("%s; retries spent (%d)", why, j.Spec.RetryLimit()), w.now); err != nil {
@@ -140,6 +140,7 @@ func (s *Scheduler) lost(ctx context.Context, w *world, j *job.Job, why string) 
 	ok, err := s.write(ctx, j, from, ops...)
 	if ok {
 		s.freed(w, j)
+		dropSlot(w, j.Pool, j.ID, lostAttempt)
 		s.log.WarnContext(ctx, "instance lost", "job", j.ID, "state", j.State, "attempt", j.Attempt, "why", why)
 	}
 	return err

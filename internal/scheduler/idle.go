@@ -27,6 +27,13 @@ func (s *Scheduler) tidyLeases(ctx context.Context, w *world) error {
 		if _, ok := w.leases[id]; ok {
 			continue
 		}
+		if mine, err := s.launchedForPlaced(ctx, w, i); err != nil || mine {
+			// Launched for an attempt still placed without it: that
+			// attempt's own pass records it. A free lease would hand it to
+			// another job.
+			errs = append(errs, err)
+			continue
+		}
 		l := store.Lease{InstanceID: id, Pool: i.Pool, IdleSince: w.now}
 		if err := s.store.PutLease(ctx, l); err != nil {
 			errs = append(errs, err)
@@ -47,6 +54,32 @@ func (s *Scheduler) tidyLeases(ctx context.Context, w *world) error {
 		delete(w.leases, id)
 	}
 	return errors.Join(errs...)
+}
+
+// launchedForPlaced reports whether i was launched for an attempt that is
+// still placed and has not recorded an instance (or has recorded i). The
+// snapshot's jobs are older than its instances, so the job is read again
+// when the snapshot does not say.
+func (s *Scheduler) launchedForPlaced(ctx context.Context, w *world, i fleet.Instance) (bool, error) {
+	if i.Job == "" {
+		return false, nil
+	}
+	var j *job.Job
+	for _, p := range w.jobs[job.Placed] {
+		if p.ID == i.Job {
+			j = p
+		}
+	}
+	if j == nil || j.Attempt != i.Attempt {
+		var err error
+		switch j, err = s.store.Job(ctx, i.Job); {
+		case errors.Is(err, store.ErrNotFound):
+			return false, nil
+		case err != nil:
+			return false, err
+		}
+	}
+	return j.State == job.Placed && j.Attempt == i.Attempt && (j.InstanceID == "" || j.InstanceID == i.ID), nil
 }
 
 // freeLeftLeases frees each lease held by a job that is no longer placed on

@@ -40,12 +40,27 @@ func (s *Scheduler) place(ctx context.Context, w *world, j *job.Job) error {
 		s.log.InfoContext(ctx, "placed", "job", j.ID, "instance", i.ID, "instance_state", i.State)
 		return s.advance(ctx, w, j)
 	}
-	if n := s.count(w, j.Pool); n >= pool.MaxInstances {
-		return s.setReason(ctx, j, fmt.Sprintf("waiting for a free instance: pool %s is at its cap of %d instances", j.Pool, pool.MaxInstances))
+	if i, ok := launchedFor(w, j); ok {
+		// An earlier try of this attempt launched it: it is the attempt's.
+		from := j.State
+		if err := j.Move(job.Placed, "adopting instance "+i.ID+", launched for this attempt", w.now); err != nil {
+			return err
+		}
+		if ok, err := s.write(ctx, j, from); !ok {
+			return err
+		}
+		return s.attach(ctx, w, j, i)
 	}
-	// Write the intent first: PLACED with the launch token. A crash after
-	// RunInstances is repaired by the next pass, which repeats the launch
-	// with the same token and gets the same instance back.
+	cap := pool.MaxInstances
+	index, room := freeSlot(w, j.Pool, cap)
+	if n := s.count(w, j.Pool); n >= cap || !room {
+		return s.setReason(ctx, j, fmt.Sprintf("waiting for a free instance: pool %s is at its cap of %d instances", j.Pool, cap))
+	}
+	// Write the intent first: PLACED with the launch token, and a slot of
+	// the pool taken in the same transaction — the cap, held by DynamoDB
+	// whatever other invocations do meanwhile. A crash after RunInstances is
+	// repaired by the next pass, which repeats the launch with the same
+	// token and gets the same instance back.
 	from := j.State
 	if err := j.Move(job.Placed, "launching an instance", w.now); err != nil {
 		return err
@@ -54,9 +69,10 @@ func (s *Scheduler) place(ctx context.Context, w *world, j *job.Job) error {
 	if m := j.Spec.Instance.Market; m != "" {
 		j.Market = m
 	}
-	if ok, err := s.write(ctx, j, from); !ok {
+	if ok, err := s.write(ctx, j, from, store.SlotOp{Kind: store.TakeSlot, Pool: j.Pool, Index: index, At: w.now}); !ok {
 		return err
 	}
+	w.slots[j.Pool] = append(w.slots[j.Pool], store.Slot{Pool: j.Pool, Index: index, JobID: j.ID, Attempt: j.Attempt, TakenAt: w.now})
 	// Counted against the cap until this pass ends, whatever the launch
 	// does — unless it comes back with an instance, which counts itself.
 	w.launching[j.Pool]++
@@ -82,24 +98,34 @@ func (s *Scheduler) launch(ctx context.Context, w *world, j *job.Job) error {
 	}
 	inst, err := s.fleet.Launch(ctx, req)
 	if err != nil {
-		if errors.Is(err, fleet.ErrNoAnswer) {
-			// No answer from EC2 (a timeout, a lost response, a crash): the
-			// instance may exist. The intent stands; the next pass repeats
-			// the launch with the same token and gets that instance back.
+		if errors.Is(err, fleet.ErrNoAnswer) || errors.Is(err, fleet.ErrThrottled) {
+			// No answer from EC2 (a timeout, a lost response, a crash), or
+			// throttled before it acted: an earlier call with this token
+			// may have made the instance. The intent stands; the next pass
+			// repeats the launch with the same token and gets it back.
 			return errors.Join(err, s.setReason(ctx, j, "launch will be retried: "+err.Error()))
 		}
-		// EC2 said no: capacity, quota, throttling, configuration. None of
-		// them is the job's fault. It goes back to the queue with the
-		// reason, and the next try uses a new client token.
+		// EC2 said no: capacity, quota, configuration. None of them is the
+		// job's fault. It goes back to the queue with the reason and gives
+		// back its slot, and the next try uses a new client token.
 		w.blocked[j.Pool] = err
-		from := j.State
+		from, attempt := j.State, j.Attempt
 		if merr := j.Move(job.Queued, err.Error(), w.now); merr != nil {
 			return merr
 		}
 		j.LaunchTry++
-		_, werr := s.write(ctx, j, from)
+		ok, werr := s.write(ctx, j, from, releaseSlot(w, j)...)
+		if ok {
+			dropSlot(w, j.Pool, j.ID, attempt)
+		}
 		s.log.WarnContext(ctx, "launch failed", "job", j.ID, "pool", j.Pool, "err", err)
 		return werr
+	}
+	if !inst.Live() {
+		// The client token's instance, made by an earlier call, is gone (a
+		// person terminated it, say): that is not a launch. The attempt is
+		// lost; the next one launches anew.
+		return s.lost(ctx, w, j, fmt.Sprintf("instance %s, launched for this attempt, is %s", inst.ID, inst.State))
 	}
 	w.instances[inst.ID] = inst
 	s.log.InfoContext(ctx, "launched", "job", j.ID, "instance", inst.ID, "type", inst.Type, "spot", inst.Spot)
@@ -111,12 +137,35 @@ func (s *Scheduler) attach(ctx context.Context, w *world, j *job.Job, inst fleet
 	j.InstanceID, j.InstanceType = inst.ID, inst.Type
 	j.Reason = "waiting for instance " + inst.ID + " to boot"
 	j.UpdatedAt = w.now
-	ok, err := s.write(ctx, j, job.Placed, store.LeaseOp{InstanceID: inst.ID, Pool: j.Pool, Acquire: true})
+	ops := []store.Op{store.LeaseOp{InstanceID: inst.ID, Pool: j.Pool, Acquire: true}}
+	sl, bind := slotOf(w, j)
+	bind = bind && sl.InstanceID == ""
+	if bind {
+		ops = append(ops, store.SlotOp{Kind: store.BindSlot, Pool: sl.Pool, Index: sl.Index, InstanceID: inst.ID, At: w.now})
+	}
+	ok, err := s.write(ctx, j, job.Placed, ops...)
 	if ok {
 		w.taken[inst.ID] = true
 		s.take(w, j)
+		if bind {
+			dropSlot(w, sl.Pool, sl.JobID, sl.Attempt)
+			sl.InstanceID, sl.BoundAt = inst.ID, w.now
+			w.slots[sl.Pool] = append(w.slots[sl.Pool], sl)
+		}
 	}
 	return err
+}
+
+// launchedFor returns the instance an earlier try of j's attempt launched,
+// if the snapshot lists one: an instance tagged for a live attempt is that
+// attempt's, never another job's.
+func launchedFor(w *world, j *job.Job) (fleet.Instance, bool) {
+	for _, id := range slices.Sorted(maps.Keys(w.instances)) {
+		if i := w.instances[id]; i.Job == j.ID && i.Attempt == j.Attempt && i.Live() {
+			return i, true
+		}
+	}
+	return fleet.Instance{}, false
 }
 
 // take records in the snapshot that j holds its instance's lease.
@@ -133,11 +182,17 @@ func (s *Scheduler) advance(ctx context.Context, w *world, j *job.Job) error {
 	if j.InstanceID == "" {
 		// A launch was intended; an instance tagged for this attempt means
 		// RunInstances ran before a crash: adopt it rather than launch again.
-		for _, id := range slices.Sorted(maps.Keys(w.instances)) {
-			if i := w.instances[id]; i.Job == j.ID && i.Attempt == j.Attempt {
-				s.log.InfoContext(ctx, "adopted launched instance", "job", j.ID, "instance", i.ID)
-				return s.attach(ctx, w, j, i)
-			}
+		if i, ok := launchedFor(w, j); ok {
+			s.log.InfoContext(ctx, "adopted launched instance", "job", j.ID, "instance", i.ID)
+			return s.attach(ctx, w, j, i)
+		}
+		// Fence the repeated launch by the job's version: a pass acting on a
+		// stale snapshot (another pass has launched for the job since, or
+		// moved it) loses this write and launches nothing.
+		j.Reason = "launching an instance (repeated)"
+		j.UpdatedAt = w.now
+		if ok, err := s.write(ctx, j, job.Placed); !ok {
+			return err
 		}
 		return s.launch(ctx, w, j)
 	}

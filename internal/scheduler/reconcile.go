@@ -39,6 +39,7 @@ func (s *Scheduler) Reconcile(ctx context.Context, o Options) error {
 		errs = append(errs, s.advance(ctx, w, j))
 	}
 	errs = append(errs, s.tidyLeases(ctx, w))
+	errs = append(errs, s.tidySlots(ctx, w))
 	for _, j := range w.jobs[job.Queued] {
 		errs = append(errs, s.place(ctx, w, j))
 	}
@@ -48,7 +49,7 @@ func (s *Scheduler) Reconcile(ctx context.Context, o Options) error {
 
 // write saves j if it moved from state from; a lost race is not an error:
 // another invocation moved the job first, and the next pass reads its work.
-func (s *Scheduler) write(ctx context.Context, j *job.Job, from job.State, ops ...store.LeaseOp) (bool, error) {
+func (s *Scheduler) write(ctx context.Context, j *job.Job, from job.State, ops ...store.Op) (bool, error) {
 	err := s.store.Update(ctx, j, from, ops...)
 	switch {
 	case errors.Is(err, store.ErrConflict):
@@ -73,12 +74,12 @@ func (s *Scheduler) setReason(ctx context.Context, j *job.Job, reason string) er
 }
 
 // release returns the op that frees j's lease, if j holds one.
-func release(w *world, j *job.Job) []store.LeaseOp {
+func release(w *world, j *job.Job) []store.Op {
 	if j.InstanceID == "" {
 		return nil
 	}
 	if l, ok := w.leases[j.InstanceID]; ok && l.JobID == j.ID {
-		return []store.LeaseOp{{InstanceID: j.InstanceID, Pool: l.Pool, At: w.now}}
+		return []store.Op{store.LeaseOp{InstanceID: j.InstanceID, Pool: l.Pool, At: w.now}}
 	}
 	return nil
 }

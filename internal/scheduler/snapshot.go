@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -29,12 +30,16 @@ type world struct {
 	// launching counts, per pool, launches this pass started (whether or
 	// not EC2 answered): they count against the cap until the next pass.
 	launching map[string]int
+	// slots are each pool's taken slots (store.Slot): the cap, as DynamoDB
+	// holds it.
+	slots map[string][]store.Slot
 }
 
 func (s *Scheduler) snapshot(ctx context.Context, o Options) (*world, error) {
 	w := &world{
 		now: s.now(), jobs: map[job.State][]*job.Job{}, leases: map[string]store.Lease{},
 		instances: map[string]fleet.Instance{}, taken: map[string]bool{}, blocked: map[string]error{}, launching: map[string]int{},
+		slots: map[string][]store.Slot{},
 	}
 	for _, st := range []job.State{job.Placed, job.Running} {
 		js, err := s.store.Live(ctx, st)
@@ -52,6 +57,11 @@ func (s *Scheduler) snapshot(ctx context.Context, o Options) (*world, error) {
 	leases, err := s.store.Leases(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read leases: %w", err)
+	}
+	for _, pool := range slices.Sorted(maps.Keys(s.cfg.Pools)) {
+		if w.slots[pool], err = s.store.Slots(ctx, pool); err != nil {
+			return nil, fmt.Errorf("read slots: %w", err)
+		}
 	}
 	for _, l := range leases {
 		w.leases[l.InstanceID] = l

@@ -38,6 +38,8 @@ package store
 //
 // Spend items: pk = "SPEND", sk = the period (see spend.go).
 //
+// Slot items: pk = "SLOT#<pool>", sk = the slot's index (see slot_dynamodb.go).
+//
 // Times are RFC 3339 strings in UTC with nanoseconds (time.RFC3339Nano).
 // Empty strings, zero times and absent optional values are left out of the
 // item rather than stored empty. Versions count every write of an item.
@@ -128,7 +130,7 @@ func (d *DynamoDB) Job(ctx context.Context, id string) (*job.Job, error) {
 // Update writes j if the stored job is still in state from at version
 // j.Version, then sets j.Version to the new version. With lease ops, the job
 // write and every lease change are one transaction.
-func (d *DynamoDB) Update(ctx context.Context, j *job.Job, from job.State, ops ...LeaseOp) error {
+func (d *DynamoDB) Update(ctx context.Context, j *job.Job, from job.State, ops ...Op) error {
 	if err := checkOps(ops); err != nil {
 		return fmt.Errorf("update job %s: %w", j.ID, err)
 	}
@@ -162,7 +164,12 @@ func (d *DynamoDB) Update(ctx context.Context, j *job.Job, from job.State, ops .
 			ExpressionAttributeValues: values,
 		}})
 		for _, op := range ops {
-			writes = append(writes, types.TransactWriteItem{Update: d.leaseUpdate(j, op)})
+			switch op := op.(type) {
+			case LeaseOp:
+				writes = append(writes, types.TransactWriteItem{Update: d.leaseUpdate(j, op)})
+			case SlotOp:
+				writes = append(writes, d.slotWrite(j, op))
+			}
 		}
 		_, err = d.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
 		if lost, ok := cancelled(err, ops); ok {
@@ -424,7 +431,7 @@ func transactionConflict(err error) bool { return awserr.DynamoDBTransactionConf
 // a condition failed or another transaction was in flight, and names the
 // items that lost: "job" and "lease <instance id>". Without reasons, a
 // cancellation counts as lost: the caller reads again, which is always safe.
-func cancelled(err error, ops []LeaseOp) (string, bool) {
+func cancelled(err error, ops []Op) (string, bool) {
 	var e *types.TransactionCanceledException
 	if !errors.As(err, &e) {
 		return "", false
@@ -442,7 +449,7 @@ func cancelled(err error, ops []LeaseOp) (string, bool) {
 		if i == 0 {
 			lost = append(lost, "job")
 		} else if i-1 < len(ops) {
-			lost = append(lost, "lease "+ops[i-1].InstanceID)
+			lost = append(lost, ops[i-1].item())
 		}
 	}
 	if len(lost) == 0 {

@@ -132,7 +132,7 @@ func TestDynamoDBErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		give error
-		ops  []store.LeaseOp
+		ops  []store.Op
 		want error // nil: an error that is none of the sentinels
 	}{
 		{name: "condition", give: conditional, want: store.ErrConflict},
@@ -140,11 +140,11 @@ func TestDynamoDBErrors(t *testing.T) {
 		{name: "transaction in flight, by its code", give: fmt.Errorf("put: %w", &smithy.GenericAPIError{Code: "TransactionConflictException"}), want: store.ErrConflict},
 		{name: "transaction in flight", give: &types.TransactionConflictException{}, want: store.ErrConflict},
 		{name: "throttled", give: throttled},
-		{name: "lease lost", give: reasons("None", "ConditionalCheckFailed"), ops: []store.LeaseOp{acquire("i-1")}, want: store.ErrConflict},
-		{name: "job lost", give: reasons("ConditionalCheckFailed", "None"), ops: []store.LeaseOp{acquire("i-1")}, want: store.ErrConflict},
-		{name: "other transaction", give: reasons("None", "TransactionConflict"), ops: []store.LeaseOp{acquire("i-1")}, want: store.ErrConflict},
-		{name: "no reasons", give: reasons(), ops: []store.LeaseOp{acquire("i-1")}, want: store.ErrConflict},
-		{name: "transaction throttled", give: reasons("None", "ThrottlingError"), ops: []store.LeaseOp{acquire("i-1")}},
+		{name: "lease lost", give: reasons("None", "ConditionalCheckFailed"), ops: []store.Op{acquire("i-1")}, want: store.ErrConflict},
+		{name: "job lost", give: reasons("ConditionalCheckFailed", "None"), ops: []store.Op{acquire("i-1")}, want: store.ErrConflict},
+		{name: "other transaction", give: reasons("None", "TransactionConflict"), ops: []store.Op{acquire("i-1")}, want: store.ErrConflict},
+		{name: "no reasons", give: reasons(), ops: []store.Op{acquire("i-1")}, want: store.ErrConflict},
+		{name: "transaction throttled", give: reasons("None", "ThrottlingError"), ops: []store.Op{acquire("i-1")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,17 +27,28 @@ type Memory struct {
 	// it is called without the Memory's lock held.
 	Before func(op string) error
 
-	mu     sync.Mutex
-	jobs   map[string]*job.Job
-	leases map[string]Lease
-	spend  memorySpend
+	mu        sync.Mutex
+	jobWrites uint64
+	jobs      map[string]*job.Job
+	slots     map[string]Slot
+	leases    map[string]Lease
+	spend     memorySpend
 }
 
 var _ Jobs = (*Memory)(nil)
 
 // NewMemory returns an empty store.
 func NewMemory() *Memory {
-	return &Memory{jobs: map[string]*job.Job{}, leases: map[string]Lease{}}
+	return &Memory{jobs: map[string]*job.Job{}, leases: map[string]Lease{}, slots: map[string]Slot{}}
+}
+
+// JobWrites counts the job records written so far: a reader that saw the
+// same count has seen every job as it is. It is not part of Jobs: the
+// simulation's checker uses it to skip reading an unchanged table.
+func (m *Memory) JobWrites() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.jobWrites
 }
 
 func (m *Memory) enter(ctx context.Context, op string) error {
@@ -67,6 +79,7 @@ func (m *Memory) Create(ctx context.Context, j *job.Job) error {
 		return fmt.Errorf("create job %s: %w", j.ID, ErrExists)
 	}
 	m.jobs[j.ID] = stored
+	m.jobWrites++
 	return nil
 }
 
@@ -86,8 +99,8 @@ func (m *Memory) Job(ctx context.Context, id string) (*job.Job, error) {
 
 // Update writes j if the stored job is still in state from at version
 // j.Version, then sets j.Version to the new version. The job write and the
-// lease ops happen together or not at all.
-func (m *Memory) Update(ctx context.Context, j *job.Job, from job.State, ops ...LeaseOp) error {
+// lease and slot ops happen together or not at all.
+func (m *Memory) Update(ctx context.Context, j *job.Job, from job.State, ops ...Op) error {
 	if err := m.enter(ctx, "Update"); err != nil {
 		return err
 	}
@@ -106,30 +119,28 @@ func (m *Memory) Update(ctx context.Context, j *job.Job, from job.State, ops ...
 	if cur, ok := m.jobs[j.ID]; !ok || cur.State != from || cur.Version != j.Version {
 		lost = append(lost, "job")
 	}
-	leases := make([]Lease, len(ops))
-	for i, op := range ops {
-		l, ok := m.leases[op.InstanceID]
-		if op.Acquire {
-			free := !ok || (l.JobID == "" && l.StoppingAt.IsZero())
-			mine := ok && l.JobID == j.ID && l.Attempt == j.Attempt
-			if !free && !mine {
-				lost = append(lost, "lease "+op.InstanceID)
+	var leases []Lease
+	slots := map[string]*Slot{} // nil: deleted
+	for _, op := range ops {
+		switch op := op.(type) {
+		case LeaseOp:
+			l, ok := m.leaseOp(j, op)
+			if !ok {
+				lost = append(lost, op.item())
 				continue
 			}
-			l.InstanceID, l.JobID, l.Attempt, l.IdleSince = op.InstanceID, j.ID, j.Attempt, time.Time{}
-			if op.Pool != "" {
-				l.Pool = op.Pool
+			cp, err := copyLease(l)
+			if err != nil {
+				return fmt.Errorf("update job %s: %w", j.ID, err)
 			}
-		} else {
-			if !ok || l.JobID != j.ID {
-				lost = append(lost, "lease "+op.InstanceID)
+			leases = append(leases, cp)
+		case SlotOp:
+			sl, ok := m.slotOp(j, op)
+			if !ok {
+				lost = append(lost, op.item())
 				continue
 			}
-			l.JobID, l.Attempt, l.IdleSince = "", 0, op.At
-		}
-		l.Version++
-		if leases[i], err = copyLease(l); err != nil {
-			return fmt.Errorf("update job %s: %w", j.ID, err)
+			slots[slotKey(op.Pool, op.Index)] = sl
 		}
 	}
 	if lost != nil {
@@ -139,10 +150,121 @@ func (m *Memory) Update(ctx context.Context, j *job.Job, from job.State, ops ...
 		return fmt.Errorf("update job %s: %s: %w", j.ID, strings.Join(lost, ", "), ErrConflict)
 	}
 	m.jobs[j.ID] = stored
+	m.jobWrites++
 	for _, l := range leases {
 		m.leases[l.InstanceID] = l
 	}
+	for k, sl := range slots {
+		if sl == nil {
+			delete(m.slots, k)
+		} else {
+			m.slots[k] = *sl
+		}
+	}
 	j.Version = next.Version
+	return nil
+}
+
+// leaseOp returns the lease as op leaves it, if op's condition holds.
+func (m *Memory) leaseOp(j *job.Job, op LeaseOp) (Lease, bool) {
+	l, ok := m.leases[op.InstanceID]
+	if op.Acquire {
+		free := !ok || (l.JobID == "" && l.StoppingAt.IsZero())
+		mine := ok && l.JobID == j.ID && l.Attempt == j.Attempt
+		if !free && !mine {
+			return l, false
+		}
+		l.InstanceID, l.JobID, l.Attempt, l.IdleSince = op.InstanceID, j.ID, j.Attempt, time.Time{}
+		if op.Pool != "" {
+			l.Pool = op.Pool
+		}
+	} else {
+		if !ok || l.JobID != j.ID {
+			return l, false
+		}
+		l.JobID, l.Attempt, l.IdleSince = "", 0, op.At
+	}
+	l.Version++
+	return l, true
+}
+
+// slotOp returns the slot as op leaves it (nil: deleted), if op's
+// condition holds.
+func (m *Memory) slotOp(j *job.Job, op SlotOp) (*Slot, bool) {
+	cur, ok := m.slots[slotKey(op.Pool, op.Index)]
+	switch op.Kind {
+	case TakeSlot:
+		if ok {
+			return nil, false
+		}
+		return &Slot{Pool: op.Pool, Index: op.Index, JobID: j.ID, Attempt: j.Attempt, TakenAt: op.At.UTC(), Version: 1}, true
+	case BindSlot:
+		if !ok || !cur.Holds(j.ID, op.holder(j.Attempt)) {
+			return nil, false
+		}
+		cur.InstanceID, cur.BoundAt = op.InstanceID, op.At.UTC()
+		cur.Version++
+		return &cur, true
+	default: // ReleaseSlot
+		if !ok || !cur.Holds(j.ID, op.holder(j.Attempt)) || cur.InstanceID != "" {
+			return nil, false
+		}
+		return nil, true
+	}
+}
+
+func slotKey(pool string, index int) string { return pool + "#" + strconv.Itoa(index) }
+
+// Slots lists a pool's taken slots, by index.
+func (m *Memory) Slots(ctx context.Context, pool string) ([]Slot, error) {
+	if err := m.enter(ctx, "Slots"); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Slot
+	for _, s := range m.slots {
+		if s.Pool == pool {
+			out = append(out, s)
+		}
+	}
+	slices.SortFunc(out, func(a, b Slot) int { return a.Index - b.Index })
+	return out, nil
+}
+
+// FreeSlot deletes a slot at version s.Version.
+func (m *Memory) FreeSlot(ctx context.Context, s Slot) error {
+	if err := m.enter(ctx, "FreeSlot"); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := slotKey(s.Pool, s.Index)
+	if cur, ok := m.slots[k]; !ok || cur.Version != s.Version {
+		return fmt.Errorf("free slot %s/%d: %w", s.Pool, s.Index, ErrConflict)
+	}
+	delete(m.slots, k)
+	return nil
+}
+
+// AdoptSlot records the instance of a slot's launch, at version s.Version.
+func (m *Memory) AdoptSlot(ctx context.Context, s Slot, instanceID string, at time.Time) error {
+	if err := m.enter(ctx, "AdoptSlot"); err != nil {
+		return err
+	}
+	if instanceID == "" {
+		return fmt.Errorf("adopt slot %s/%d: empty instance id", s.Pool, s.Index)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := slotKey(s.Pool, s.Index)
+	cur, ok := m.slots[k]
+	if !ok || cur.Version != s.Version {
+		return fmt.Errorf("adopt slot %s/%d: %w", s.Pool, s.Index, ErrConflict)
+	}
+	cur.InstanceID, cur.BoundAt = instanceID, at.UTC()
+	cur.Version++
+	m.slots[k] = cur
 	return nil
 }
 

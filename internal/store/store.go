@@ -62,9 +62,9 @@ type Jobs interface {
 	// Job reads one job; ErrNotFound if absent.
 	Job(ctx context.Context, id string) (*job.Job, error)
 	// Update writes j if the stored job is still in state from at version
-	// j.Version, then sets j.Version to the new version. Lease ops run in the
-	// same transaction. ErrConflict if any condition fails.
-	Update(ctx context.Context, j *job.Job, from job.State, ops ...LeaseOp) error
+	// j.Version, then sets j.Version to the new version. Lease and slot ops
+	// run in the same transaction. ErrConflict if any condition fails.
+	Update(ctx context.Context, j *job.Job, from job.State, ops ...Op) error
 	// Live lists the jobs in a live state, highest priority first, then oldest
 	// first, without scanning the table.
 	Live(ctx context.Context, s job.State) ([]*job.Job, error)
@@ -90,6 +90,15 @@ type Jobs interface {
 	ClearStopping(ctx context.Context, instanceID string) error
 	// DeleteLease removes a free lease (its instance is gone); ErrConflict if held.
 	DeleteLease(ctx context.Context, instanceID string) error
+	// Slots lists a pool's taken slots, by index.
+	Slots(ctx context.Context, pool string) ([]Slot, error)
+	// FreeSlot deletes a slot at version s.Version: its instance is gone,
+	// or its launch is over without one. ErrConflict if it changed meanwhile.
+	FreeSlot(ctx context.Context, s Slot) error
+	// AdoptSlot records on a slot at version s.Version the instance its
+	// launch made, when the job did not record it itself (it moved on
+	// before). ErrConflict if the slot changed meanwhile.
+	AdoptSlot(ctx context.Context, s Slot, instanceID string, at time.Time) error
 	// Spend reads a spend record (a day, a month, or BudgetStatus); ErrNotFound if absent.
 	Spend(ctx context.Context, period string) (Spend, error)
 	// PutSpend writes s if the stored record is at version s.Version (0:

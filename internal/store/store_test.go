@@ -49,6 +49,9 @@ func testJobs(t *testing.T, newStore func(t *testing.T) store.Jobs) {
 		{"Spend", testSpend},
 		{"Head", testHead},
 		{"FreeLease", testFreeLease},
+		{"Slots", testSlots},
+		{"SlotRace", testSlotRace},
+		{"BadSlotOps", testBadSlotOps},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })
@@ -79,7 +82,7 @@ func mustCreate(t *testing.T, s store.Jobs, jobs ...*job.Job) []*job.Job {
 }
 
 // mustMove moves j to state to and writes it with ops.
-func mustMove(t *testing.T, s store.Jobs, j *job.Job, to job.State, ops ...store.LeaseOp) {
+func mustMove(t *testing.T, s store.Jobs, j *job.Job, to job.State, ops ...store.Op) {
 	t.Helper()
 	from := j.State
 	if err := j.Move(to, "test", t0); err != nil {
@@ -91,7 +94,7 @@ func mustMove(t *testing.T, s store.Jobs, j *job.Job, to job.State, ops ...store
 }
 
 // tryMove moves a copy of j to state to and tries to write it with ops.
-func tryMove(t *testing.T, s store.Jobs, j *job.Job, to job.State, ops ...store.LeaseOp) error {
+func tryMove(t *testing.T, s store.Jobs, j *job.Job, to job.State, ops ...store.Op) error {
 	t.Helper()
 	c := *j
 	if err := c.Move(to, "test", t0); err != nil {
@@ -477,12 +480,12 @@ func testAcquireHeld(t *testing.T, s store.Jobs) {
 
 	tests := []struct {
 		name string
-		give []store.LeaseOp
+		give []store.Op
 	}{
-		{name: "held", give: []store.LeaseOp{acquire("i-1")}},
+		{name: "held", give: []store.Op{acquire("i-1")}},
 		// The free lease named first must not be taken when the second is lost.
-		{name: "free then held", give: []store.LeaseOp{acquire("i-2"), acquire("i-1")}},
-		{name: "held then free", give: []store.LeaseOp{acquire("i-1"), acquire("i-2")}},
+		{name: "free then held", give: []store.Op{acquire("i-2"), acquire("i-1")}},
+		{name: "held then free", give: []store.Op{acquire("i-1"), acquire("i-2")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -562,10 +565,10 @@ func testBadOps(t *testing.T, s store.Jobs) {
 	a := mustCreate(t, s, newJob("a", 0, t0))[0]
 	tests := []struct {
 		name string
-		give []store.LeaseOp
+		give []store.Op
 	}{
-		{name: "no instance", give: []store.LeaseOp{{Acquire: true}}},
-		{name: "same lease twice", give: []store.LeaseOp{acquire("i-1"), release("i-1", t0)}},
+		{name: "no instance", give: []store.Op{store.LeaseOp{Acquire: true}}},
+		{name: "same lease twice", give: []store.Op{acquire("i-1"), release("i-1", t0)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

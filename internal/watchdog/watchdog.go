@@ -36,7 +36,7 @@ type Canceller interface {
 // Store is what the watchdog reads and writes of the jobs table.
 type Store interface {
 	Live(ctx context.Context, s job.State) ([]*job.Job, error)
-	Update(ctx context.Context, j *job.Job, from job.State, ops ...store.LeaseOp) error
+	Update(ctx context.Context, j *job.Job, from job.State, ops ...store.Op) error
 	Spend(ctx context.Context, period string) (store.Spend, error)
 	PutSpend(ctx context.Context, s *store.Spend) error
 }
