@@ -8,7 +8,7 @@
 #   make check-reflect   no function's link graph reaches a method call by
 #               name through reflection (it keeps every method: 4x the size)
 #   make lint   gofmt, go vet, cfn-lint
-#   make soak SEEDS=N        N randomized chaos histories, in parallel
+#   make soak SEEDS=N [MODE=concurrent]   N randomized chaos histories, in parallel
 #   make bench / bench-all   API calls per job and sweep; intake; binary size and start-up
 #   make bench-waste         what nightshift saves, against the alternatives, on traces/
 
@@ -54,11 +54,18 @@ run:
 	$(GO) run ./cmd/nightshift run
 
 # Randomized histories with fault injection, every invariant checked after
-# every step, in parallel over the cores: make soak SEEDS=5000 [FIRST=1].
+# every step, in parallel over the cores: make soak SEEDS=5000 [FIRST=1]
+# [MODE=concurrent] — concurrent histories run Lambda invocations at once,
+# interleaved call by call.
 SEEDS ?= 1000
 FIRST ?= 1
+MODE  ?= serial
 soak:
+ifeq ($(MODE),concurrent)
+	$(GO) test ./internal/chaos -run 'TestConcurrentSeeds$$' -count=1 -timeout 0 -v -cseeds $(SEEDS) -first $(FIRST)
+else
 	$(GO) test ./internal/chaos -run 'TestSeeds$$' -count=1 -timeout 0 -v -seeds $(SEEDS) -first $(FIRST)
+endif
 
 # API calls per job (cold and warm) and per idle tick, counted by the simulated cloud.
 bench:
@@ -79,6 +86,9 @@ $(RIE):
 test: deps
 	$(GO) vet ./...
 	NIGHTSHIFT_RIE=$(RIE) NIGHTSHIFT_PYTHON=$(PYTHON) $(GO) test -count=1 ./...
+	# A few concurrent histories under the race detector: the handlers, the
+	# store and the harness share state across invocations.
+	$(GO) test -count=1 -race -run 'TestConcurrentRace$$' ./internal/chaos
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -70,6 +70,11 @@ type Cloud struct {
 	// Fault, when set, runs before every call with its input (nil for calls
 	// that are not AWS API calls); an error it returns is the call's result.
 	Fault func(op string, in any) error
+	// Yield, when set, runs before every API call, outside the cloud's lock:
+	// a harness that interleaves concurrent callers call by call parks the
+	// caller there. An error it returns is the call's result (the caller
+	// was killed while it waited).
+	Yield func(op string) error
 	// After, when set, runs after every call took effect; an error it
 	// returns replaces the response (the effect stays: a lost response).
 	After func(op string) error
@@ -305,13 +310,18 @@ func (c *Cloud) Inject(op string) error {
 	return nil
 }
 
-// serve is every API call's frame: under the cloud's lock, the call is
-// counted and faulted, then answered by f; the after hook sees only calls
-// that took effect.
+// serve is every API call's frame: the caller may be parked first (Yield);
+// then, under the cloud's lock, the call is counted and faulted, answered
+// by f, and the after hook sees only calls that took effect.
 func serve[I, O any](c *Cloud, op string, in I, f func(I) (O, error)) (O, error) {
+	var zero O
+	if c.Yield != nil {
+		if err := c.Yield(op); err != nil {
+			return zero, err
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var zero O
 	if err := c.call(op, in); err != nil {
 		return zero, err
 	}

@@ -42,11 +42,17 @@ const (
 	Grace = 10 * time.Minute
 	// step is how far the clock moves between planned actions at most.
 	step = time.Minute
+	// SQSBatches is how many intake invocations run at once in a
+	// concurrent history: the template's MaximumConcurrency.
+	SQSBatches = 5
+	// LambdaTimeout is the functions' timeout in the template.
+	LambdaTimeout = 60 * time.Second
 )
 
 // Violation is a broken invariant.
 type Violation struct {
 	Seed      uint64
+	Mode      Mode
 	Step      int
 	At        time.Duration
 	Invariant string
@@ -54,8 +60,12 @@ type Violation struct {
 }
 
 func (v *Violation) Error() string {
-	return fmt.Sprintf("seed %d: %s broken at step %d (T+%v): %s\nreplay: go test ./internal/chaos -run TestReplay -seed %d -v",
-		v.Seed, v.Invariant, v.Step, v.At, v.Detail, v.Seed)
+	flag := ""
+	if v.Mode == Concurrent {
+		flag = " -concurrent"
+	}
+	return fmt.Sprintf("seed %d (%s): %s broken at step %d (T+%v): %s\nreplay: go test ./internal/chaos -run TestReplay -seed %d%s -v",
+		v.Seed, v.Mode, v.Invariant, v.Step, v.At, v.Detail, v.Seed, flag)
 }
 
 // Stats counts what a history did.
@@ -67,6 +77,7 @@ type Stats struct {
 // history is one seeded run.
 type history struct {
 	seed  uint64
+	mode  Mode
 	rng   *rand.Rand
 	w     *sim.World
 	ctx   context.Context
@@ -74,11 +85,9 @@ type history struct {
 	check *checker
 	// jobs are the ids of the valid jobs sent, with their max runtime.
 	jobs map[string]time.Duration
-	// crash state of the current invocation
-	crashAt, calls int
-	crashAfter     bool
-	dead           bool
-	faulty         bool
+	// crashes is the crash plan of each invocation in flight, by id.
+	crashes map[int]*crash
+	faulty  bool
 	// checking is set while the checker reads: its reads are not faulted.
 	checking bool
 	// cleanTicks counts watchdog invocations that ran without any error.
@@ -87,18 +96,45 @@ type history struct {
 	pCrash, pThrottle, pDrop, pDup float64
 	downUntil, upSince             time.Time
 	capacityUntil, quotaUntil      time.Time
+	// flaps are the types whose capacity is gone, until when.
+	flaps map[string]time.Time
 }
 
-// Run plays the history of seed and returns the first broken invariant.
-func Run(seed uint64) (Stats, error) { return RunLogged(seed, nil) }
+// crash is when one invocation dies: before (or, with after, just after)
+// its call number at+1, if at ≥ 0; dead once it has.
+type crash struct {
+	at, calls   int
+	after, dead bool
+}
 
-// RunLogged is Run with the handlers' log (nil: none), for replays.
-func RunLogged(seed uint64, log *slog.Logger) (Stats, error) {
+// Mode says how a history runs its Lambda invocations.
+type Mode int
+
+// The modes.
+const (
+	// Serial runs each invocation to its end before the next starts.
+	Serial Mode = iota
+	// Concurrent runs them at once, interleaved call by call, as AWS does.
+	Concurrent
+)
+
+func (m Mode) String() string { return [...]string{"serial", "concurrent"}[m] }
+
+// Run plays the serial history of seed and returns the first broken invariant.
+func Run(seed uint64) (Stats, error) { return RunLogged(seed, Serial, nil) }
+
+// RunConcurrent plays the concurrent history of seed.
+func RunConcurrent(seed uint64) (Stats, error) { return RunLogged(seed, Concurrent, nil) }
+
+// RunLogged plays a history with the handlers' log (nil: none), for replays.
+func RunLogged(seed uint64, mode Mode, log *slog.Logger) (Stats, error) {
 	h := &history{
-		seed: seed,
-		rng:  rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		ctx:  context.Background(),
-		jobs: map[string]time.Duration{},
+		seed: seed, mode: mode,
+		rng:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		ctx:     context.Background(),
+		jobs:    map[string]time.Duration{},
+		crashes: map[int]*crash{},
+		flaps:   map[string]time.Time{},
 	}
 	// Half the histories keep warm for a fixed window, half "auto" (each
 	// instance's measured start-to-ready time, at most KeepWarm here: boot
@@ -114,7 +150,20 @@ func RunLogged(seed uint64, log *slog.Logger) (Stats, error) {
 		Watchdog: watchdog.Config{IdleTimeout: IdleTimeout, Grace: Grace, StallTimeout: 45 * time.Minute},
 		Log:      log,
 	})
+	if mode == Concurrent {
+		// Its own source, so the interleaving does not shift the history's
+		// other draws; the step between calls is drawn per history.
+		h.w.Concurrent = &sim.Concurrency{
+			Rand:       rand.New(rand.NewPCG(seed^0x5bd1e995, seed)),
+			SQSBatches: SQSBatches,
+			MaxStep:    []time.Duration{100 * time.Millisecond, time.Second, 3 * time.Second}[h.rng.IntN(3)],
+			Timeout:    LambdaTimeout,
+			// Half the histories interleave uniformly, half by PCT.
+			Preempt: []float64{0, 0.02, 0.1}[h.rng.IntN(3)],
+		}
+	}
 	h.check = newChecker(h)
+	h.w.Stepped = h.check.step
 	h.faults()
 	h.upSince = h.w.Clock.Now()
 	start := h.w.Clock.Now()
@@ -134,6 +183,7 @@ func RunLogged(seed uint64, log *slog.Logger) (Stats, error) {
 	h.faulty = false
 	h.w.Down = false
 	h.w.Cloud.Capacity = map[string]int{}
+	h.flaps = map[string]time.Time{}
 	h.w.Cloud.Quota = map[string]int{}
 	h.upSince = h.w.Clock.Now()
 	for end := h.w.Clock.Now().Add(MaxDrain); h.w.Clock.Now().Before(end) && h.check.err == nil; {
@@ -167,6 +217,14 @@ func (h *history) advance(t time.Time) {
 			h.w.Cloud.Capacity = map[string]int{}
 			h.capacityUntil = time.Time{}
 		}
+		for typ, until := range h.flaps {
+			if !h.w.Clock.Now().Before(until) {
+				if h.capacityUntil.IsZero() {
+					delete(h.w.Cloud.Capacity, typ)
+				}
+				delete(h.flaps, typ)
+			}
+		}
 		if !h.quotaUntil.IsZero() && !h.w.Clock.Now().Before(h.quotaUntil) {
 			h.w.Cloud.Quota = map[string]int{}
 			h.quotaUntil = time.Time{}
@@ -185,35 +243,43 @@ func (h *history) faults() {
 	h.pDrop = []float64{0, 0.1, 0.3}[h.rng.IntN(3)]
 	h.pDup = []float64{0, 0.1, 0.3}[h.rng.IntN(3)]
 	w := h.w
-	w.Invoke = func(name string) func() {
-		errs := len(w.Errors)
-		h.calls, h.dead = 0, false
-		h.crashAt = -1
+	w.Invoke = func(l *sim.Lambda) func(error) {
+		c := &crash{at: -1}
 		if h.faulty && h.rng.Float64() < h.pCrash {
-			h.crashAt = h.rng.IntN(25)
-			h.crashAfter = h.rng.IntN(2) == 0
+			c.at = h.rng.IntN(25)
+			c.after = h.rng.IntN(2) == 0
 		}
-		return func() {
-			if h.dead {
+		h.crashes[l.ID] = c
+		return func(err error) {
+			if c.dead {
 				h.stats.Crashes++
 			}
-			if name == "watchdog" && !h.dead && len(w.Errors) == errs {
+			if l.Function == "watchdog" && !c.dead && err == nil {
 				h.cleanTicks++
 			}
-			h.crashAt, h.dead = -1, false
+			delete(h.crashes, l.ID)
 			h.check.step()
 		}
 	}
-	w.Cloud.Fault = func(op string, _ any) error {
-		if h.checking {
+	// current is the crash plan of the invocation making a call; nil for
+	// the harness's own reads.
+	current := func() *crash {
+		if h.checking || w.Current() == nil {
 			return nil
 		}
-		if h.dead {
+		return h.crashes[w.Current().ID]
+	}
+	w.Cloud.Fault = func(op string, _ any) error {
+		c := current()
+		if c == nil {
+			return nil
+		}
+		if c.dead {
 			return awssim.ErrCrash
 		}
-		h.calls++
-		if h.crashAt >= 0 && h.calls > h.crashAt && !h.crashAfter {
-			h.dead = true
+		c.calls++
+		if c.at >= 0 && c.calls > c.at && !c.after {
+			c.dead = true
 			return awssim.ErrCrash
 		}
 		if h.faulty && h.rng.Float64() < h.pThrottle {
@@ -223,8 +289,8 @@ func (h *history) faults() {
 		return nil
 	}
 	w.Cloud.After = func(op string) error {
-		if h.crashAt >= 0 && h.calls > h.crashAt && h.crashAfter && !h.dead {
-			h.dead = true // the call took effect; its answer is lost with the process
+		if c := current(); c != nil && c.at >= 0 && c.calls > c.at && c.after && !c.dead {
+			c.dead = true // the call took effect; its answer is lost with the process
 			return awssim.ErrCrash
 		}
 		return nil

@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nightshift-dev/nightshift/internal/awssim"
@@ -37,6 +38,9 @@ type checker struct {
 	notebooks map[string]time.Time
 	// due maps an obligation to the clean-tick count when it fell due.
 	due map[string]int
+	// live caches the live jobs as of the store's job write count liveAt.
+	live   map[job.State][]*job.Job
+	liveAt uint64
 }
 
 func newChecker(h *history) *checker {
@@ -49,7 +53,7 @@ func newChecker(h *history) *checker {
 
 func (c *checker) fail(inv, format string, args ...any) {
 	if c.err == nil {
-		c.err = &Violation{Seed: c.h.seed, Step: c.n, At: c.h.w.Clock.Now().Sub(c.start), Invariant: inv, Detail: fmt.Sprintf(format, args...)}
+		c.err = &Violation{Seed: c.h.seed, Mode: c.h.mode, Step: c.n, At: c.h.w.Clock.Now().Sub(c.start), Invariant: inv, Detail: fmt.Sprintf(format, args...)}
 	}
 }
 
@@ -97,6 +101,7 @@ func (c *checker) step() {
 	c.s3(v)
 	c.s4()
 	c.s5(v)
+	c.s6(v)
 	c.l1(v)
 	c.l2(v)
 	c.l4(v)
@@ -111,14 +116,19 @@ func (c *checker) read() (*view, bool) {
 		insts: h.w.Cloud.Instances(), invs: h.w.Invocations(),
 		holder: map[string]string{}, running: map[string]sim.Invocation{},
 	}
-	for _, st := range job.Live {
-		js, err := h.w.Store.Live(context.Background(), st)
-		if err != nil {
-			c.fail("harness", "read %s jobs: %v", st, err)
-			return nil, false
+	if n := h.w.Store.JobWrites(); n != c.liveAt || c.live == nil {
+		c.live = map[job.State][]*job.Job{}
+		for _, st := range job.Live {
+			js, err := h.w.Store.Live(context.Background(), st)
+			if err != nil {
+				c.fail("harness", "read %s jobs: %v", st, err)
+				return nil, false
+			}
+			c.live[st] = js
 		}
-		v.live[st] = js
+		c.liveAt = n
 	}
+	v.live = c.live // read only: the checks never change a job
 	for _, i := range v.insts {
 		if i.Token != "" && i.State != "terminated" && i.State != "shutting-down" {
 			v.pool++
@@ -202,6 +212,27 @@ func (c *checker) s4() {
 func (c *checker) s5(v *view) {
 	if v.pool > Cap {
 		c.fail("S5", "%d live instances in a pool capped at %d", v.pool, Cap)
+	}
+}
+
+// s6: an instance launched for a placed attempt belongs to that attempt
+// until the attempt records it or ends: no other job holds it meanwhile.
+func (c *checker) s6(v *view) {
+	placed := map[string]*job.Job{}
+	for _, j := range v.live[job.Placed] {
+		placed[j.ID] = j
+	}
+	for _, i := range v.insts {
+		if i.Token == "" || !(i.State == "pending" || i.State == "running" || i.State == "stopping" || i.State == "stopped") {
+			continue
+		}
+		owner, ok := placed[i.Tags["nightshift:job"]]
+		if !ok || strconv.Itoa(owner.Attempt) != i.Tags["nightshift:attempt"] || owner.InstanceID != "" && owner.InstanceID != i.ID {
+			continue // its attempt has recorded another instance, or ended
+		}
+		if other, held := v.holder[i.ID]; held && other != owner.ID {
+			c.fail("S6", "%s was launched for %s attempt %d, still placed without it, and %s holds it", i.ID, owner.ID, owner.Attempt, other)
+		}
 	}
 }
 

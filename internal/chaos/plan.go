@@ -79,6 +79,20 @@ func (h *history) plan() []action {
 			h.capacityUntil = h.w.Clock.Now().Add(d)
 		})
 	}
+	// One type's capacity comes and goes within seconds to minutes, as it
+	// does per type and zone: a launch falls back to the next type, and the
+	// first type is back by the time a slower invocation tries it.
+	for range r.IntN(6) {
+		typ := []string{"g4dn.xlarge", "g5.xlarge"}[r.IntN(2)]
+		d := time.Duration(5+r.IntN(300)) * time.Second
+		add(at(), "capacity flaps for "+typ, func(h *history) {
+			if !h.capacityUntil.IsZero() {
+				return // a whole outage is on: nothing to flap
+			}
+			h.w.Cloud.Capacity[typ] = 0
+			h.flaps[typ] = h.w.Clock.Now().Add(d)
+		})
+	}
 	for range r.IntN(2) {
 		d := time.Duration(10+r.IntN(60)) * time.Minute
 		add(at(), "low quota", func(h *history) {

@@ -86,14 +86,21 @@ type World struct {
 	Errors []error
 	// StoreCalls counts store operations by name.
 	StoreCalls map[string]int
-	// Invoke, when set, is called as each Lambda invocation starts, with the
-	// function's name; the function it returns is called as it ends. The
-	// chaos harness arms and disarms crashes with it.
-	Invoke func(name string) (end func())
+	// Invoke, when set, is called as each Lambda invocation starts; the
+	// function it returns is called as it ends, with the handler's error.
+	// The chaos harness arms and disarms crashes with it.
+	Invoke func(l *Lambda) (end func(err error))
+	// Concurrent, when set, runs invocations at once, as AWS does (see
+	// Concurrency); nil runs each to its end before the next starts.
+	Concurrent *Concurrency
+	// Stepped, when set, is called after every step of an invocation in
+	// flight: the chaos harness checks its invariants there.
+	Stepped func()
 
 	mu       sync.Mutex
 	attempts map[string]Wrapped
 	nextTick time.Time
+	lambdas
 }
 
 // Config sets up a World.
@@ -142,7 +149,11 @@ func NewWorld(cfg Config) *World {
 	// The handlers' logs read as the simulated timeline.
 	cfg.Log = slog.New(LogHandler(cfg.Log.Handler(), clock))
 	w := &World{Clock: clock, Cloud: cloud, Store: store.NewMemory(), Log: cfg.Log, StoreCalls: map[string]int{}, attempts: map[string]Wrapped{}}
+	cloud.Yield = func(string) error { return w.yield() }
 	w.Store.Before = func(op string) error {
+		if err := w.yield(); err != nil {
+			return err
+		}
 		w.mu.Lock()
 		w.StoreCalls[op]++
 		w.mu.Unlock()
@@ -183,35 +194,52 @@ func (w *World) Launch(typ string, tags map[string]string) string {
 
 // Poll delivers the queued messages to the intake handler in batches of up
 // to ten, as the SQS event source does. Failed items go back on the queue.
+// Serially, batches are handled one after the other and a failed batch
+// waits for the next poll; with Concurrency, up to SQSBatches run at once.
 func (w *World) Poll(ctx context.Context) []awssim.Message {
 	var delivered []awssim.Message
-	for w.Cloud.Waiting() > 0 {
+	for w.Cloud.Waiting() > 0 && w.intakeSlots() > 0 {
 		batch := w.Cloud.Receive(10)
-		end := w.invoke("intake")
-		resp, err := w.Svc.Intake.Handle(ctx, sqsEvent(batch))
-		end()
 		delivered = append(delivered, batch...)
-		failed := map[string]bool{}
-		for _, f := range resp.BatchItemFailures {
-			failed[f.ItemIdentifier] = true
-		}
-		for _, m := range batch {
-			if err != nil || failed[m.ID] {
-				w.Cloud.Return(m.ID)
-			} else {
-				w.Cloud.Delete(m.ID)
+		retry := false
+		w.lambda(ctx, "intake", func(ctx context.Context) error {
+			resp, err := w.Svc.Intake.Handle(ctx, sqsEvent(batch))
+			failed := map[string]bool{}
+			for _, f := range resp.BatchItemFailures {
+				failed[f.ItemIdentifier] = true
 			}
-		}
-		if err != nil {
-			w.Errors = append(w.Errors, err)
-			break
-		}
-		if len(failed) > 0 {
+			for _, m := range batch {
+				if err != nil || failed[m.ID] {
+					w.Cloud.Return(m.ID)
+				} else {
+					w.Cloud.Delete(m.ID)
+				}
+			}
+			retry = err != nil || len(failed) > 0
+			return err
+		})
+		if w.Concurrent == nil && retry {
 			break // retried on the next poll, as after a visibility timeout
 		}
 	}
-	w.deliverEvents(ctx)
+	if w.Concurrent == nil {
+		w.deliverEvents(ctx)
+	}
 	return delivered
+}
+
+// intakeSlots is how many more intake batches may start now.
+func (w *World) intakeSlots() int {
+	if w.Concurrent == nil {
+		return 1
+	}
+	n := w.Concurrent.SQSBatches
+	for _, l := range w.flight {
+		if l.Function == "intake" {
+			n--
+		}
+	}
+	return n
 }
 
 // sqsEvent is the Lambda event of a batch, as the SQS event source sends it.
@@ -229,8 +257,10 @@ func sqsEvent(batch []awssim.Message) events.SQSEvent {
 	return ev
 }
 
-// deliverEvents hands the cloud's events to the dispatch handler, as
-// EventBridge rules do, until no new event is emitted.
+// deliverEvents hands the cloud's events to the dispatch handler, one
+// invocation each, as EventBridge rules do. Serially it repeats until no
+// new event is emitted; with Concurrency the invocations start and the
+// events they cause come with later steps.
 func (w *World) deliverEvents(ctx context.Context) {
 	if w.Down {
 		w.Cloud.Events() // lost: nothing is listening
@@ -248,50 +278,52 @@ func (w *World) deliverEvents(ctx context.Context) {
 			if w.Drop != nil && w.Drop(e) {
 				continue
 			}
-			end := w.invoke("dispatch")
-			if err := w.Svc.Dispatch.Handle(ctx, json.RawMessage(e.JSON())); err != nil {
-				w.Errors = append(w.Errors, err)
-			}
-			end()
+			raw := json.RawMessage(e.JSON())
+			w.lambda(ctx, "dispatch", func(ctx context.Context) error { return w.Svc.Dispatch.Handle(ctx, raw) })
+		}
+		if w.Concurrent != nil {
+			return
 		}
 	}
-}
-
-func (w *World) invoke(name string) func() {
-	if w.Invoke == nil {
-		return func() {}
-	}
-	return w.Invoke(name)
 }
 
 // Tick runs the watchdog handler once, as its schedule does.
 func (w *World) Tick(ctx context.Context) {
-	tick := fmt.Sprintf(`{"version":"0","id":"tick","detail-type":"Scheduled Event","source":"aws.scheduler","account":%q,"time":%q,"region":%q,"resources":[],"detail":{}}`,
-		awssim.Account, w.Clock.Now().UTC().Format(time.RFC3339), awssim.Region)
-	end := w.invoke("watchdog")
-	if err := w.Svc.Tick.Handle(ctx, json.RawMessage(tick)); err != nil {
-		w.Errors = append(w.Errors, err)
+	tick := json.RawMessage(fmt.Sprintf(`{"version":"0","id":"tick","detail-type":"Scheduled Event","source":"aws.scheduler","account":%q,"time":%q,"region":%q,"resources":[],"detail":{}}`,
+		awssim.Account, w.Clock.Now().UTC().Format(time.RFC3339), awssim.Region))
+	w.lambda(ctx, "watchdog", func(ctx context.Context) error { return w.Svc.Tick.Handle(ctx, tick) })
+	if w.Concurrent == nil {
+		w.deliverEvents(ctx)
 	}
-	end()
-	w.deliverEvents(ctx)
 }
 
 // Run advances the virtual clock by d: timed cloud actions happen in order,
 // their events are delivered, queued messages are polled, and the watchdog
-// ticks every minute.
+// ticks every minute. With Concurrency, invocations in flight move one call
+// at a time, in an order drawn from its random source, the clock moving a
+// little between calls; Run returns once none is in flight.
 func (w *World) Run(ctx context.Context, d time.Duration) {
 	end := w.Clock.Now().Add(d)
 	for {
-		next := w.nextTick
-		if t, ok := w.Clock.Next(); ok && t.Before(next) {
-			next = t
+		if len(w.flight) > 0 {
+			w.step()
+			t := w.Clock.Now().Add(time.Duration(w.Concurrent.Rand.Int64N(int64(w.Concurrent.MaxStep) + 1)))
+			w.Clock.AdvanceTo(minTime(t, end, w.nextTick))
+		} else {
+			next := w.nextTick
+			if t, ok := w.Clock.Next(); ok && t.Before(next) {
+				next = t
+			}
+			if next.After(end) {
+				w.Clock.AdvanceTo(end)
+				w.deliverEvents(ctx)
+				if len(w.flight) == 0 {
+					return
+				}
+				continue
+			}
+			w.Clock.AdvanceTo(next)
 		}
-		if next.After(end) {
-			w.Clock.AdvanceTo(end)
-			w.deliverEvents(ctx)
-			return
-		}
-		w.Clock.AdvanceTo(next)
 		w.deliverEvents(ctx)
 		if w.Cloud.Waiting() > 0 && !w.Down {
 			w.Poll(ctx)
@@ -303,6 +335,16 @@ func (w *World) Run(ctx context.Context, d time.Duration) {
 			}
 		}
 	}
+}
+
+func minTime(ts ...time.Time) time.Time {
+	m := ts[0]
+	for _, t := range ts[1:] {
+		if t.Before(m) {
+			m = t
+		}
+	}
+	return m
 }
 
 // RunUntil runs until done reports true or limit passes; it reports done.
