@@ -41,3 +41,34 @@ func TestFunctionsReadAMIParameters(t *testing.T) {
 		}
 	}
 }
+
+// TestInstanceReadsOnlyItsParameters checks what job code on an instance
+// can read from Parameter Store with the instance's role. The role carries
+// AmazonSSMManagedInstanceCore, which allows ssm:GetParameter and
+// ssm:GetParameters on "*": without a Deny, any job could read every
+// parameter of the account. The instance needs one, the CloudWatch agent's
+// configuration.
+func TestInstanceReadsOnlyItsParameters(t *testing.T) {
+	tpl := loadTemplate(t)
+	agentConfig := parameterARN(sampleAccount, render(tpl, pattern(get(tpl.resource("CloudWatchAgentConfig"), "Properties", "Name"))))
+	tests := []struct {
+		name   string
+		action string
+		give   string
+		want   bool
+	}{
+		{"the CloudWatch agent's configuration", "ssm:GetParameter", agentConfig, true},
+		{"another parameter of the account", "ssm:GetParameter", parameterARN(sampleAccount, "/prod/db-password"), false},
+		{"several at once", "ssm:GetParameters", parameterARN(sampleAccount, "/prod/db-password"), false},
+		{"a path", "ssm:GetParametersByPath", parameterARN(sampleAccount, "/prod"), false},
+		{"a parameter's history", "ssm:GetParameterHistory", parameterARN(sampleAccount, "/prod/db-password"), false},
+		{"another stack's agent configuration", "ssm:GetParameter", parameterARN(sampleAccount, "/nightshift/other/cloudwatch-agent"), false},
+		{"a public parameter", "ssm:GetParameter", parameterARN("", "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id"), false},
+	}
+	stmts := principalStatements(t, tpl, "InstanceRole")
+	for _, tt := range tests {
+		if got := allowed(tpl, stmts, tt.action, tt.give); got != tt.want {
+			t.Errorf("InstanceRole: allowed(%s, %s) = %v; want %v (%s)", tt.action, tt.give, got, tt.want, tt.name)
+		}
+	}
+}
