@@ -1,7 +1,10 @@
 package deploy
 
 import (
+	"strings"
 	"testing"
+
+	"github.com/nightshift-dev/nightshift/internal/config"
 )
 
 // parameterARN is the ARN IAM authorizes a request for the SSM parameter
@@ -70,5 +73,27 @@ func TestInstanceReadsOnlyItsParameters(t *testing.T) {
 		if got := allowed(tpl, stmts, tt.action, tt.give); got != tt.want {
 			t.Errorf("InstanceRole: allowed(%s, %s) = %v; want %v (%s)", tt.action, tt.give, got, tt.want, tt.name)
 		}
+	}
+}
+
+// TestDefaultAMIParameter checks that the template's AmiParameter default
+// and the functions' own default (config.DefaultAMIParameter, used when
+// NIGHTSHIFT_AMI_PARAMETER is unset) are one parameter, and that it names
+// a DLAMI line AWS still patches.
+func TestDefaultAMIParameter(t *testing.T) {
+	tpl := loadTemplate(t)
+	got := pattern(get(tpl, "Parameters", "AmiParameter", "Default"))
+	if got != config.DefaultAMIParameter {
+		t.Errorf("template AmiParameter Default = %q; want config.DefaultAMIParameter %q", got, config.DefaultAMIParameter)
+	}
+	// DLAMI support policy: PyTorch 2.7 left patch support on 2026-04-23
+	// and 2.9 on 2026-10-15.
+	for _, retired := range []string{"pytorch-2.7-", "pytorch-2.8-", "pytorch-2.9-"} {
+		if strings.Contains(config.DefaultAMIParameter, retired) {
+			t.Errorf("config.DefaultAMIParameter = %q; a DLAMI past its end of patch", config.DefaultAMIParameter)
+		}
+	}
+	if !strings.HasPrefix(config.DefaultAMIParameter, "/aws/service/deeplearning/ami/x86_64/") {
+		t.Errorf("config.DefaultAMIParameter = %q; want an x86_64 DLAMI parameter (G and P instances)", config.DefaultAMIParameter)
 	}
 }
