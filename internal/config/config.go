@@ -17,9 +17,14 @@ import (
 // DefaultPool is the pool a job runs in when it names none.
 const DefaultPool = "default"
 
-// DefaultAMIParameter is the public SSM parameter of the PyTorch Deep
-// Learning AMI (Ubuntu 22.04) that instances launch from by default.
-const DefaultAMIParameter = "/aws/service/deeplearning/ami/x86_64/oss-nvidia-driver-gpu-pytorch-2.7-ubuntu-22.04/latest/ami-id"
+// DefaultAMIParameter is the public SSM parameter of the Deep Learning OSS
+// Nvidia Driver AMI GPU PyTorch 2.12 (Ubuntu 24.04) that instances launch
+// from by default: the newest x86_64 PyTorch DLAMI in AWS's release notes
+// (PyTorch 2.7 on Ubuntu 22.04 left patch support on 2026-04-23, 2.9 on
+// 2026-10-15). The name follows the DLAMI guide's rule: the AMI's name
+// without "Deep Learning" and "AMI". The template's AmiParameter default
+// must equal it (internal/deploy checks).
+const DefaultAMIParameter = "/aws/service/deeplearning/ami/x86_64/oss-nvidia-driver-gpu-pytorch-2.12-ubuntu-24.04/latest/ami-id"
 
 // Settings is everything a deployment configures, read from NIGHTSHIFT_* variables.
 type Settings struct {

@@ -276,9 +276,22 @@ func (f *Fleet) runInput(r LaunchRequest, instanceType string, spot bool, subnet
 		ClientToken:  aws.String(token),
 		ImageId:      aws.String(ami),
 		InstanceType: types.InstanceType(instanceType),
+		// Every field, the same as the launch template's MetadataOptions
+		// (internal/deploy checks). Parameters of the request override the
+		// template's, and EC2 does not document whether a partial
+		// MetadataOptions is merged with the template's or replaces it,
+		// leaving the fields it omits at EC2's defaults (hop limit 1, no
+		// tags in IMDS). Setting all of them makes the result the same
+		// either way, and keeps an instance IMDSv2-only even when it is
+		// launched without the template.
 		MetadataOptions: &types.InstanceMetadataOptionsRequest{
-			HttpTokens:   types.HttpTokensStateRequired,
 			HttpEndpoint: types.InstanceMetadataEndpointStateEnabled,
+			HttpTokens:   types.HttpTokensStateRequired,
+			// 2 lets a container on the instance reach IMDS; no further.
+			HttpPutResponseHopLimit: aws.Int32(2),
+			// The wrapper script reads its own nightshift:* tags from IMDS.
+			InstanceMetadataTags: types.InstanceMetadataTagsStateEnabled,
+			HttpProtocolIpv6:     types.InstanceMetadataProtocolStateDisabled,
 		},
 		// An on-demand instance that shuts itself down (the dead-man timer)
 		// stops rather than terminates: its disk and environment survive.

@@ -520,8 +520,14 @@ func TestLaunchInput(t *testing.T) {
 		LaunchTemplate: &types.LaunchTemplateSpecification{
 			LaunchTemplateId: aws.String(testTemplate), Version: aws.String("$Latest"),
 		},
+		// Every field, as in the launch template: a partial set here may
+		// leave the others at EC2's defaults rather than the template's.
 		MetadataOptions: &types.InstanceMetadataOptionsRequest{
-			HttpTokens: types.HttpTokensStateRequired, HttpEndpoint: types.InstanceMetadataEndpointStateEnabled,
+			HttpEndpoint:            types.InstanceMetadataEndpointStateEnabled,
+			HttpTokens:              types.HttpTokensStateRequired,
+			HttpPutResponseHopLimit: aws.Int32(2),
+			InstanceMetadataTags:    types.InstanceMetadataTagsStateEnabled,
+			HttpProtocolIpv6:        types.InstanceMetadataProtocolStateDisabled,
 		},
 		InstanceInitiatedShutdownBehavior: types.ShutdownBehaviorStop,
 		TagSpecifications: []types.TagSpecification{

@@ -76,7 +76,7 @@ func TestDispatchSamples(t *testing.T) {
 		{"ec2-state-terminated.json", "InstanceEvent " + iid + " terminated"},
 		{"ssm-command-success.json", "CommandEvent " + cmd + " " + iid + " Success"},
 		{"ssm-command-failed.json", "CommandEvent " + cmd + " " + iid + " Failed"},
-		{"spot-interruption.json", "SpotWarning " + iid + " stop"},
+		{"spot-interruption.json", "SpotWarning " + iid + " terminate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.give, func(t *testing.T) {
