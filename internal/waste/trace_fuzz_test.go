@@ -127,12 +127,13 @@ func checkTrace(t *testing.T, text string, tr *Trace) {
 }
 
 // render writes a parsed trace in the format: its start line, then every
-// event at its absolute time.
+// event at its absolute time, in UTC: RFC 3339 offsets are whole minutes,
+// and a zone's local mean time before 1900 (Paris: +00:09:21) is not.
 func render(tr *Trace) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "start,%s,%s\n", tr.Start.Format("2006-01-02"), tr.Loc)
 	for _, ev := range tr.Events {
-		fmt.Fprintf(&b, "%s,%s,%s,%s", ev.At.Format(time.RFC3339), ev.Kind, ev.Name, ev.Duration)
+		fmt.Fprintf(&b, "%s,%s,%s,%s", ev.At.UTC().Format(time.RFC3339), ev.Kind, ev.Name, ev.Duration)
 		if ev.Kind != Notebook {
 			fmt.Fprintf(&b, ",%d,%d", ev.Priority, ev.Exit)
 		}
