@@ -9,6 +9,7 @@
 #               name through reflection (it keeps every method: 4x the size)
 #   make lint   gofmt, go vet, cfn-lint
 #   make soak SEEDS=N [MODE=concurrent]   N randomized chaos histories, in parallel
+#   make fuzz FUZZTIME=30s   every fuzz target in turn, for FUZZTIME each
 #   make bench / bench-all   API calls per job and sweep; intake; binary size and start-up
 #   make bench-waste         what nightshift saves, against the alternatives, on traces/
 
@@ -24,7 +25,7 @@ PYTHON     ?= python3
 LAMBDA_ENV   := CGO_ENABLED=0 GOOS=linux GOARCH=arm64
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w"
 
-.PHONY: all build run test lint tools deps sizes check-reflect bench soak clean $(addprefix build-,$(FUNCTIONS))
+.PHONY: all build run test lint tools deps sizes check-reflect bench soak fuzz clean $(addprefix build-,$(FUNCTIONS))
 
 all: lint test build
 
@@ -66,6 +67,19 @@ ifeq ($(MODE),concurrent)
 else
 	$(GO) test ./internal/chaos -run 'TestSeeds$$' -count=1 -timeout 0 -v -seeds $(SEEDS) -first $(FIRST)
 endif
+
+# Every Fuzz function, package by package, FUZZTIME each: go test runs one
+# fuzz target at a time. A failing input is written to the package's
+# testdata/fuzz/, where plain go test replays it. Minimizing each new
+# input for go test's default 60 s would eat a short run, hence FUZZFLAGS.
+FUZZTIME     ?= 30s
+FUZZFLAGS    ?= -fuzzminimizetime 10s
+FUZZ_TARGETS  = $(shell grep -rEo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' internal | sed -E 's|/[^/]*:func |:|' | sort)
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== $${t#*:} ./$${t%%:*}"; \
+		$(GO) test ./$${t%%:*} -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS); \
+	done
 
 # API calls per job (cold and warm) and per idle tick, counted by the simulated cloud.
 bench:

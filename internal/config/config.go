@@ -6,10 +6,14 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
 	"github.com/nightshift-dev/nightshift/internal/watchdog"
 )
@@ -82,14 +86,23 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 			s.Subnets = append(s.Subnets, sub)
 		}
 	}
+	// A job that names no max_runtime or retries gets these unchecked, so
+	// they must be what a job could have asked for; 0 runtime is the
+	// scheduler's default.
 	if v := getenv("NIGHTSHIFT_DEFAULT_MAX_RUNTIME"); v != "" {
 		if s.MaxRuntime, err = time.ParseDuration(v); err != nil {
 			return s, fmt.Errorf("NIGHTSHIFT_DEFAULT_MAX_RUNTIME: %w", err)
+		}
+		if s.MaxRuntime != 0 && (s.MaxRuntime < job.MinRuntime || s.MaxRuntime > job.MaxRuntimeLimit) {
+			return s, fmt.Errorf("NIGHTSHIFT_DEFAULT_MAX_RUNTIME: %v: want %v to %v", s.MaxRuntime, job.MinRuntime, job.MaxRuntimeLimit)
 		}
 	}
 	if v := getenv("NIGHTSHIFT_DEFAULT_RETRIES"); v != "" {
 		if s.Retries, err = strconv.Atoi(v); err != nil {
 			return s, fmt.Errorf("NIGHTSHIFT_DEFAULT_RETRIES: %w", err)
+		}
+		if s.Retries < 0 || s.Retries > job.MaxRetries {
+			return s, fmt.Errorf("NIGHTSHIFT_DEFAULT_RETRIES: %d: want 0 to %d", s.Retries, job.MaxRetries)
 		}
 	}
 	if s.Watchdog, err = watchdogFromEnv(getenv); err != nil {
@@ -109,11 +122,16 @@ func watchdogFromEnv(getenv func(string) string) (watchdog.Config, error) {
 		{"NIGHTSHIFT_WATCH_GRACE", &c.Grace},
 		{"NIGHTSHIFT_STALL_TIMEOUT", &c.StallTimeout},
 	}
+	// 0 leaves the watchdog's default; a negative duration would stop
+	// every watched instance at once or report every job as stalled.
 	for _, d := range durations {
 		if v := getenv(d.name); v != "" {
 			x, err := time.ParseDuration(v)
 			if err != nil {
 				return c, fmt.Errorf("%s: %w", d.name, err)
+			}
+			if x < 0 {
+				return c, fmt.Errorf("%s: %v: want a duration ≥ 0", d.name, x)
 			}
 			*d.dst = x
 		}
@@ -128,11 +146,14 @@ func watchdogFromEnv(getenv func(string) string) (watchdog.Config, error) {
 		{"NIGHTSHIFT_DAILY_BUDGET_USD", &c.DailyBudget},
 		{"NIGHTSHIFT_MONTHLY_BUDGET_USD", &c.MonthlyBudget},
 	}
+	// ParseFloat reads "NaN" and "Inf": NaN compares false with every spend
+	// and metric, so a NaN budget would never trip and a NaN threshold
+	// would take every instance for idle.
 	for _, n := range numbers {
 		if v := getenv(n.name); v != "" {
 			x, err := strconv.ParseFloat(v, 64)
-			if err != nil || x < 0 {
-				return c, fmt.Errorf("%s: want a number ≥ 0, got %q", n.name, v)
+			if err != nil || !usable(x) {
+				return c, fmt.Errorf("%s: want a finite number ≥ 0, got %q", n.name, v)
 			}
 			*n.dst = x
 		}
@@ -154,6 +175,14 @@ func watchdogFromEnv(getenv func(string) string) (watchdog.Config, error) {
 		if err := json.Unmarshal([]byte(v), &c.Prices); err != nil {
 			return c, fmt.Errorf("NIGHTSHIFT_PRICES: want {\"g5.xlarge\": 1.006, …}: %w", err)
 		}
+		for _, t := range slices.Sorted(maps.Keys(c.Prices)) {
+			if !usable(c.Prices[t]) {
+				return c, fmt.Errorf("NIGHTSHIFT_PRICES: %s: %v: want a price ≥ 0", t, c.Prices[t])
+			}
+		}
 	}
 	return c, nil
 }
+
+// usable reports whether x is a finite number ≥ 0.
+func usable(x float64) bool { return x >= 0 && !math.IsInf(x, 1) }

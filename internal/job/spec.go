@@ -32,6 +32,13 @@ const MaxRetries = 10
 // the store orders the queue by it as fixed-width text.
 const MaxPriority = 999
 
+// Bounds of a root volume in GiB: 8 is the smallest a Linux AMI boots
+// from, 16384 (16 TiB) EBS's largest gp3 volume.
+const (
+	MinVolumeGB = 8
+	MaxVolumeGB = 16384
+)
+
 // Markets a job may ask for.
 const (
 	OnDemand         = "on-demand"
@@ -325,8 +332,8 @@ func (in *Instance) validate(d Defaults) error {
 	default:
 		return &Error{Kind: ErrInvalid, Field: "instance.market", Msg: fmt.Sprintf("%q: want on-demand, spot or spot-then-on-demand", in.Market)}
 	}
-	if in.VolumeGB != 0 && (in.VolumeGB < 8 || in.VolumeGB > 16384) {
-		return &Error{Kind: ErrInvalid, Field: "instance.volume_gb", Msg: fmt.Sprintf("%d: want 8 to 16384", in.VolumeGB)}
+	if in.VolumeGB != 0 && (in.VolumeGB < MinVolumeGB || in.VolumeGB > MaxVolumeGB) {
+		return &Error{Kind: ErrInvalid, Field: "instance.volume_gb", Msg: fmt.Sprintf("%d: want %d to %d", in.VolumeGB, MinVolumeGB, MaxVolumeGB)}
 	}
 	if in.AMI != "" && !strings.HasPrefix(in.AMI, "ami-") && !strings.HasPrefix(in.AMI, "resolve:ssm:") {
 		return &Error{Kind: ErrInvalid, Field: "instance.ami", Msg: fmt.Sprintf("%q: want an AMI id (ami-…) or resolve:ssm:PARAMETER", in.AMI)}

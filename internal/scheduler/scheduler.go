@@ -6,11 +6,14 @@
 package scheduler
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -101,14 +104,21 @@ const (
 	MaxAutoKeepWarm = 30 * time.Minute
 )
 
-// UnmarshalJSON reads a pool, with keep_warm as a duration, whole minutes or "auto".
+// maxKeepWarmMinutes is the most whole minutes a time.Duration holds.
+const maxKeepWarmMinutes = math.MaxInt64 / int64(time.Minute)
+
+// UnmarshalJSON reads a pool, with keep_warm as a duration, whole minutes or
+// "auto". Unknown fields are an error: a typo such as "max_instance" would
+// otherwise leave the cap at 0 and pause the pool without a word.
 func (p *Pool) UnmarshalJSON(b []byte) error {
 	type plain Pool
 	var raw struct {
 		plain
 		KeepWarm json.RawMessage `json:"keep_warm"`
 	}
-	if err := json.Unmarshal(b, &raw); err != nil {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&raw); err != nil {
 		return err
 	}
 	*p = Pool(raw.plain)
@@ -123,9 +133,11 @@ func (p *Pool) UnmarshalJSON(b []byte) error {
 		}
 		s = strconv.Itoa(minutes)
 	}
-	switch n, err := strconv.Atoi(s); {
+	switch n, err := strconv.ParseInt(s, 10, 64); {
 	case s == "auto":
 		p.KeepWarmAuto = true
+	case err == nil && n > maxKeepWarmMinutes:
+		return fmt.Errorf("keep_warm: %d minutes is longer than a duration can be", n)
 	case err == nil && n > 0:
 		p.KeepWarm = job.Duration(time.Duration(n) * time.Minute)
 	default:
@@ -140,29 +152,56 @@ func (p *Pool) UnmarshalJSON(b []byte) error {
 
 // ParsePools reads the NIGHTSHIFT_POOLS JSON, e.g.
 // {"default":{"types":["g4dn.xlarge"],"max_instances":2,"keep_warm":"10m"}}.
+// Pools are read in name order, so that the same bad value always gives
+// the same error, and each error names its pool.
 func ParsePools(s string) (map[string]Pool, error) {
-	var pools map[string]Pool
-	if err := json.Unmarshal([]byte(s), &pools); err != nil {
+	var raws map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(s), &raws); err != nil {
 		return nil, fmt.Errorf("pools: %w", err)
 	}
-	if len(pools) == 0 {
+	if len(raws) == 0 {
 		return nil, errors.New("pools: none defined")
 	}
-	for name, p := range pools {
-		if len(p.Types) == 0 || p.MaxInstances < 0 {
-			return nil, fmt.Errorf("pool %s: want at least one instance type and max_instances ≥ 0 (0 pauses launching)", name)
-		}
-		for _, t := range p.Types {
-			if !catalog.Known(t) {
-				return nil, fmt.Errorf("pool %s: unknown instance type %q", name, t)
-			}
-		}
-		if p.KeepWarm == 0 && !p.KeepWarmAuto {
-			p.KeepWarm = job.Duration(DefaultKeepWarm)
+	pools := make(map[string]Pool, len(raws))
+	for _, name := range slices.Sorted(maps.Keys(raws)) {
+		p, err := parsePool(name, raws[name])
+		if err != nil {
+			return nil, fmt.Errorf("pool %q: %w", name, err)
 		}
 		pools[name] = p
 	}
 	return pools, nil
+}
+
+func parsePool(name string, b []byte) (Pool, error) {
+	var p Pool
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, err
+	}
+	switch {
+	case name == "":
+		return p, errors.New("want a name a job can give as instance.pool")
+	case len(p.Types) == 0 || p.MaxInstances < 0:
+		return p, errors.New("want at least one instance type and max_instances ≥ 0 (0 pauses launching)")
+	case p.VolumeGB != 0 && (p.VolumeGB < job.MinVolumeGB || p.VolumeGB > job.MaxVolumeGB):
+		return p, fmt.Errorf("volume_gb %d: want %d to %d", p.VolumeGB, job.MinVolumeGB, job.MaxVolumeGB)
+	}
+	switch p.Market {
+	case "", job.OnDemand, job.Spot, job.SpotThenOnDemand:
+	default:
+		// The fleet would launch an unknown market on demand: a typo of
+		// "spot" would cost the on-demand price without a word.
+		return p, fmt.Errorf("market %q: want on-demand, spot or spot-then-on-demand", p.Market)
+	}
+	for _, t := range p.Types {
+		if !catalog.Known(t) {
+			return p, fmt.Errorf("unknown instance type %q", t)
+		}
+	}
+	if p.KeepWarm == 0 && !p.KeepWarmAuto {
+		p.KeepWarm = job.Duration(DefaultKeepWarm)
+	}
+	return p, nil
 }
 
 // Notifier says what nightshift did to an instance: tag, log, notification.

@@ -2,6 +2,7 @@ package waste
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -37,6 +38,9 @@ const (
 	MaxNameLen = 32
 	// MaxPriority is nightshift's highest job priority.
 	MaxPriority = job.MaxPriority
+	// maxDay bounds a "dN" offset before any date arithmetic: 10,000 years
+	// of days, more than RFC 3339's years 0000-9999 from any start.
+	maxDay = 10000 * 366
 )
 
 // DefaultStart is day 0 of a trace that names no start and has no absolute
@@ -148,7 +152,9 @@ func Parse(r io.Reader) (*Trace, error) {
 		}
 		lines = append(lines, rw)
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return nil, &LineError{n + 1, "line", fmt.Sprintf("longer than %d bytes", bufio.MaxScanTokenSize)}
+	} else if err != nil {
 		return nil, fmt.Errorf("read trace: %w", err)
 	}
 	if err := tr.resolve(lines, start); err != nil {
@@ -183,6 +189,11 @@ func (tr *Trace) resolve(lines []raw, start time.Time) error {
 			ev.At = time.Date(tr.Start.Year(), tr.Start.Month(), tr.Start.Day()+r.day, h, m, s, 0, tr.Loc)
 		} else if ev.At.Before(tr.Start) {
 			return &LineError{ev.Line, "at", fmt.Sprintf("%s is before the trace's start %s", ev.At.Format(time.RFC3339), tr.Start.Format(time.RFC3339))}
+		}
+		// A trace's times, and the start derived from them, must be ones
+		// the format can write: RFC 3339's years, in UTC and where they are.
+		if y, u := ev.At.Year(), ev.At.UTC().Year(); y < 0 || y > 9999 || u < 0 || u > 9999 {
+			return &LineError{ev.Line, "at", fmt.Sprintf("%d-%02d-%02d (UTC): want a time in the years 0000 to 9999", ev.At.UTC().Year(), ev.At.UTC().Month(), ev.At.UTC().Day())}
 		}
 		tr.Events = append(tr.Events, ev)
 	}
@@ -258,7 +269,10 @@ func parseLine(n int, f []string) (raw, error) {
 // parseAt reads "dN HH:MM[:SS]" or an RFC 3339 time.
 func (r *raw) parseAt(s string) error {
 	if m := offsetRe.FindStringSubmatch(s); m != nil {
-		day, _ := strconv.Atoi(m[1])
+		day, err := strconv.Atoi(m[1])
+		if err != nil || day > maxDay {
+			return fmt.Errorf("%q: want a day from d0 to d%d", s, maxDay)
+		}
 		h, _ := strconv.Atoi(m[2])
 		min, _ := strconv.Atoi(m[3])
 		sec := 0
