@@ -29,8 +29,9 @@ type runOptions struct {
 	Dir      string
 }
 
-// venvActivate stands in for the DLAMI's /opt/pytorch/bin/activate.
-const venvActivate = `export VIRTUAL_ENV="$PWD/.venv"; echo "activated $VIRTUAL_ENV"` + "\n"
+// venvActivate stands in for the DLAMI's /opt/pytorch/bin/activate, in the
+// instance's home, its disk: the job runs in its own directory, not there.
+const venvActivate = `export VIRTUAL_ENV="$HOME/.venv"; echo "activated $VIRTUAL_ENV"` + "\n"
 
 // run sends one job message through the real handlers on the simulated
 // cloud, follows it to its end and its instance to its stop, and prints the
@@ -89,7 +90,7 @@ func localWorld(keepWarm time.Duration, dir string, tl *timeline) *sim.World {
 	pool := scheduler.Pool{Types: []string{"g4dn.xlarge"}, MaxInstances: 2, KeepWarm: job.Duration(keepWarm), KeepWarmAuto: keepWarm == 0}
 	w := sim.NewWorld(sim.Config{
 		Pools: map[string]scheduler.Pool{"default": pool}, KeepWarm: keepWarm,
-		StateDir: ".nightshift", Log: slog.New(tl), Setup: ". .venv/bin/activate",
+		StateDir: ".nightshift", Log: slog.New(tl), Setup: `. "$HOME/.venv/bin/activate"`,
 	})
 	tl.clock, tl.start, tl.cloud = w.Clock, w.Clock.Now(), w.Cloud
 	w.Exec = (&bashExecutor{dir: dir}).Run
@@ -188,7 +189,7 @@ func (b *bashExecutor) Run(r sim.Run) sim.Outcome {
 	_ = os.WriteFile(filepath.Join(bin, "shutdown"), []byte("#!/bin/sh\n[ \"$1\" = -c ] && exit 0\necho \"nightshift: (shutdown $*)\" >&2\n"), 0o755)
 	cmd := exec.Command("/bin/sh", "-c", r.Commands)
 	cmd.Dir = disk
-	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "HOME="+disk)
 	start := time.Now()
 	outb, err := cmd.CombinedOutput()
 	o := sim.Outcome{Output: string(outb), Duration: time.Since(start).Round(time.Millisecond)}

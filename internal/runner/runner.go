@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,16 @@ const Document = "AWS-RunShellScript"
 // deliveryTimeout is how long SSM may take to deliver a command to an online
 // agent before giving up; delivery normally takes seconds.
 const deliveryTimeout = 10 * time.Minute
+
+// agentDir is the workingDirectory every command is sent with. Without one,
+// aws:runShellScript runs in the SSM agent's own working directory (/usr/bin
+// for the deb and rpm agent's service, a snap directory for the snap agent).
+// The job's own directory cannot go there: the agent starts the command in
+// an absolute workingDirectory as it is, and when that does not exist yet —
+// on every new instance — the command fails with exit code 1 before the
+// wrapper runs (no lock, no timers). "/" exists on every instance; the
+// wrapper makes the job's directory and enters it.
+const agentDir = "/"
 
 // findPages bounds how far back Find looks in an instance's command history;
 // a dispatch intent older than a few pages of commands is long dead.
@@ -169,6 +180,11 @@ func (r *Runner) Send(ctx context.Context, j *job.Job, instanceID string, keepWa
 			"commands":         {commands},
 			"executionTimeout": {strconv.Itoa(p.maxRuntimeSeconds)},
 		},
+	}
+	// A relative state directory is taken from where the command starts,
+	// as the caller chose (the local run): a workingDirectory would move it.
+	if path.IsAbs(p.stateDir) {
+		in.Parameters["workingDirectory"] = []string{agentDir}
 	}
 	if r.cfg.LogGroup != "" {
 		in.CloudWatchOutputConfig = &types.CloudWatchOutputConfig{
