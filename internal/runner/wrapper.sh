@@ -91,15 +91,26 @@ export NIGHTSHIFT_JOB_ID={{id}} NIGHTSHIFT_ATTEMPT={{attempt}}
 {{inputs}}
 
 # The job's output goes to SSM (and so CloudWatch Logs) and to files whose
-# modification times are its progress.
+# modification times are its progress. The two tees are the wrapper's own
+# children, fed through named pipes, and it waits for them: bash does not
+# wait for a process substitution, so the exit line could come before the
+# job's last lines.
+ns_out="$ns_dir/stdout.pipe" ns_err="$ns_dir/stderr.pipe"
+mkfifo "$ns_out" "$ns_err" || ns_abort 99 "cannot make the output pipes in $ns_dir"
+tee -a "$ns_dir/stdout" <"$ns_out" &
+ns_tee_out=$!
+tee -a "$ns_dir/stderr" <"$ns_err" >&2 &
+ns_tee_err=$!
 (
 	set +u # activation scripts read unset variables
 	# setup
 	{{setup}}
 	# command
 	{{command}}
-) > >(tee -a "$ns_dir/stdout") 2> >(tee -a "$ns_dir/stderr" >&2)
+) >"$ns_out" 2>"$ns_err"
 ns_code=$?
+wait "$ns_tee_out" "$ns_tee_err"
+rm -f "$ns_out" "$ns_err"
 # Outputs are synced even after a failure (checkpoints help). A job whose
 # command succeeded but whose outputs were not saved has not succeeded.
 {{outputs}}
