@@ -96,6 +96,16 @@ type Cloud struct {
 	SpotDiscount float64
 	// AgentDelay, when set, gives an instance its own agent delay (< 0: never online).
 	AgentDelay func(instanceID string) (time.Duration, bool)
+	// AgentGone, when set, is asked as SSM delivers a command to an
+	// instance whose agent reports Online; true means the agent went away
+	// after it last reported (it crashed, the instance froze, its network
+	// broke): SendCommand has accepted the command, but it never reaches the
+	// agent. The invocation waits Delayed and, at its delivery timeout,
+	// ends TimedOut with StatusDetails DeliveryTimedOut; the agent reports
+	// ConnectionLost until the instance boots again. A command still
+	// waiting when the instance comes back is not delivered then (not
+	// modelled).
+	AgentGone func(instanceID string) bool
 	// FilterAfterPage makes DescribeInstanceInformation page through every
 	// managed node and filter each page afterwards, so that a page comes
 	// back short, or empty, with a NextToken, as SSM's pages have been seen
