@@ -582,15 +582,22 @@ func TestResult(t *testing.T) {
 		cancelAt  time.Duration  // when set, the command is cancelled this long after the send
 		elsewhere bool           // Result asks about an instance the command did not go to
 		delayed   bool           // SSM is retrying the delivery
+		gone      bool           // the agent went away after it reported Online
 		giveErr   string         // GetCommandInvocation is refused with this code
 		want      runner.Result  // the command id is the one sent
 		wantKind  error
 	}{
-		{name: "no such invocation", elsewhere: true, want: runner.Result{Status: runner.Pending}},
+		{name: "no such invocation", elsewhere: true, want: runner.Result{Status: runner.Pending, Undelivered: true}},
 		{name: "in progress", give: awssim.Outcome{Duration: time.Hour}, after: 10 * time.Minute,
 			want: runner.Result{Status: runner.Pending, ExitCode: -1, Started: sent}},
 		{name: "delayed", give: awssim.Outcome{Duration: time.Hour}, after: 10 * time.Minute, delayed: true,
-			want: runner.Result{Status: runner.Pending, ExitCode: -1}},
+			want: runner.Result{Status: runner.Pending, Undelivered: true, ExitCode: -1}},
+		{name: "agent gone, waiting", give: awssim.Outcome{Duration: time.Minute}, after: 10 * time.Minute, gone: true,
+			want: runner.Result{Status: runner.Pending, Undelivered: true, ExitCode: -1}},
+		// SSM gives up after the delivery timeout (10 min) plus the
+		// execution timeout (2 h): TimedOut, but the command never ran.
+		{name: "delivery timed out", give: awssim.Outcome{Duration: time.Minute}, after: 3 * time.Hour, gone: true,
+			want: runner.Result{Status: runner.TimedOut, Undelivered: true, ExitCode: -1}},
 		{name: "success", give: awssim.Outcome{Duration: 41*time.Minute + 52488*time.Millisecond}, after: time.Hour,
 			want: runner.Result{Status: runner.Success, Started: sent, Ended: time.Date(2026, 11, 25, 21, 45, 3, 0, time.UTC)}},
 		{name: "failed", give: awssim.Outcome{Exit: 3, Duration: 10 * time.Minute}, after: time.Hour,
@@ -608,6 +615,7 @@ func TestResult(t *testing.T) {
 			c := newTestCloud()
 			c.Exec = awssim.ExecFunc(func(*awssim.Host, awssim.Run) awssim.Outcome { return tt.give })
 			iid, bystander := c.ready(), c.ready()
+			c.AgentGone = func(string) bool { return tt.gone }
 			var api runner.SSM = c.Cloud
 			if tt.delayed {
 				api = delayed{c.Cloud}

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -10,28 +11,55 @@ import (
 	"github.com/nightshift-dev/nightshift/internal/catalog"
 	"github.com/nightshift-dev/nightshift/internal/fleet"
 	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/notice"
 	"github.com/nightshift-dev/nightshift/internal/runner"
+	"github.com/nightshift-dev/nightshift/internal/store"
 )
 
 // follow watches a RUNNING job: it completes it when its command has ended
 // (polling when asked, or when the instance is gone), re-queues it when its
-// instance is lost, and cancels it past its deadline.
+// instance is lost or its command was never delivered, and cancels it past
+// its deadline.
 func (s *Scheduler) follow(ctx context.Context, w *world, j *job.Job, poll bool) error {
 	inst, alive := w.instances[j.InstanceID]
 	alive = alive && inst.Up()
+	var res runner.Result
+	read := false
 	if poll || !alive {
-		res, err := s.runner.Result(ctx, j.CommandID, j.InstanceID)
-		if err == nil && res.Status.Final() {
-			return s.complete(ctx, w, j, res)
+		r, err := s.runner.Result(ctx, j.CommandID, j.InstanceID)
+		if err == nil && r.Status.Final() {
+			return s.complete(ctx, w, j, r)
 		}
 		if err != nil && alive {
 			return err
 		}
+		res, read = r, err == nil
 	}
 	if !alive {
 		return s.lost(ctx, w, j, fmt.Sprintf("instance %s %s while the job ran", j.InstanceID, stateWord(inst)))
 	}
+	// SSM never starts a command its delivery timeout has passed: the
+	// agent went away after it reported Online. SSM says DeliveryTimedOut
+	// only after the execution timeout too; the attempt is lost now.
+	if read && res.Undelivered && w.now.After(j.StartedAt.Add(runner.DeliveryTimeout+Period)) {
+		return s.undelivered(ctx, w, j, res)
+	}
 	if dl := j.Deadline(); !dl.IsZero() && w.now.After(dl.Add(Period)) {
+		if !read {
+			r, err := s.runner.Result(ctx, j.CommandID, j.InstanceID)
+			if err != nil {
+				return err
+			}
+			if r.Status.Final() {
+				return s.complete(ctx, w, j, r)
+			}
+			res = r
+		}
+		if res.Undelivered {
+			// A max runtime shorter than the delivery timeout: the job
+			// did not run past it, it never ran.
+			return s.undelivered(ctx, w, j, res)
+		}
 		if err := s.runner.Cancel(ctx, j.CommandID, j.InstanceID); err != nil {
 			return err
 		}
@@ -59,6 +87,11 @@ func stateWord(i fleet.Instance) string {
 
 // complete records a final command result for j (from an event or a poll).
 func (s *Scheduler) complete(ctx context.Context, w *world, j *job.Job, res runner.Result) error {
+	if res.Undelivered {
+		// TimedOut or Failed, but the command never reached the agent: a
+		// lost attempt, neither a timeout nor the job's failure.
+		return s.undelivered(ctx, w, j, res)
+	}
 	if res.Status == runner.Failed && res.ExitCode < 0 {
 		// No exit code: the command never finished; its agent or instance
 		// went away under it. That is a lost attempt, not the job's failure.
@@ -143,4 +176,40 @@ func (s *Scheduler) lost(ctx context.Context, w *world, j *job.Job, why string) 
 		s.log.WarnContext(ctx, "instance lost", "job", j.ID, "state", j.State, "attempt", j.Attempt, "why", why)
 	}
 	return err
+}
+
+// undelivered re-queues j, whose command SSM never delivered to the
+// instance's agent. A command still waiting is cancelled first, so that it
+// can never reach the agent later and run beside the next attempt. The
+// instance, if its agent is still not online, is stopped: a new boot brings
+// a new agent, and left running it would be the next placement's first
+// choice, only to time out waiting for its agent.
+func (s *Scheduler) undelivered(ctx context.Context, w *world, j *job.Job, res runner.Result) error {
+	if !res.Status.Final() {
+		if err := s.runner.Cancel(ctx, j.CommandID, j.InstanceID); err != nil {
+			return err
+		}
+	}
+	inst, known := w.instances[j.InstanceID]
+	if err := s.lost(ctx, w, j, fmt.Sprintf("its command never reached the SSM agent on %s (gone since it last reported Online)", inst.ID)); err != nil {
+		return err
+	}
+	if !known || !inst.Up() || w.online[inst.ID] {
+		return nil // not in this snapshot (an event's), already down, or back
+	}
+	l, err := s.store.Lease(ctx, inst.ID)
+	if err != nil || l.Held() {
+		return err
+	}
+	if err := s.store.MarkStopping(ctx, l, w.now); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil // taken or changed meanwhile: the next pass decides again
+		}
+		return err
+	}
+	w.taken[inst.ID] = true
+	if err := s.fleet.Stop(ctx, inst); err != nil {
+		return err
+	}
+	return s.say(ctx, notice.Action{Instance: inst.ID, Verb: "stop", Job: j.ID, Why: "its SSM agent went away: a command sent to it was never delivered"})
 }
