@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -256,6 +257,66 @@ func (c *Cloud) Bill() (seconds map[string]float64, usd float64) {
 		usd += rate * s / 3600
 	}
 	return seconds, usd
+}
+
+// Charge is one line of the bill: the instance-seconds of one instance type
+// in one market, at the price charged for them.
+type Charge struct {
+	Type string
+	Spot bool
+	// Seconds are the instance-seconds billed.
+	Seconds float64
+	// Hourly is the price charged per hour: on-demand, or the spot price.
+	Hourly float64
+	// USD is Seconds at Hourly.
+	USD float64
+}
+
+// Charges returns the bill line by line, by instance type and then
+// on-demand before spot; the lines add up to Bill's total.
+func (c *Cloud) Charges() []Charge {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.clock.Now()
+	type key struct {
+		typ  string
+		spot bool
+	}
+	lines := map[key]*Charge{}
+	for _, i := range c.instances {
+		s := i.billed.Seconds()
+		if !i.billSince.IsZero() {
+			s += now.Sub(i.billSince).Seconds()
+		}
+		k := key{i.Type, i.Spot}
+		if lines[k] == nil {
+			t, _ := LookupType(i.Type)
+			rate := t.Hourly
+			if i.Spot {
+				rate = c.spotPrice(i.Type)
+			}
+			lines[k] = &Charge{Type: i.Type, Spot: i.Spot, Hourly: rate}
+		}
+		lines[k].Seconds += s
+		lines[k].USD += lines[k].Hourly * s / 3600
+	}
+	out := make([]Charge, 0, len(lines))
+	for _, l := range lines {
+		out = append(out, *l)
+	}
+	slices.SortFunc(out, func(a, b Charge) int {
+		if a.Type != b.Type {
+			return strings.Compare(a.Type, b.Type)
+		}
+		if a.Spot == b.Spot {
+			return 0
+		}
+		if b.Spot {
+			return -1
+		}
+		return 1
+	})
+	return out
 }
 
 // Instances returns a copy of every instance, in launch order.

@@ -587,3 +587,35 @@ func TestAgentGone(t *testing.T) {
 		t.Errorf("cancelled while delayed = %+v, executor ran %d times; want Cancelled, never started", got, ran)
 	}
 }
+
+// TestCharges: the bill line by line, by type and market, each at the price
+// charged (spot at the spot price); the lines add up to Bill's total.
+func TestCharges(t *testing.T) {
+	clock := vclock.New()
+	c := awssim.New(clock)
+	spot := func(in *ec2.RunInstancesInput) {
+		in.InstanceMarketOptions = &types.InstanceMarketOptionsRequest{MarketType: types.MarketTypeSpot}
+	}
+	launch(t, c, "g4dn.xlarge", nil)
+	launch(t, c, "g4dn.xlarge", nil, spot)
+	launch(t, c, "g5.xlarge", nil)
+	launch(t, c, "g4dn.xlarge", nil)
+	clock.Advance(awssim.DefaultBoot + time.Hour) // billed from running on
+	got := c.Charges()
+	want := []awssim.Charge{
+		{Type: "g4dn.xlarge", Seconds: 7200, Hourly: 0.526, USD: 2 * 0.526},
+		{Type: "g4dn.xlarge", Spot: true, Seconds: 3600, Hourly: 0.526 * 0.3, USD: 0.526 * 0.3},
+		{Type: "g5.xlarge", Seconds: 3600, Hourly: 1.006, USD: 1.006},
+	}
+	approx := cmp.Comparer(func(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 })
+	if diff := cmp.Diff(want, got, approx); diff != "" {
+		t.Errorf("Charges() (-want +got):\n%s", diff)
+	}
+	sum := 0.0
+	for _, l := range got {
+		sum += l.USD
+	}
+	if _, total := c.Bill(); sum-total > 1e-9 || total-sum > 1e-9 {
+		t.Errorf("Charges() add up to $%v; Bill() = $%v", sum, total)
+	}
+}
