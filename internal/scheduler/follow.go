@@ -71,6 +71,7 @@ func (s *Scheduler) follow(ctx context.Context, w *world, j *job.Job, poll bool)
 		if ok, err := s.write(ctx, j, from, release(w, j)...); ok {
 			s.freed(w, j)
 			s.log.InfoContext(ctx, "timed out", "job", j.ID, "instance", j.InstanceID)
+			s.ended(ctx, j)
 		} else if err != nil {
 			return err
 		}
@@ -124,6 +125,7 @@ func (s *Scheduler) complete(ctx context.Context, w *world, j *job.Job, res runn
 	if ok {
 		s.freed(w, j)
 		s.log.InfoContext(ctx, "finished", "job", j.ID, "state", j.State, "exit_code", code, "instance", j.InstanceID, "cost_usd", math.Round(j.Cost*1e4)/1e4)
+		s.ended(ctx, j)
 	}
 	return err
 }
@@ -174,8 +176,36 @@ func (s *Scheduler) lost(ctx context.Context, w *world, j *job.Job, why string) 
 	if ok {
 		s.freed(w, j)
 		s.log.WarnContext(ctx, "instance lost", "job", j.ID, "state", j.State, "attempt", j.Attempt, "why", why)
+		s.ended(ctx, j) // when its retries are spent, it ended FAILED
 	}
 	return err
+}
+
+// ended publishes j's end, once its record is written, when its notify
+// asks for it: through the notifier, to the stack's topic. It names no
+// instance: the notice is about the job, and the instance keeps its
+// last-action tag for what was done to it. A notice that fails is logged,
+// not returned: the end is recorded, and an error here would hold up the
+// reconcile that hands the instance to the next job.
+func (s *Scheduler) ended(ctx context.Context, j *job.Job) {
+	if !j.Spec.NotifyOn(j.State) {
+		return
+	}
+	why := j.Reason
+	if j.ExitCode != nil && !strings.Contains(why, "exit code") {
+		why += fmt.Sprintf("; exit code %d", *j.ExitCode)
+	}
+	why += fmt.Sprintf("; attempt %d", j.Attempt)
+	if j.InstanceID != "" {
+		why += fmt.Sprintf(" on %s (%s)", j.InstanceID, j.InstanceType)
+	}
+	if !j.StartedAt.IsZero() && !j.EndedAt.IsZero() {
+		why += fmt.Sprintf(", ran %v", j.EndedAt.Sub(j.StartedAt).Round(time.Second))
+	}
+	why += fmt.Sprintf("; estimated cost $%.4f (on-demand, from placement to end)", j.Cost)
+	if err := s.say(ctx, notice.Action{Verb: fmt.Sprintf("job %s %s", j.ID, j.State), Why: why}); err != nil {
+		s.log.WarnContext(ctx, "job end not published", "job", j.ID, "state", j.State, "err", err)
+	}
 }
 
 // undelivered re-queues j, whose command SSM never delivered to the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/nightshift-dev/nightshift/internal/fleet"
 	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/notice"
 	"github.com/nightshift-dev/nightshift/internal/runner"
 	"github.com/nightshift-dev/nightshift/internal/store"
 )
@@ -102,31 +104,9 @@ func TestFollowDelivery(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			st := store.NewMemory()
-			two := 2
-			j := job.New(job.Spec{ID: "j", Command: "python train.py", MaxRuntime: job.Duration(tt.maxRuntime), Retries: &two}, "gpu", t0)
-			if err := j.Move(job.Placed, "placed", started); err != nil {
-				t.Fatal(err)
-			}
-			j.InstanceID, j.InstanceType = "i-1", "g5.xlarge"
-			if err := st.Create(ctx, j); err != nil {
-				t.Fatal(err)
-			}
-			if err := st.PutLease(ctx, store.Lease{InstanceID: "i-1", Pool: "gpu", IdleSince: t0}); err != nil {
-				t.Fatal(err)
-			}
-			if err := j.Move(job.Running, "running on i-1", started); err != nil {
-				t.Fatal(err)
-			}
-			j.CommandID = "cmd-1"
-			if err := st.Update(ctx, j, job.Placed, store.LeaseOp{InstanceID: "i-1", Pool: "gpu", Acquire: true}); err != nil {
-				t.Fatal(err)
-			}
 			r := &followRunner{res: tt.give, online: tt.online}
 			f := &followFleet{insts: []fleet.Instance{inst("i-1", fleet.StateRunning)}}
-			now := started.Add(tt.after)
-			s := New(st, f, r, nil, Config{Pools: map[string]Pool{"gpu": {Types: []string{"g5.xlarge"}, MaxInstances: 1}}, DefaultPool: "gpu"},
-				func() time.Time { return now }, slog.New(slog.DiscardHandler))
+			s, st := runningJob(t, job.Spec{MaxRuntime: job.Duration(tt.maxRuntime)}, f, r, nil, started, started.Add(tt.after))
 			if err := s.Reconcile(ctx, Options{Poll: true}); err != nil {
 				t.Fatalf("Reconcile() = %v", err)
 			}
@@ -142,6 +122,99 @@ func TestFollowDelivery(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.wantStops, f.stops); diff != "" {
 				t.Errorf("instances stopped (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// runningJob returns a scheduler at now over a store holding job "j", of
+// spec (with a command, and 2 retries unless it says), RUNNING since started
+// as command cmd-1 on i-1, which it holds.
+func runningJob(t *testing.T, spec job.Spec, f Fleet, r Runner, n Notifier, started, now time.Time) (*Scheduler, *store.Memory) {
+	t.Helper()
+	ctx := context.Background()
+	st := store.NewMemory()
+	spec.ID, spec.Command = "j", "python train.py"
+	if spec.Retries == nil {
+		two := 2
+		spec.Retries = &two
+	}
+	j := job.New(spec, "gpu", t0)
+	if err := j.Move(job.Placed, "placed", started); err != nil {
+		t.Fatal(err)
+	}
+	j.InstanceID, j.InstanceType = "i-1", "g5.xlarge"
+	if err := st.Create(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutLease(ctx, store.Lease{InstanceID: "i-1", Pool: "gpu", IdleSince: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Move(job.Running, "running on i-1", started); err != nil {
+		t.Fatal(err)
+	}
+	j.CommandID = "cmd-1"
+	if err := st.Update(ctx, j, job.Placed, store.LeaseOp{InstanceID: "i-1", Pool: "gpu", Acquire: true}); err != nil {
+		t.Fatal(err)
+	}
+	s := New(st, f, r, n, Config{Pools: map[string]Pool{"gpu": {Types: []string{"g5.xlarge"}, MaxInstances: 1}}, DefaultPool: "gpu"},
+		func() time.Time { return now }, slog.New(slog.DiscardHandler))
+	return s, st
+}
+
+// saidNotifier records what the scheduler says.
+type saidNotifier struct{ said []notice.Action }
+
+func (n *saidNotifier) Say(_ context.Context, a notice.Action) error {
+	n.said = append(n.said, a)
+	return nil
+}
+
+// TestFollowNotifies: every way a job ends reaches its notify — a command
+// that ended, a deadline the watchdog enforced, retries spent on a lost
+// attempt — and a notify of "failure" keeps quiet about a success.
+func TestFollowNotifies(t *testing.T) {
+	started := t0.Add(time.Hour)
+	zero := 0
+	tests := []struct {
+		name  string
+		spec  job.Spec
+		give  runner.Result
+		after time.Duration
+		want  []string // the verbs said
+	}{
+		{name: "succeeded, notify end", spec: job.Spec{Notify: job.NotifyEnd, MaxRuntime: job.Duration(time.Hour)},
+			give: runner.Result{Status: runner.Success, Started: started}, after: 10 * time.Minute, want: []string{"job j SUCCEEDED"}},
+		{name: "succeeded, notify failure", spec: job.Spec{Notify: job.NotifyFailure, MaxRuntime: job.Duration(time.Hour)},
+			give: runner.Result{Status: runner.Success, Started: started}, after: 10 * time.Minute},
+		{name: "past the deadline, notify failure", spec: job.Spec{Notify: job.NotifyFailure, MaxRuntime: job.Duration(time.Hour)},
+			give: runner.Result{Status: runner.Pending, ExitCode: -1, Started: started}, after: time.Hour + 2*time.Minute, want: []string{"job j TIMED_OUT"}},
+		{name: "lost, retries spent, notify failure", spec: job.Spec{Notify: job.NotifyFailure, MaxRuntime: job.Duration(time.Hour), Retries: &zero},
+			give: runner.Result{Status: runner.Failed, ExitCode: -1, Started: started}, after: 10 * time.Minute, want: []string{"job j FAILED"}},
+		{name: "lost, re-queued, notify end", spec: job.Spec{Notify: job.NotifyEnd, MaxRuntime: job.Duration(time.Hour)},
+			give: runner.Result{Status: runner.Failed, ExitCode: -1, Started: started}, after: 10 * time.Minute},
+		{name: "failed, no notify", spec: job.Spec{MaxRuntime: job.Duration(time.Hour)},
+			give: runner.Result{Status: runner.Failed, ExitCode: 3, Started: started}, after: 10 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := &saidNotifier{}
+			f := &followFleet{insts: []fleet.Instance{inst("i-1", fleet.StateRunning)}}
+			s, _ := runningJob(t, tt.spec, f, &followRunner{res: tt.give, online: true}, n, started, started.Add(tt.after))
+			if err := s.Reconcile(context.Background(), Options{Poll: true}); err != nil {
+				t.Fatalf("Reconcile() = %v", err)
+			}
+			var got []string
+			for _, a := range n.said {
+				if strings.HasPrefix(a.Verb, "job ") {
+					got = append(got, a.Verb)
+					if a.Instance != "" || !strings.Contains(a.Why, "estimated cost $") {
+						t.Errorf("said %+v; want no instance to tag, and the cost", a)
+					}
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("job ends said (-want +got):\n%s", diff)
 			}
 		})
 	}
