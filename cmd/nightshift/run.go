@@ -5,16 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/nightshift-dev/nightshift/internal/catalog"
 	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
 	"github.com/nightshift-dev/nightshift/internal/sim"
@@ -29,8 +27,23 @@ type runOptions struct {
 	Dir      string
 }
 
-// venvActivate stands in for the DLAMI's /opt/pytorch/bin/activate.
-const venvActivate = `export VIRTUAL_ENV="$PWD/.venv"; echo "activated $VIRTUAL_ENV"` + "\n"
+// fakeAWS is the AWS CLI on the local run's instances: nothing reaches AWS.
+// An s3 sync (the job's inputs and outputs) says it was skipped, and makes
+// an input's directory, empty; the heartbeat's put-metric-data does
+// nothing.
+const fakeAWS = `#!/bin/sh
+if [ "$1 $2" = "s3 sync" ]; then
+	shift 2
+	[ "$1" = --only-show-errors ] && shift
+	echo "nightshift: (local run: aws s3 sync $1 $2 skipped; no AWS here)" >&2
+	case "$1" in s3://*) mkdir -p "$2" ;; esac
+fi
+exit 0
+`
+
+// venvActivate stands in for the DLAMI's /opt/pytorch/bin/activate, in the
+// instance's home, its disk: the job runs in its own directory, not there.
+const venvActivate = `export VIRTUAL_ENV="$HOME/.venv"; echo "activated $VIRTUAL_ENV"` + "\n"
 
 // run sends one job message through the real handlers on the simulated
 // cloud, follows it to its end and its instance to its stop, and prints the
@@ -89,7 +102,7 @@ func localWorld(keepWarm time.Duration, dir string, tl *timeline) *sim.World {
 	pool := scheduler.Pool{Types: []string{"g4dn.xlarge"}, MaxInstances: 2, KeepWarm: job.Duration(keepWarm), KeepWarmAuto: keepWarm == 0}
 	w := sim.NewWorld(sim.Config{
 		Pools: map[string]scheduler.Pool{"default": pool}, KeepWarm: keepWarm,
-		StateDir: ".nightshift", Log: slog.New(tl), Setup: ". .venv/bin/activate",
+		StateDir: ".nightshift", Log: slog.New(tl), Setup: `. "$HOME/.venv/bin/activate"`,
 	})
 	tl.clock, tl.start, tl.cloud = w.Clock, w.Clock.Now(), w.Cloud
 	w.Exec = (&bashExecutor{dir: dir}).Run
@@ -143,13 +156,19 @@ func report(out io.Writer, w *sim.World, j *job.Job) {
 			ran = inv.Ended.Sub(inv.Started) // SSM's own times are whole seconds
 		}
 	}
-	fmt.Fprintf(out, ", ran %v on %s\n\nthe bill (on-demand prices):\n", ran.Round(time.Millisecond), j.InstanceType)
-	secs, usd := w.Cloud.Bill()
-	for _, t := range slices.Sorted(maps.Keys(secs)) {
-		ty, _ := catalog.Lookup(t)
-		fmt.Fprintf(out, "  %-14s %6.0f instance-seconds × $%.3f/h = $%.4f\n", t, secs[t], ty.Hourly, secs[t]*ty.Hourly/3600)
+	fmt.Fprintf(out, ", ran %v on %s\n\nthe bill (each instance at the price it ran at: on-demand, or the spot price):\n", ran.Round(time.Millisecond), j.InstanceType)
+	// The total is the sum of the lines as printed, as on an invoice.
+	var total float64
+	for _, c := range w.Cloud.Charges() {
+		market := "on-demand"
+		if c.Spot {
+			market = "spot"
+		}
+		usd := math.Round(c.USD*1e4) / 1e4
+		total += usd
+		fmt.Fprintf(out, "  %s %-9s %6.0f instance-seconds × $%.4f/h = $%.4f\n", c.Type, market, c.Seconds, c.Hourly, usd)
 	}
-	fmt.Fprintf(out, "  total $%.4f — and nothing left running.\n", usd)
+	fmt.Fprintf(out, "  total $%.4f — and nothing left running.\n", total)
 }
 
 // jobIDOf finds the job a message became: its own id, or the message id.
@@ -184,11 +203,13 @@ func (b *bashExecutor) Run(r sim.Run) sim.Outcome {
 	_ = os.MkdirAll(bin, 0o755)
 	_ = os.WriteFile(filepath.Join(disk, ".venv", "bin", "activate"), []byte(venvActivate), 0o644)
 	// shutdown stands in for the instance's power-off timer; the simulation
-	// arms the same timer from the script.
+	// arms the same timer from the script. aws stands in for the AWS CLI,
+	// which would reach the real AWS.
 	_ = os.WriteFile(filepath.Join(bin, "shutdown"), []byte("#!/bin/sh\n[ \"$1\" = -c ] && exit 0\necho \"nightshift: (shutdown $*)\" >&2\n"), 0o755)
+	_ = os.WriteFile(filepath.Join(bin, "aws"), []byte(fakeAWS), 0o755)
 	cmd := exec.Command("/bin/sh", "-c", r.Commands)
 	cmd.Dir = disk
-	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "HOME="+disk)
 	start := time.Now()
 	outb, err := cmd.CombinedOutput()
 	o := sim.Outcome{Output: string(outb), Duration: time.Since(start).Round(time.Millisecond)}

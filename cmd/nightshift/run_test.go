@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"math"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,5 +48,89 @@ func TestLocalRunFailingJob(t *testing.T) {
 	err := run(context.Background(), runOptions{Message: `{"id": "boom", "command": "echo going down; exit 7", "max_runtime": "5m"}`, Dir: t.TempDir()}, &out)
 	if err == nil || !strings.Contains(out.String(), "FAILED (exit code 7)") || !strings.Contains(out.String(), "going down") {
 		t.Errorf("run(failing job) = %v, output:\n%s\nwant FAILED with exit code 7 and the job's output", err, out.String())
+	}
+}
+
+// TestUsageErrors: a keep-warm window that is negative or under a minute,
+// and arguments past the flags, are usage errors (exit 2) that say what is
+// wrong, before anything runs; -h prints the usage once and succeeds.
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		give     []string
+		want     int
+		wantText string // in stderr
+	}{
+		{name: "negative keep-warm", give: []string{"run", "-keep-warm", "-5m"}, want: 2, wantText: "-keep-warm -5m0s: want at least 1m0s"},
+		{name: "keep-warm under a minute", give: []string{"run", "-keep-warm", "30s"}, want: 2, wantText: "-keep-warm 30s: want at least 1m0s"},
+		{name: "an extra argument", give: []string{"run", `{"command": "echo hi"}`}, want: 2, wantText: `unexpected argument {"command": "echo hi"}`},
+		{name: "arguments after the flags", give: []string{"run", "-keep-warm", "5m", "now", "please"}, want: 2, wantText: `unexpected arguments now please`},
+		{name: "no command", give: nil, want: 2, wantText: "usage: nightshift run"},
+		{name: "an unknown flag", give: []string{"run", "-fast"}, want: 2, wantText: "flag provided but not defined: -fast"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if got := cli(context.Background(), tt.give, &stdout, &stderr); got != tt.want || !strings.Contains(stderr.String(), tt.wantText) {
+				t.Errorf("cli(%q) = %d, stderr %q; want %d and %q", tt.give, got, stderr.String(), tt.want, tt.wantText)
+			}
+			if stdout.Len() > 0 {
+				t.Errorf("cli(%q) wrote %q to stdout; want nothing run", tt.give, stdout.String())
+			}
+		})
+	}
+	var stdout, stderr bytes.Buffer
+	got := cli(context.Background(), []string{"run", "-h"}, &stdout, &stderr)
+	text := stdout.String() + stderr.String()
+	if got != 0 || strings.Count(text, "usage: nightshift run") != 1 || strings.Count(text, "-keep-warm duration") != 1 {
+		t.Errorf("cli(run -h) = %d, output %q; want 0 and the usage once", got, text)
+	}
+}
+
+// TestLocalRunNoAWS: the local run's instances have an aws that reaches no
+// AWS: input and output syncs say they were skipped (an input's directory
+// is made, empty) and the job runs on; whatever aws is on the machine's PATH
+// is never called.
+func TestLocalRunNoAWS(t *testing.T) {
+	var out bytes.Buffer
+	msg := `{"id": "synced", "command": "test -d data && echo inputs in place; mkdir -p out && echo done > out/result", "max_runtime": "10m",
+		"inputs": [{"s3": "s3://no-such-bucket/data", "path": "data"}], "outputs": [{"s3": "s3://no-such-bucket/out", "path": "out"}]}`
+	if err := run(context.Background(), runOptions{Message: msg, Dir: t.TempDir()}, &out); err != nil {
+		t.Fatalf("run(job with syncs) = %v\n%s", err, out.String())
+	}
+	text := out.String()
+	for _, want := range []string{"aws s3 sync s3://no-such-bucket/data data skipped", "inputs in place", "aws s3 sync out s3://no-such-bucket/out skipped", "SUCCEEDED (exit code 0)"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("run(job with syncs) output lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+// TestLocalRunSpotBill: for a spot job, each line of the bill is at the
+// price the instance ran at, says which, and the lines add up to the total.
+func TestLocalRunSpotBill(t *testing.T) {
+	var out bytes.Buffer
+	msg := `{"id": "cheap", "command": "echo on spot", "max_runtime": "10m", "instance": {"market": "spot"}}`
+	if err := run(context.Background(), runOptions{Message: msg, Dir: t.TempDir()}, &out); err != nil {
+		t.Fatalf("run(spot job) = %v\n%s", err, out.String())
+	}
+	text := out.String()
+	line := regexp.MustCompile(`(?m)^  g4dn\.xlarge (spot|on-demand) +(\d+) instance-seconds × \$([0-9.]+)/h = \$([0-9.]+)$`)
+	lines := line.FindAllStringSubmatch(text, -1)
+	if len(lines) != 1 || lines[0][1] != "spot" {
+		t.Fatalf("bill lines %q in:\n%s\nwant one g4dn.xlarge spot line", lines, text)
+	}
+	secs, _ := strconv.ParseFloat(lines[0][2], 64)
+	hourly, _ := strconv.ParseFloat(lines[0][3], 64)
+	usd, _ := strconv.ParseFloat(lines[0][4], 64)
+	if spot := 0.526 * 0.3; math.Abs(hourly-spot) > 0.0005 {
+		t.Errorf("spot line at $%.4f/h; want the spot price, $%.4f/h", hourly, spot)
+	}
+	if math.Abs(secs*hourly/3600-usd) > 0.0001+secs*0.0005/3600 {
+		t.Errorf("line says %v s × $%v/h = $%v; the product is $%.4f", secs, hourly, usd, secs*hourly/3600)
+	}
+	total := regexp.MustCompile(`(?m)^  total \$([0-9.]+)`).FindStringSubmatch(text)
+	if total == nil || total[1] != lines[0][4] {
+		t.Errorf("total %q; want the line's $%s", total, lines[0][4])
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -101,6 +102,16 @@ type Cloud struct {
 	SpotDiscount float64
 	// AgentDelay, when set, gives an instance its own agent delay (< 0: never online).
 	AgentDelay func(instanceID string) (time.Duration, bool)
+	// AgentGone, when set, is asked as SSM delivers a command to an
+	// instance whose agent reports Online; true means the agent went away
+	// after it last reported (it crashed, the instance froze, its network
+	// broke): SendCommand has accepted the command, but it never reaches the
+	// agent. The invocation waits Delayed and, at its delivery timeout,
+	// ends TimedOut with StatusDetails DeliveryTimedOut; the agent reports
+	// ConnectionLost until the instance boots again. A command still
+	// waiting when the instance comes back is not delivered then (not
+	// modelled).
+	AgentGone func(instanceID string) bool
 	// FilterAfterPage makes DescribeInstanceInformation page through every
 	// managed node and filter each page afterwards, so that a page comes
 	// back short, or empty, with a NextToken, as SSM's pages have been seen
@@ -251,6 +262,66 @@ func (c *Cloud) Bill() (seconds map[string]float64, usd float64) {
 		usd += rate * s / 3600
 	}
 	return seconds, usd
+}
+
+// Charge is one line of the bill: the instance-seconds of one instance type
+// in one market, at the price charged for them.
+type Charge struct {
+	Type string
+	Spot bool
+	// Seconds are the instance-seconds billed.
+	Seconds float64
+	// Hourly is the price charged per hour: on-demand, or the spot price.
+	Hourly float64
+	// USD is Seconds at Hourly.
+	USD float64
+}
+
+// Charges returns the bill line by line, by instance type and then
+// on-demand before spot; the lines add up to Bill's total.
+func (c *Cloud) Charges() []Charge {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.clock.Now()
+	type key struct {
+		typ  string
+		spot bool
+	}
+	lines := map[key]*Charge{}
+	for _, i := range c.instances {
+		s := i.billed.Seconds()
+		if !i.billSince.IsZero() {
+			s += now.Sub(i.billSince).Seconds()
+		}
+		k := key{i.Type, i.Spot}
+		if lines[k] == nil {
+			t, _ := LookupType(i.Type)
+			rate := t.Hourly
+			if i.Spot {
+				rate = c.spotPrice(i.Type)
+			}
+			lines[k] = &Charge{Type: i.Type, Spot: i.Spot, Hourly: rate}
+		}
+		lines[k].Seconds += s
+		lines[k].USD += lines[k].Hourly * s / 3600
+	}
+	out := make([]Charge, 0, len(lines))
+	for _, l := range lines {
+		out = append(out, *l)
+	}
+	slices.SortFunc(out, func(a, b Charge) int {
+		if a.Type != b.Type {
+			return strings.Compare(a.Type, b.Type)
+		}
+		if a.Spot == b.Spot {
+			return 0
+		}
+		if b.Spot {
+			return -1
+		}
+		return 1
+	})
+	return out
 }
 
 // Instances returns a copy of every instance, in launch order.

@@ -511,3 +511,111 @@ func TestPublish(t *testing.T) {
 		t.Errorf("Notifications() = %+v; want the one published", n)
 	}
 }
+
+// TestAgentGone: a command SSM accepts for an agent that has gone away is
+// never delivered: it waits Delayed, not started, and at its delivery
+// timeout plus its execution timeout it reads TimedOut with StatusDetails
+// DeliveryTimedOut and no exit code, unless it is cancelled first. The
+// agent reads ConnectionLost from then on, until the instance boots again.
+func TestAgentGone(t *testing.T) {
+	ran := 0
+	c, id := ready(t, awssim.ExecFunc(func(*awssim.Host, awssim.Run) awssim.Outcome {
+		ran++
+		return awssim.Outcome{Duration: time.Minute}
+	}))
+	c.AgentGone = func(string) bool { return true }
+	sent := c.Clock().Now()
+	timeouts := func(in *ssm.SendCommandInput) { in.TimeoutSeconds = aws.Int32(600) } // and executionTimeout 600
+	lost, err := send(c, id, timeouts)
+	if err != nil {
+		t.Fatalf("SendCommand to a gone agent SSM still lists Online = %v; want it accepted", err)
+	}
+	type seen struct {
+		Status                  ssmtypes.CommandInvocationStatus
+		Details, Started, Ended string
+		ResponseCode            int32
+	}
+	read := func(cmd string) seen {
+		st := status(t, c, cmd, id)
+		return seen{st.Status, aws.ToString(st.StatusDetails), aws.ToString(st.ExecutionStartDateTime), aws.ToString(st.ExecutionEndDateTime), st.ResponseCode}
+	}
+	waiting := seen{Status: ssmtypes.CommandInvocationStatusDelayed, Details: "Delayed", ResponseCode: -1}
+	if diff := cmp.Diff(waiting, read(lost)); diff != "" {
+		t.Errorf("just sent (-want +got):\n%s", diff)
+	}
+	info, err := c.DescribeInstanceInformation(context.Background(), &ssm.DescribeInstanceInformationInput{})
+	if err != nil || len(info.InstanceInformationList) != 1 || info.InstanceInformationList[0].PingStatus != ssmtypes.PingStatusConnectionLost {
+		t.Errorf("DescribeInstanceInformation = %+v, %v; want the agent ConnectionLost", info, err)
+	}
+	if _, err := send(c, id); code(err) != "InvalidInstanceId" {
+		t.Errorf("SendCommand to a ConnectionLost agent = %v; want InvalidInstanceId", err)
+	}
+	c.AgentGone = nil // whatever the knob says now, the agent stays gone
+	c.Clock().AdvanceTo(sent.Add(20*time.Minute - time.Second))
+	if diff := cmp.Diff(waiting, read(lost)); diff != "" {
+		t.Errorf("a second before it expires (-want +got):\n%s", diff)
+	}
+	c.Clock().AdvanceTo(sent.Add(20 * time.Minute))
+	if diff := cmp.Diff(seen{Status: ssmtypes.CommandInvocationStatusTimedOut, Details: "DeliveryTimedOut", ResponseCode: -1}, read(lost)); diff != "" {
+		t.Errorf("at the delivery timeout plus the execution timeout (-want +got):\n%s", diff)
+	}
+	if ran != 0 {
+		t.Errorf("the executor ran %d times; want never", ran)
+	}
+
+	// Cancelled while it waits, it is never delivered either; a new boot
+	// brings a new agent.
+	if err := c.ByHand(id, "stop"); err != nil {
+		t.Fatal(err)
+	}
+	c.Clock().Advance(awssim.DefaultStop)
+	if err := c.ByHand(id, "start"); err != nil {
+		t.Fatal(err)
+	}
+	c.Clock().Advance(awssim.DefaultBoot + awssim.DefaultAgent)
+	c.AgentGone = func(string) bool { return true }
+	cancelled, err := send(c, id, timeouts)
+	if err != nil {
+		t.Fatalf("SendCommand after a new boot = %v; want it accepted", err)
+	}
+	c.Clock().Advance(time.Minute)
+	if _, err := c.CancelCommand(context.Background(), &ssm.CancelCommandInput{CommandId: aws.String(cancelled)}); err != nil {
+		t.Fatal(err)
+	}
+	c.Clock().Advance(time.Hour)
+	if got := read(cancelled); got.Status != ssmtypes.CommandInvocationStatusCancelled || got.Started != "" || ran != 0 {
+		t.Errorf("cancelled while delayed = %+v, executor ran %d times; want Cancelled, never started", got, ran)
+	}
+}
+
+// TestCharges: the bill line by line, by type and market, each at the price
+// charged (spot at the spot price); the lines add up to Bill's total.
+func TestCharges(t *testing.T) {
+	clock := vclock.New()
+	c := awssim.New(clock)
+	spot := func(in *ec2.RunInstancesInput) {
+		in.InstanceMarketOptions = &types.InstanceMarketOptionsRequest{MarketType: types.MarketTypeSpot}
+	}
+	launch(t, c, "g4dn.xlarge", nil)
+	launch(t, c, "g4dn.xlarge", nil, spot)
+	launch(t, c, "g5.xlarge", nil)
+	launch(t, c, "g4dn.xlarge", nil)
+	clock.Advance(awssim.DefaultBoot + time.Hour) // billed from running on
+	got := c.Charges()
+	want := []awssim.Charge{
+		{Type: "g4dn.xlarge", Seconds: 7200, Hourly: 0.526, USD: 2 * 0.526},
+		{Type: "g4dn.xlarge", Spot: true, Seconds: 3600, Hourly: 0.526 * 0.3, USD: 0.526 * 0.3},
+		{Type: "g5.xlarge", Seconds: 3600, Hourly: 1.006, USD: 1.006},
+	}
+	approx := cmp.Comparer(func(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 })
+	if diff := cmp.Diff(want, got, approx); diff != "" {
+		t.Errorf("Charges() (-want +got):\n%s", diff)
+	}
+	sum := 0.0
+	for _, l := range got {
+		sum += l.USD
+	}
+	if _, total := c.Bill(); sum-total > 1e-9 || total-sum > 1e-9 {
+		t.Errorf("Charges() add up to $%v; Bill() = $%v", sum, total)
+	}
+}

@@ -44,7 +44,9 @@ type Instance struct {
 	gen       int // bumps on every start/stop, cancelling stale timers
 	// registered: its SSM agent has registered once; SSM lists it from then on.
 	registered bool
-	timerGen   int // bumps on every shutdown timer change
+	// agentGone: its agent went away (Cloud.AgentGone) until the next boot.
+	agentGone bool
+	timerGen  int // bumps on every shutdown timer change
 	// disk is the root volume's files (path → content): it survives a stop.
 	disk map[string]string
 }
@@ -298,6 +300,7 @@ func (c *Cloud) vcpus(q string) int {
 func (c *Cloud) boot(i *Instance) {
 	i.LaunchTime = c.clock.Now() // EC2's LaunchTime is the last start
 	i.gen++
+	i.agentGone = false // a new boot starts a new agent
 	gen := i.gen
 	c.setState(i, "pending", "")
 	c.clock.At(c.clock.Now().Add(c.Boot), func() {

@@ -24,6 +24,8 @@ const (
 	maxExecutionTimeout = 172800
 	// defaultExecutionTimeout applies when the parameter is left out.
 	defaultExecutionTimeout = 3600
+	// defaultDeliveryTimeout is SendCommand's TimeoutSeconds when left out.
+	defaultDeliveryTimeout = 3600
 	// maxComment is the longest command comment.
 	maxComment = 100
 	// ssmTime is how Run Command writes a time: UTC to the millisecond, as
@@ -40,6 +42,9 @@ type Invocation struct {
 	Output                                 string
 	// Commands and WorkingDirectory are the command's parameters.
 	Commands, WorkingDirectory string
+	// StatusDetails, when set, is SSM's detail of the status where it says
+	// more than the status itself (DeliveryTimedOut).
+	StatusDetails string
 	// Hung and Idle are what the executor said of the process: it never
 	// ends by itself, or it does no work while it runs.
 	Hung, Idle bool
@@ -48,7 +53,7 @@ type Invocation struct {
 }
 
 func (c *Cloud) online(i *Instance) bool {
-	return i.State == "running" && !i.AgentOnline.IsZero() && !c.clock.Now().Before(i.AgentOnline)
+	return i.State == "running" && !i.AgentOnline.IsZero() && !c.clock.Now().Before(i.AgentOnline) && !i.agentGone
 }
 
 // DescribeInstanceInformation reports the agents of instances that have
@@ -130,7 +135,7 @@ func (c *Cloud) SendCommand(_ context.Context, in *ssm.SendCommandInput, _ ...fu
 }
 
 func (c *Cloud) sendCommand(in *ssm.SendCommandInput) (*ssm.SendCommandOutput, error) {
-	timeout, err := checkSend(in)
+	timeout, delivery, err := checkSend(in)
 	if err != nil {
 		return nil, err
 	}
@@ -158,6 +163,10 @@ func (c *Cloud) sendCommand(in *ssm.SendCommandInput) (*ssm.SendCommandOutput, e
 			Commands: strings.Join(in.Parameters["commands"], "\n"), WorkingDirectory: workdir,
 		}
 		c.commands = append(c.commands, inv)
+		if c.AgentGone != nil && c.AgentGone(id) {
+			c.undelivered(c.byID[id], inv, delivery+timeout)
+			continue
+		}
 		c.statusEvent(inv)
 		c.start(c.byID[id], inv, Run{
 			InstanceID: id, CommandID: cmdID, Comment: inv.Comment, Commands: inv.Commands,
@@ -167,43 +176,71 @@ func (c *Cloud) sendCommand(in *ssm.SendCommandInput) (*ssm.SendCommandOutput, e
 	return &ssm.SendCommandOutput{Command: &types.Command{CommandId: aws.String(cmdID), Comment: in.Comment}}, nil
 }
 
-// checkSend validates a SendCommand request and returns its execution timeout.
-func checkSend(in *ssm.SendCommandInput) (time.Duration, error) {
+// checkSend validates a SendCommand request and returns its execution
+// timeout and its delivery timeout (TimeoutSeconds).
+func checkSend(in *ssm.SendCommandInput) (execution, delivery time.Duration, err error) {
 	switch {
 	case aws.ToString(in.DocumentName) != runShellScript:
-		return 0, notModelled("document %q (only %s)", aws.ToString(in.DocumentName), runShellScript)
+		return 0, 0, notModelled("document %q (only %s)", aws.ToString(in.DocumentName), runShellScript)
 	case len(in.Targets) > 0:
-		return 0, notModelled("SendCommand Targets (use InstanceIds)")
+		return 0, 0, notModelled("SendCommand Targets (use InstanceIds)")
 	case len(in.InstanceIds) == 0 || len(in.InstanceIds) > maxSendTargets:
-		return 0, apiError("ValidationException", "InstanceIds must have between 1 and %d items, got %d", maxSendTargets, len(in.InstanceIds))
+		return 0, 0, apiError("ValidationException", "InstanceIds must have between 1 and %d items, got %d", maxSendTargets, len(in.InstanceIds))
 	case len(aws.ToString(in.Comment)) > maxComment:
-		return 0, apiError("ValidationException", "Value at 'comment' failed to satisfy constraint: Member must have length less than or equal to %d", maxComment)
+		return 0, 0, apiError("ValidationException", "Value at 'comment' failed to satisfy constraint: Member must have length less than or equal to %d", maxComment)
 	}
-	if t := in.TimeoutSeconds; t != nil && (*t < 30 || *t > 2592000) {
-		return 0, apiError("ValidationException", "Value '%d' at 'timeoutSeconds' failed to satisfy constraint: Member must have value between 30 and 2592000", *t)
+	delivery = defaultDeliveryTimeout * time.Second
+	if t := in.TimeoutSeconds; t != nil {
+		if *t < 30 || *t > 2592000 {
+			return 0, 0, apiError("ValidationException", "Value '%d' at 'timeoutSeconds' failed to satisfy constraint: Member must have value between 30 and 2592000", *t)
+		}
+		delivery = time.Duration(*t) * time.Second
 	}
 	for name, v := range in.Parameters {
 		switch name {
 		case "commands", "workingDirectory", "executionTimeout":
 		default:
-			return 0, apiError("InvalidParameters", "Parameter %q is not defined in the document %s.", name, runShellScript)
+			return 0, 0, apiError("InvalidParameters", "Parameter %q is not defined in the document %s.", name, runShellScript)
 		}
 		if name != "commands" && len(v) != 1 {
-			return 0, apiError("InvalidParameters", "Parameter %q takes one value, got %d.", name, len(v))
+			return 0, 0, apiError("InvalidParameters", "Parameter %q takes one value, got %d.", name, len(v))
 		}
 	}
 	if len(in.Parameters["commands"]) == 0 {
-		return 0, apiError("InvalidParameters", "Parameter \"commands\" is required by the document %s.", runShellScript)
+		return 0, 0, apiError("InvalidParameters", "Parameter \"commands\" is required by the document %s.", runShellScript)
 	}
 	secs := defaultExecutionTimeout
 	if v, ok := in.Parameters["executionTimeout"]; ok {
 		n, err := strconv.Atoi(v[0])
 		if err != nil || n < 1 || n > maxExecutionTimeout {
-			return 0, apiError("InvalidParameters", "Parameter \"executionTimeout\" value %q: want whole seconds from 1 to %d.", v[0], maxExecutionTimeout)
+			return 0, 0, apiError("InvalidParameters", "Parameter \"executionTimeout\" value %q: want whole seconds from 1 to %d.", v[0], maxExecutionTimeout)
 		}
 		secs = n
 	}
-	return time.Duration(secs) * time.Second, nil
+	return time.Duration(secs) * time.Second, delivery, nil
+}
+
+// undelivered leaves inv as SSM leaves a command whose agent has gone away:
+// Delayed, never started, until it expires. A command expires after its
+// delivery timeout plus its execution timeout (Run Command's documented
+// total timeout); it then reads TimedOut, StatusDetails DeliveryTimedOut,
+// with no exit code. It never runs: SSM does not start a command once its
+// delivery timeout has passed.
+func (c *Cloud) undelivered(i *Instance, inv *Invocation, expires time.Duration) {
+	i.agentGone = true
+	inv.Status, inv.Started = "Delayed", time.Time{}
+	c.statusEvent(inv)
+	gen := inv.gen
+	c.clock.At(inv.Requested.Add(expires), func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if inv.gen != gen || inv.Status != "Delayed" {
+			return
+		}
+		inv.Status, inv.StatusDetails = "TimedOut", "DeliveryTimedOut"
+		inv.gen++
+		c.statusEvent(inv)
+	})
 }
 
 // start hands a delivered command to the executor and schedules its end:
@@ -284,6 +321,7 @@ func status(exit int) string {
 
 func (c *Cloud) finish(inv *Invocation, st string, code int, out string) {
 	inv.Status, inv.ResponseCode, inv.Ended = st, code, c.clock.Now()
+	inv.StatusDetails = ""
 	inv.Output += out
 	inv.await = ""
 	inv.gen++
@@ -313,12 +351,15 @@ func (c *Cloud) killCommands(i *Instance) {
 	}
 }
 
-// statusDetails is the StatusDetails SSM gives a status.
-func statusDetails(st string) string {
-	if st == "TimedOut" {
+// statusDetails is the StatusDetails SSM gives an invocation.
+func statusDetails(inv *Invocation) string {
+	switch {
+	case inv.StatusDetails != "":
+		return inv.StatusDetails
+	case inv.Status == "TimedOut":
 		return "ExecutionTimedOut"
 	}
-	return st
+	return inv.Status
 }
 
 // GetCommandInvocation reads one invocation.
@@ -334,10 +375,13 @@ func (c *Cloud) getCommandInvocation(in *ssm.GetCommandInvocationInput) (*ssm.Ge
 		if inv.CommandID == aws.ToString(in.CommandId) && inv.InstanceID == aws.ToString(in.InstanceId) {
 			out := &ssm.GetCommandInvocationOutput{
 				CommandId: aws.String(inv.CommandID), InstanceId: aws.String(inv.InstanceID), Comment: aws.String(inv.Comment),
-				Status: types.CommandInvocationStatus(inv.Status), StatusDetails: aws.String(statusDetails(inv.Status)),
+				Status: types.CommandInvocationStatus(inv.Status), StatusDetails: aws.String(statusDetails(inv)),
 				ResponseCode: int32(inv.ResponseCode), StandardOutputContent: aws.String(inv.Output),
 				DocumentName:           aws.String(runShellScript),
-				ExecutionStartDateTime: aws.String(inv.Started.UTC().Format(ssmTime)),
+				ExecutionStartDateTime: aws.String(""), // not started: SSM gives an empty time
+			}
+			if !inv.Started.IsZero() {
+				out.ExecutionStartDateTime = aws.String(inv.Started.UTC().Format(ssmTime))
 			}
 			if !inv.Ended.IsZero() {
 				out.ExecutionEndDateTime = aws.String(inv.Ended.UTC().Format(ssmTime))
@@ -380,14 +424,14 @@ func (c *Cloud) listCommandInvocations(in *ssm.ListCommandInvocationsInput) (*ss
 		out.CommandInvocations = append(out.CommandInvocations, types.CommandInvocation{
 			CommandId: aws.String(inv.CommandID), InstanceId: aws.String(inv.InstanceID),
 			Comment: aws.String(inv.Comment), Status: types.CommandInvocationStatus(inv.Status),
-			StatusDetails: aws.String(statusDetails(inv.Status)), DocumentName: aws.String(runShellScript),
+			StatusDetails: aws.String(statusDetails(inv)), DocumentName: aws.String(runShellScript),
 		})
 	}
 	return out, nil
 }
 
-// CancelCommand cancels the in-progress invocations of a command: their
-// processes are killed.
+// CancelCommand cancels the in-progress invocations of a command (their
+// processes are killed) and the delayed ones (they are never delivered).
 func (c *Cloud) CancelCommand(_ context.Context, in *ssm.CancelCommandInput, _ ...func(*ssm.Options)) (*ssm.CancelCommandOutput, error) {
 	return serve(c, "CancelCommand", in, c.cancelCommand)
 }
@@ -402,7 +446,7 @@ func (c *Cloud) cancelCommand(in *ssm.CancelCommandInput) (*ssm.CancelCommandOut
 				return nil, err
 			}
 		}
-		if inv.Status == "InProgress" {
+		if inv.Status == "InProgress" || inv.Status == "Delayed" {
 			c.finish(inv, "Cancelled", -1, "")
 		}
 	}

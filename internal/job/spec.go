@@ -60,7 +60,9 @@ type Spec struct {
 	Outputs    []Sync            `json:"outputs,omitempty"`
 	Retries    *int              `json:"retries,omitempty"`
 	Priority   int               `json:"priority,omitempty"`
-	Notify     string            `json:"notify,omitempty"`
+	// Notify says when the job's end is published to the stack's SNS
+	// topic: NotifyEnd, NotifyFailure, or NotifyNever (the default).
+	Notify string `json:"notify,omitempty"`
 	// ScheduledAt is set by EventBridge Scheduler (<aws.scheduler.scheduled-time>);
 	// it is folded into the id, so each scheduled run has its own id and the
 	// scheduler's at-least-once delivery runs it once.
@@ -70,6 +72,28 @@ type Spec struct {
 	OnStall string `json:"on_stall,omitempty"`
 	// StallTimeout overrides the deployment's stall timeout for this job.
 	StallTimeout Duration `json:"stall_timeout,omitzero"`
+}
+
+// When a job's end is published (notify), on the stack's SNS topic: a
+// message cannot name its own recipient, since an address subscribed to a
+// topic must confirm first, and the stack's topic is the one they confirm.
+const (
+	NotifyNever   = "never"   // not at all: the default
+	NotifyFailure = "failure" // unless the job SUCCEEDED
+	NotifyEnd     = "end"     // whatever its end
+)
+
+// NotifyOn reports whether a job that ended in st is published.
+func (s *Spec) NotifyOn(st State) bool {
+	switch {
+	case st == Rejected || !st.Terminal():
+		return false
+	case s.Notify == NotifyEnd:
+		return true
+	case s.Notify == NotifyFailure:
+		return st != Succeeded
+	}
+	return false
 }
 
 // What the watchdog does with a stalled job.
@@ -291,6 +315,8 @@ func (s *Spec) validate(d Defaults) error {
 		return &Error{Kind: ErrInvalid, Field: "retries", Msg: fmt.Sprintf("%d: want 0 to %d", *s.Retries, MaxRetries)}
 	case s.Priority < 0 || s.Priority > MaxPriority:
 		return &Error{Kind: ErrInvalid, Field: "priority", Msg: fmt.Sprintf("%d: want 0 to %d", s.Priority, MaxPriority)}
+	case s.Notify != "" && s.Notify != NotifyNever && s.Notify != NotifyFailure && s.Notify != NotifyEnd:
+		return &Error{Kind: ErrInvalid, Field: "notify", Msg: fmt.Sprintf("%q: want end, failure or never; the notice goes to the stack's SNS topic (subscribe to it there)", s.Notify)}
 	case s.OnStall != "" && s.OnStall != StallNotify && s.OnStall != StallCancel:
 		return &Error{Kind: ErrInvalid, Field: "on_stall", Msg: fmt.Sprintf("%q: want notify or cancel", s.OnStall)}
 	case s.StallTimeout != 0 && s.StallTimeout.D() < 5*time.Minute:

@@ -37,7 +37,7 @@ func TestParseFull(t *testing.T) {
 	  "setup": "source activate pytorch", "env": {"LR": "0.1", "_X": "a b"},
 	  "instance": {"pool": "big", "types": ["g5.xlarge", "g4dn.xlarge"], "market": "spot-then-on-demand", "volume_gb": 200},
 	  "max_runtime": "90m", "inputs": [{"s3": "s3://b/data", "path": "data"}], "outputs": [{"s3": "s3://b/out", "path": "out"}],
-	  "retries": 0, "priority": 7, "notify": "arn:aws:sns:us-east-1:123456789012:t"}`
+	  "retries": 0, "priority": 7, "notify": "failure"}`
 	got, err := Parse([]byte(msg), defaults())
 	if err != nil {
 		t.Fatalf("Parse(full) = %v", err)
@@ -85,6 +85,8 @@ func TestParseBadInput(t *testing.T) {
 		{"bad stall timeout", `{"command": "x", "max_runtime": "2h", "stall_timeout": "soon"}`, ErrBadDuration, `stall_timeout: want a duration`},
 		{"short stall timeout", `{"command": "x", "stall_timeout": "1m"}`, ErrBadDuration, "at least 5m"},
 		{"bad on_stall", `{"command": "x", "on_stall": "panic"}`, ErrInvalid, "notify or cancel"},
+		{"notify an address", `{"command": "x", "notify": "me@example.com"}`, ErrInvalid, `notify: "me@example.com": want end, failure or never`},
+		{"notify a topic", `{"command": "x", "notify": "arn:aws:sns:us-east-1:123456789012:t"}`, ErrInvalid, "the stack's SNS topic"},
 		{"too short", `{"command": "x", "max_runtime": "5s"}`, ErrBadDuration, "1m0s"},
 		{"unknown type", `{"command": "x", "instance": {"types": ["t2.micro"]}}`, ErrUnknownInstance, `"t2.micro"`},
 		{"unknown pool", `{"command": "x", "instance": "huge"}`, ErrUnknownInstance, `no pool "huge"`},
@@ -141,5 +143,26 @@ func TestClientToken(t *testing.T) {
 	j.LaunchTry = 1
 	if b := j.ClientToken(); b == a || len(j.Comment()) > 100 {
 		t.Errorf("ClientToken() not new for a new launch try, or comment too long")
+	}
+}
+
+// TestNotifyOn: whether a job's end is published, by its notify and its end.
+func TestNotifyOn(t *testing.T) {
+	tests := []struct {
+		give string // notify
+		want map[State]bool
+	}{
+		{give: "", want: map[State]bool{}},
+		{give: NotifyNever, want: map[State]bool{}},
+		{give: NotifyFailure, want: map[State]bool{Failed: true, TimedOut: true, Cancelled: true}},
+		{give: NotifyEnd, want: map[State]bool{Succeeded: true, Failed: true, TimedOut: true, Cancelled: true}},
+	}
+	for _, tt := range tests {
+		for _, st := range []State{Queued, Placed, Running, Succeeded, Failed, TimedOut, Cancelled, Rejected} {
+			s := Spec{Notify: tt.give}
+			if got := s.NotifyOn(st); got != tt.want[st] {
+				t.Errorf("Spec{Notify: %q}.NotifyOn(%s) = %v; want %v", tt.give, st, got, tt.want[st])
+			}
+		}
 	}
 }

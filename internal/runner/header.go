@@ -16,8 +16,9 @@ const headerPrefix = "# nightshift-wrapper/"
 
 // HeaderVersion is the version of the header this package writes and reads.
 // A field added keeps it; a field renamed, removed or given a new meaning
-// changes it.
-const HeaderVersion = "v1"
+// changes it. v2: workdir is the directory the wrapper runs the job in,
+// never "." for wherever the command started.
+const HeaderVersion = "v2"
 
 // Header is what the first line of a Launcher says, as JSON, about the
 // wrapper it runs: the attempt, the timers the wrapper arms and where it
@@ -25,7 +26,7 @@ const HeaderVersion = "v1"
 // (a simulated instance); its numbers are the ones the wrapper itself uses,
 // worked out in the same place. For example:
 //
-//	# nightshift-wrapper/v1 {"job":"resnet","attempt":1,"deadman_seconds":7800,"idle_seconds":660,"state_dir":"/var/lib/nightshift","workdir":".","max_runtime_seconds":7200}
+//	# nightshift-wrapper/v2 {"job":"resnet","attempt":1,"deadman_seconds":7800,"idle_seconds":660,"state_dir":"/var/lib/nightshift","workdir":"/var/lib/nightshift/work/resnet","max_runtime_seconds":7200}
 type Header struct {
 	// Job and Attempt name the attempt the wrapper runs.
 	Job     string `json:"job"`
@@ -39,8 +40,11 @@ type Header struct {
 	IdleSeconds int `json:"idle_seconds"`
 	// StateDir holds the attempts' directories (see AttemptDir).
 	StateDir string `json:"state_dir"`
-	// Workdir is where setup, command and syncs run: the job's workdir, "."
-	// when it names none.
+	// Workdir is where setup, command and syncs run: the job's workdir when
+	// it is absolute; otherwise the job's own directory, StateDir/work/<job>,
+	// or the job's relative workdir under it, which the wrapper creates. It
+	// is relative only when StateDir is, and then from the same place: where
+	// the command starts.
 	Workdir string `json:"workdir"`
 	// MaxRuntimeSeconds is the job's max runtime, SSM's execution timeout.
 	MaxRuntimeSeconds int `json:"max_runtime_seconds"`

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -18,9 +19,9 @@ import (
 
 // The timers as the wrapper arms them: minutes to shutdown -P.
 var (
-	armDeadman    = regexp.MustCompile(`(?m)^ns_arm (\d+) "dead-man timer for job "`)
-	armIdle       = regexp.MustCompile(`(?m)^ns_arm (\d+) "idle timer after job "`)
-	armInputsIdle = regexp.MustCompile(`(?m)ns_arm (\d+) "idle timer"; exit 98; }$`)
+	armDeadman   = regexp.MustCompile(`(?m)^ns_arm (\d+) "dead-man timer for job "`)
+	armIdle      = regexp.MustCompile(`(?m)^ns_arm (\d+) "idle timer after job "`)
+	armAbortIdle = regexp.MustCompile(`(?m)^\tns_arm (\d+) "idle timer after job "`)
 )
 
 // armed returns the minutes of every match of re in script.
@@ -57,9 +58,9 @@ func TestHeader(t *testing.T) {
 		if !strings.Contains(launcher, "\necho "+base64.StdEncoding.EncodeToString([]byte(script))+" | base64 -d") {
 			t.Fatalf("Launcher(case %d: %v) does not carry Script's wrapper", i, c)
 		}
-		deadman, idle, inputsIdle := armed(t, armDeadman, script), armed(t, armIdle, script), armed(t, armInputsIdle, script)
-		if len(deadman) != 1 || len(idle) != 1 || len(inputsIdle) != len(c.job.Spec.Inputs) {
-			t.Fatalf("case %d: script arms dead-man %v, idle %v, after inputs %v; want one each, one per input", i, deadman, idle, inputsIdle)
+		deadman, idle, abortIdle := armed(t, armDeadman, script), armed(t, armIdle, script), armed(t, armAbortIdle, script)
+		if len(deadman) != 1 || len(idle) != 1 || len(abortIdle) != 1 {
+			t.Fatalf("case %d: script arms dead-man %v, idle %v, after an abort %v; want one each", i, deadman, idle, abortIdle)
 		}
 		want := runner.Header{
 			Job: c.job.ID, Attempt: c.job.Attempt,
@@ -70,19 +71,17 @@ func TestHeader(t *testing.T) {
 		if want.StateDir == "" {
 			want.StateDir = runner.DefaultStateDir
 		}
-		if want.Workdir == "" {
-			want.Workdir = "."
+		if !path.IsAbs(want.Workdir) {
+			want.Workdir = path.Join(want.StateDir, "work", c.job.ID, want.Workdir)
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Fatalf("ParseHeader(Launcher(case %d: %v)) (-want +got):\n%s", i, c, diff)
 		}
-		for _, n := range inputsIdle {
-			if 60*n != got.IdleSeconds {
-				t.Errorf("case %d: a failed input sync arms %d min; want the header's idle timer, %d s", i, n, got.IdleSeconds)
-			}
+		if 60*abortIdle[0] != got.IdleSeconds {
+			t.Errorf("case %d: an attempt that cannot run (no workdir, a failed input sync) arms %d min; want the header's idle timer, %d s", i, abortIdle[0], got.IdleSeconds)
 		}
 		// The wrapper's own lines use the header's state directory and workdir.
-		if !strings.Contains(script, "\nns_state="+runner.Quote(got.StateDir)+"\n") || !strings.Contains(script, "\n\tcd "+runner.Quote(got.Workdir)+" || exit 99\n") {
+		if !strings.Contains(script, "\nns_state="+runner.Quote(got.StateDir)+"\n") || !strings.Contains(script, "\nns_work="+runner.Quote(got.Workdir)+"\n") {
 			t.Errorf("case %d: the script's state dir or workdir is not the header's %q, %q", i, got.StateDir, got.Workdir)
 		}
 		// The timers mean what they say: the dead-man timer covers the
@@ -131,12 +130,12 @@ func TestHeaderInert(t *testing.T) {
 	in := newInstance(t)
 	pwned := filepath.Join(in.dir, "pwned")
 	j := newJob("inert", "true", time.Hour, nil)
-	j.Spec.Workdir = "nowhere\ntouch " + pwned + "\n#"
+	j.Spec.Workdir = filepath.Join(in.dir, "nowhere\ntouch "+pwned+"\n#")
 	launcher, err := runner.Launcher(j, "i-0abc", time.Minute, runner.ScriptOptions{StateDir: in.state})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first, _, _ := strings.Cut(launcher, "\n"); !strings.HasPrefix(first, "# nightshift-wrapper/v1 {") || strings.Contains(first, "touch "+pwned+"\n") {
+	if first, _, _ := strings.Cut(launcher, "\n"); !strings.HasPrefix(first, "# nightshift-wrapper/v2 {") || strings.Contains(first, "touch "+pwned+"\n") {
 		t.Fatalf("Launcher first line = %q; want one comment line", first)
 	}
 	if code, out := in.run(t, j, time.Minute); code != 99 {
@@ -150,35 +149,36 @@ func TestHeaderInert(t *testing.T) {
 // TestParseHeaderErrors: a command with no header, of another version, or
 // with a header that cannot be read, each has its own error.
 func TestParseHeaderErrors(t *testing.T) {
-	const ok = `{"job":"j","attempt":1,"deadman_seconds":7800,"idle_seconds":660,"state_dir":"/var/lib/nightshift","workdir":".","max_runtime_seconds":7200}`
+	const ok = `{"job":"j","attempt":1,"deadman_seconds":7800,"idle_seconds":660,"state_dir":"/var/lib/nightshift","workdir":"/var/lib/nightshift/work/j","max_runtime_seconds":7200}`
 	tests := []struct {
 		name string
 		give string
 		want error // nil: reads
 	}{
-		{name: "valid", give: "# nightshift-wrapper/v1 " + ok + "\nset -e\n", want: nil},
-		{name: "valid, alone", give: "# nightshift-wrapper/v1 " + ok, want: nil},
-		{name: "valid with a field added", give: `# nightshift-wrapper/v1 {"gpu":true,` + ok[1:] + "\n", want: nil},
+		{name: "valid", give: "# nightshift-wrapper/v2 " + ok + "\nset -e\n", want: nil},
+		{name: "valid, alone", give: "# nightshift-wrapper/v2 " + ok, want: nil},
+		{name: "valid with a field added", give: `# nightshift-wrapper/v2 {"gpu":true,` + ok[1:] + "\n", want: nil},
 		{name: "empty", give: "", want: runner.ErrNoHeader},
 		{name: "a plain script", give: "set -e\necho hi\n", want: runner.ErrNoHeader},
 		{name: "the wrapper's own comment", give: "# nightshift wrapper: job 'j', attempt 1.\n", want: runner.ErrNoHeader},
-		{name: "not on the first line", give: "set -e\n# nightshift-wrapper/v1 " + ok + "\n", want: runner.ErrNoHeader},
-		{name: "indented", give: " # nightshift-wrapper/v1 " + ok + "\n", want: runner.ErrNoHeader},
-		{name: "another version", give: "# nightshift-wrapper/v2 " + ok + "\n", want: runner.ErrHeaderVersion},
+		{name: "not on the first line", give: "set -e\n# nightshift-wrapper/v2 " + ok + "\n", want: runner.ErrNoHeader},
+		{name: "indented", give: " # nightshift-wrapper/v2 " + ok + "\n", want: runner.ErrNoHeader},
+		{name: "the version before", give: "# nightshift-wrapper/v1 " + ok + "\n", want: runner.ErrHeaderVersion},
+		{name: "a later version", give: "# nightshift-wrapper/v3 " + ok + "\n", want: runner.ErrHeaderVersion},
 		{name: "no version", give: "# nightshift-wrapper/ " + ok + "\n", want: runner.ErrHeaderVersion},
-		{name: "no JSON", give: "# nightshift-wrapper/v1\nset -e\n", want: runner.ErrBadHeader},
-		{name: "JSON cut short", give: "# nightshift-wrapper/v1 " + ok[:40] + "\n", want: runner.ErrBadHeader},
-		{name: "JSON cut by a newline", give: "# nightshift-wrapper/v1 " + ok[:40] + "\n" + ok[40:] + "\n", want: runner.ErrBadHeader},
-		{name: "text after the JSON", give: "# nightshift-wrapper/v1 " + ok + " x\n", want: runner.ErrBadHeader},
-		{name: "a field of the wrong type", give: "# nightshift-wrapper/v1 " + strings.Replace(ok, `"attempt":1`, `"attempt":"1"`, 1) + "\n", want: runner.ErrBadHeader},
-		{name: "a field missing", give: "# nightshift-wrapper/v1 " + strings.Replace(ok, `"idle_seconds":660,`, ``, 1) + "\n", want: runner.ErrBadHeader},
-		{name: "a null field", give: "# nightshift-wrapper/v1 " + strings.Replace(ok, `"workdir":"."`, `"workdir":null`, 1) + "\n", want: runner.ErrBadHeader},
-		{name: "no dead-man timer", give: "# nightshift-wrapper/v1 " + strings.Replace(ok, `"deadman_seconds":7800`, `"deadman_seconds":0`, 1) + "\n", want: runner.ErrBadHeader},
-		{name: "attempt 0", give: "# nightshift-wrapper/v1 " + strings.Replace(ok, `"attempt":1`, `"attempt":0`, 1) + "\n", want: runner.ErrBadHeader},
-		{name: "empty job", give: "# nightshift-wrapper/v1 " + strings.Replace(ok, `"job":"j"`, `"job":""`, 1) + "\n", want: runner.ErrBadHeader},
-		{name: "an array", give: "# nightshift-wrapper/v1 []\n", want: runner.ErrBadHeader},
+		{name: "no JSON", give: "# nightshift-wrapper/v2\nset -e\n", want: runner.ErrBadHeader},
+		{name: "JSON cut short", give: "# nightshift-wrapper/v2 " + ok[:40] + "\n", want: runner.ErrBadHeader},
+		{name: "JSON cut by a newline", give: "# nightshift-wrapper/v2 " + ok[:40] + "\n" + ok[40:] + "\n", want: runner.ErrBadHeader},
+		{name: "text after the JSON", give: "# nightshift-wrapper/v2 " + ok + " x\n", want: runner.ErrBadHeader},
+		{name: "a field of the wrong type", give: "# nightshift-wrapper/v2 " + strings.Replace(ok, `"attempt":1`, `"attempt":"1"`, 1) + "\n", want: runner.ErrBadHeader},
+		{name: "a field missing", give: "# nightshift-wrapper/v2 " + strings.Replace(ok, `"idle_seconds":660,`, ``, 1) + "\n", want: runner.ErrBadHeader},
+		{name: "a null field", give: "# nightshift-wrapper/v2 " + strings.Replace(ok, `"workdir":"/var/lib/nightshift/work/j"`, `"workdir":null`, 1) + "\n", want: runner.ErrBadHeader},
+		{name: "no dead-man timer", give: "# nightshift-wrapper/v2 " + strings.Replace(ok, `"deadman_seconds":7800`, `"deadman_seconds":0`, 1) + "\n", want: runner.ErrBadHeader},
+		{name: "attempt 0", give: "# nightshift-wrapper/v2 " + strings.Replace(ok, `"attempt":1`, `"attempt":0`, 1) + "\n", want: runner.ErrBadHeader},
+		{name: "empty job", give: "# nightshift-wrapper/v2 " + strings.Replace(ok, `"job":"j"`, `"job":""`, 1) + "\n", want: runner.ErrBadHeader},
+		{name: "an array", give: "# nightshift-wrapper/v2 []\n", want: runner.ErrBadHeader},
 	}
-	wantOK := runner.Header{Job: "j", Attempt: 1, DeadmanSeconds: 7800, IdleSeconds: 660, StateDir: "/var/lib/nightshift", Workdir: ".", MaxRuntimeSeconds: 7200}
+	wantOK := runner.Header{Job: "j", Attempt: 1, DeadmanSeconds: 7800, IdleSeconds: 660, StateDir: "/var/lib/nightshift", Workdir: "/var/lib/nightshift/work/j", MaxRuntimeSeconds: 7200}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := runner.ParseHeader(tt.give)

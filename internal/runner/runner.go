@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,9 +22,21 @@ import (
 // Document is the SSM document every attempt runs.
 const Document = "AWS-RunShellScript"
 
-// deliveryTimeout is how long SSM may take to deliver a command to an online
-// agent before giving up; delivery normally takes seconds.
-const deliveryTimeout = 10 * time.Minute
+// DeliveryTimeout is SendCommand's TimeoutSeconds: how long SSM may take to
+// deliver a command to an online agent; delivery normally takes seconds. A
+// command that has not started by then never runs. (SSM reports it
+// DeliveryTimedOut only later: after this plus the execution timeout.)
+const DeliveryTimeout = 10 * time.Minute
+
+// agentDir is the workingDirectory every command is sent with. Without one,
+// aws:runShellScript runs in the SSM agent's own working directory (/usr/bin
+// for the deb and rpm agent's service, a snap directory for the snap agent).
+// The job's own directory cannot go there: the agent starts the command in
+// an absolute workingDirectory as it is, and when that does not exist yet —
+// on every new instance — the command fails with exit code 1 before the
+// wrapper runs (no lock, no timers). "/" exists on every instance; the
+// wrapper makes the job's directory and enters it.
+const agentDir = "/"
 
 // findPages bounds how far back Find looks in an instance's command history;
 // a dispatch intent older than a few pages of commands is long dead.
@@ -100,10 +114,22 @@ func ParseStatus(s string) Status {
 type Result struct {
 	CommandID string
 	Status    Status
-	ExitCode  int
-	Started   time.Time
-	Ended     time.Time
+	// Undelivered: SSM has not got the command to the instance's agent —
+	// not yet, while Status is Pending, or never, once it is final (SSM
+	// reports TimedOut with StatusDetails DeliveryTimedOut, or Failed with
+	// Undeliverable). A command never delivered never ran: its attempt was
+	// lost, it did not run past its deadline.
+	Undelivered bool
+	ExitCode    int
+	Started     time.Time
+	Ended       time.Time
 }
+
+// undelivered are the StatusDetails of an invocation that SSM has not
+// delivered: not yet (Pending, Delayed), or never (DeliveryTimedOut,
+// Undeliverable). They are API values, as GetCommandInvocation documents
+// them.
+var undelivered = []string{"Pending", "Delayed", "DeliveryTimedOut", "Undeliverable"}
 
 // Online returns which of ids have an SSM agent reporting Online. An EC2
 // instance that is running is not yet ready: its agent registers later.
@@ -164,11 +190,16 @@ func (r *Runner) Send(ctx context.Context, j *job.Job, instanceID string, keepWa
 		DocumentName:   aws.String(Document),
 		InstanceIds:    []string{instanceID},
 		Comment:        aws.String(j.Comment()),
-		TimeoutSeconds: aws.Int32(int32(deliveryTimeout / time.Second)),
+		TimeoutSeconds: aws.Int32(int32(DeliveryTimeout / time.Second)),
 		Parameters: map[string][]string{
 			"commands":         {commands},
 			"executionTimeout": {strconv.Itoa(p.maxRuntimeSeconds)},
 		},
+	}
+	// A relative state directory is taken from where the command starts,
+	// as the caller chose (the local run): a workingDirectory would move it.
+	if path.IsAbs(p.stateDir) {
+		in.Parameters["workingDirectory"] = []string{agentDir}
 	}
 	if r.cfg.LogGroup != "" {
 		in.CloudWatchOutputConfig = &types.CloudWatchOutputConfig{
@@ -193,16 +224,20 @@ func LogStream(commandID, instanceID string) string {
 }
 
 // Result reads the status of a command on one instance. Right after
-// SendCommand the invocation may not exist yet: that reads as Pending.
+// SendCommand the invocation may not exist yet: that reads as Pending, and
+// not delivered.
 func (r *Runner) Result(ctx context.Context, commandID, instanceID string) (Result, error) {
 	out, err := r.ssm.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(commandID), InstanceId: aws.String(instanceID)})
 	if err != nil {
 		if awserr.SSMNoInvocation.Has(err) {
-			return Result{CommandID: commandID, Status: Pending}, nil
+			return Result{CommandID: commandID, Status: Pending, Undelivered: true}, nil
 		}
 		return Result{}, fmt.Errorf("get invocation %s on %s: %w", commandID, instanceID, classify(err))
 	}
-	res := Result{CommandID: commandID, Status: ParseStatus(string(out.Status)), ExitCode: int(out.ResponseCode)}
+	res := Result{
+		CommandID: commandID, Status: ParseStatus(string(out.Status)), ExitCode: int(out.ResponseCode),
+		Undelivered: slices.Contains(undelivered, aws.ToString(out.StatusDetails)),
+	}
 	res.Started, _ = time.Parse(time.RFC3339, aws.ToString(out.ExecutionStartDateTime))
 	res.Ended, _ = time.Parse(time.RFC3339, aws.ToString(out.ExecutionEndDateTime))
 	return res, nil

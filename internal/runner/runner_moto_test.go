@@ -58,7 +58,7 @@ func TestMotoSendAndResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantParams := map[string][]string{"commands": {commands}, "executionTimeout": {"7200"}}
+	wantParams := map[string][]string{"commands": {commands}, "executionTimeout": {"7200"}, "workingDirectory": {"/"}}
 	if diff := cmp.Diff(wantParams, cmd.Parameters); diff != "" {
 		t.Errorf("command %s parameters (-want +got):\n%s", id, diff)
 	}

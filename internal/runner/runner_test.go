@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,12 +41,16 @@ const outputCloseTimeout = 10 * time.Second
 // arguments instead of powering anything off.
 type instance struct {
 	dir, state, bin, shutdownLog string
+	// stateDir is the wrapper's state directory as the runner is
+	// configured with it: state, unless a test says otherwise.
+	stateDir string
 }
 
 func newInstance(t *testing.T) *instance {
 	t.Helper()
 	dir := t.TempDir()
 	in := &instance{dir: dir, state: filepath.Join(dir, "state"), bin: filepath.Join(dir, "bin"), shutdownLog: filepath.Join(dir, "shutdown.log")}
+	in.stateDir = in.state
 	if err := os.Mkdir(in.bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -69,19 +74,29 @@ func (in *instance) env() []string {
 }
 
 // run renders the wrapper for j and runs its launcher with /bin/sh (dash on
-// Ubuntu), as SSM's AWS-RunShellScript does. It returns the exit code and
-// the combined output, read until every writer has closed it.
+// Ubuntu), as SSM's AWS-RunShellScript does, from the scratch directory, as
+// the agent does from its own working directory when it is given none. It
+// returns the exit code and the combined output, read until every writer
+// has closed it.
 func (in *instance) run(t *testing.T, j *job.Job, keepWarm time.Duration) (int, string) {
 	t.Helper()
-	launcher, err := runner.Launcher(j, "i-0123456789abcdef0", keepWarm, runner.ScriptOptions{StateDir: in.state, Region: "us-east-1"})
+	var out bytes.Buffer
+	code := in.runTo(t, j, keepWarm, &out, &out)
+	return code, out.String()
+}
+
+// runTo is run with the wrapper's stdout and stderr kept apart, as SSM
+// keeps them; one writer for both makes them one pipe.
+func (in *instance) runTo(t *testing.T, j *job.Job, keepWarm time.Duration, stdout, stderr io.Writer) int {
+	t.Helper()
+	launcher, err := runner.Launcher(j, "i-0123456789abcdef0", keepWarm, runner.ScriptOptions{StateDir: in.stateDir, Region: "us-east-1"})
 	if err != nil {
 		t.Fatalf("Launcher(%s) = %v", j.ID, err)
 	}
 	cmd := exec.Command("/bin/sh", "-c", launcher)
 	cmd.Dir = in.dir
 	cmd.Env = in.env()
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.WaitDelay = outputCloseTimeout
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	err = cmd.Run()
@@ -92,11 +107,11 @@ func (in *instance) run(t *testing.T, j *job.Job, keepWarm time.Duration) (int, 
 	case errors.Is(err, exec.ErrWaitDelay):
 		t.Fatalf("wrapper for %s exited but its output stayed open for %v: SSM would wait for it", j.ID, outputCloseTimeout)
 	case errors.As(err, &exit):
-		return exit.ExitCode(), out.String()
+		return exit.ExitCode()
 	case err != nil:
 		t.Fatalf("run wrapper for %s: %v", j.ID, err)
 	}
-	return 0, out.String()
+	return 0
 }
 
 // shutdowns returns the recorded shutdown calls, each as its first two
@@ -162,19 +177,24 @@ func TestWrapperEnv(t *testing.T) {
 }
 
 // TestWrapperWorkdir: setup and command run in the job's workdir, setup
-// first (environment activation), in the same shell; a missing workdir fails
-// the job with its own exit code.
+// first (environment activation), in the same shell. With no workdir that is
+// nightshift's own directory for the job under the state directory, created
+// for it; a relative workdir goes under that directory; an absolute one is
+// used as it is. Never the directory the command was started from (the SSM
+// agent's own). An absolute workdir that does not exist fails the job with
+// its own exit code, recorded, and the idle timer armed.
 func TestWrapperWorkdir(t *testing.T) {
 	tests := []struct {
 		name     string
-		give     string // workdir, under the scratch directory; "" for none
+		give     string // workdir; an absolute one is under the scratch directory
 		create   bool
 		wantCode int
-		wantPwd  string // under the scratch directory
+		wantPwd  string // relative: under the scratch directory
 	}{
-		{name: "workdir with a space", give: "my project", create: true, wantCode: 0, wantPwd: "my project"},
-		{name: "no workdir", give: "", wantCode: 0, wantPwd: "."},
-		{name: "missing workdir", give: "gone", create: false, wantCode: 99},
+		{name: "workdir with a space", give: "/my project", create: true, wantCode: 0, wantPwd: "my project"},
+		{name: "no workdir", give: "", wantCode: 0, wantPwd: "state/work/workdir-test"},
+		{name: "relative workdir", give: "sub/it's here", wantCode: 0, wantPwd: "state/work/workdir-test/sub/it's here"},
+		{name: "missing workdir", give: "/gone", create: false, wantCode: 99},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -182,7 +202,8 @@ func TestWrapperWorkdir(t *testing.T) {
 			out := filepath.Join(in.dir, "pwd")
 			j := newJob("workdir-test", `pwd >"$OUT_FILE"; echo "$FROM_SETUP" >>"$OUT_FILE"`, time.Hour, map[string]string{"OUT_FILE": out})
 			j.Spec.Setup = "export FROM_SETUP=activated"
-			if tt.give != "" {
+			j.Spec.Workdir = tt.give
+			if strings.HasPrefix(tt.give, "/") {
 				j.Spec.Workdir = filepath.Join(in.dir, tt.give)
 				if tt.create {
 					if err := os.Mkdir(j.Spec.Workdir, 0o755); err != nil {
@@ -195,6 +216,15 @@ func TestWrapperWorkdir(t *testing.T) {
 				t.Fatalf("wrapper exit code = %d; want %d; output:\n%s", code, tt.wantCode, output)
 			}
 			if tt.wantCode != 0 {
+				if b, err := os.ReadFile(filepath.Join(in.attemptDir(j), "exit_code")); err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(tt.wantCode) {
+					t.Errorf("exit_code file = %q, %v; want %d", b, err, tt.wantCode)
+				}
+				if calls := in.shutdowns(t); len(calls) == 0 || calls[len(calls)-1] != "-P +11" {
+					t.Errorf("shutdown calls %v; want the idle timer armed last (-P +11)", calls)
+				}
+				if _, err := os.Stat(out); err == nil {
+					t.Errorf("the command ran")
+				}
 				return
 			}
 			b, err := os.ReadFile(out)
@@ -206,6 +236,27 @@ func TestWrapperWorkdir(t *testing.T) {
 				t.Errorf("command saw pwd and setup %q; want %q", b, want)
 			}
 		})
+	}
+}
+
+// TestWrapperPathsAbsolute: every path the wrapper hands the job is
+// absolute, even with a relative state directory (as the local run has),
+// so the job can cd anywhere and still touch its heartbeat.
+func TestWrapperPathsAbsolute(t *testing.T) {
+	in := newInstance(t)
+	in.stateDir = "state" // relative to where the command starts: the scratch directory
+	out := filepath.Join(in.dir, "paths")
+	j := newJob("paths-test", `{ pwd; echo "$NIGHTSHIFT_HEARTBEAT"; } >"$OUT_FILE"; cd / && touch "$NIGHTSHIFT_HEARTBEAT"`, time.Hour, map[string]string{"OUT_FILE": out})
+	if code, output := in.run(t, j, 10*time.Minute); code != 0 {
+		t.Fatalf("wrapper exit code = %d; want 0; output:\n%s", code, output)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(in.state, "work", j.ID) + "\n" + filepath.Join(in.attemptDir(j), "progress") + "\n"
+	if string(b) != want {
+		t.Errorf("the job's workdir and heartbeat = %q; want %q", b, want)
 	}
 }
 
@@ -322,12 +373,25 @@ func TestSend(t *testing.T) {
 		Parameters: map[string][]string{
 			"commands":         {commands},
 			"executionTimeout": {"7200"},
+			// Not the agent's own working directory, and one that exists
+			// on every instance: the wrapper makes and enters the job's.
+			"workingDirectory": {"/"},
 		},
 		CloudWatchOutputConfig: &types.CloudWatchOutputConfig{CloudWatchOutputEnabled: true, CloudWatchLogGroupName: aws.String("/nightshift/jobs")},
 	}
 	withS3 := base
 	withS3.OutputS3BucketName = aws.String("nightshift-output")
 	withS3.OutputS3KeyPrefix = aws.String("runs/resnet-cifar10/2")
+	// A relative state directory is relative to where the command starts:
+	// the caller's choice, which a workingDirectory would change.
+	relative := runner.ScriptOptions{StateDir: ".nightshift", Region: "us-east-1"}
+	relCommands, err := runner.Launcher(j, iid, 10*time.Minute, relative)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relState := base
+	relState.CloudWatchOutputConfig = nil
+	relState.Parameters = map[string][]string{"commands": {relCommands}, "executionTimeout": {"7200"}}
 	tests := []struct {
 		name string
 		give runner.Config
@@ -335,6 +399,7 @@ func TestSend(t *testing.T) {
 	}{
 		{name: "CloudWatch", give: runner.Config{LogGroup: "/nightshift/jobs", Script: opts}, want: &base},
 		{name: "CloudWatch and S3", give: runner.Config{LogGroup: "/nightshift/jobs", Bucket: "nightshift-output", KeyPrefix: "runs/", Script: opts}, want: &withS3},
+		{name: "relative state directory", give: runner.Config{Script: relative}, want: &relState},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -353,7 +418,7 @@ func TestSend(t *testing.T) {
 					ran = append(ran, run{inv.InstanceID, inv.Comment, inv.Commands})
 				}
 			}
-			if diff := cmp.Diff([]run{{iid, j.Comment(), commands}}, ran); diff != "" {
+			if diff := cmp.Diff([]run{{iid, j.Comment(), tt.want.Parameters["commands"][0]}}, ran); diff != "" {
 				t.Errorf("what command %s runs, and where (bystander %s) (-want +got):\n%s", id, bystander, diff)
 			}
 		})
@@ -517,15 +582,22 @@ func TestResult(t *testing.T) {
 		cancelAt  time.Duration  // when set, the command is cancelled this long after the send
 		elsewhere bool           // Result asks about an instance the command did not go to
 		delayed   bool           // SSM is retrying the delivery
+		gone      bool           // the agent went away after it reported Online
 		giveErr   string         // GetCommandInvocation is refused with this code
 		want      runner.Result  // the command id is the one sent
 		wantKind  error
 	}{
-		{name: "no such invocation", elsewhere: true, want: runner.Result{Status: runner.Pending}},
+		{name: "no such invocation", elsewhere: true, want: runner.Result{Status: runner.Pending, Undelivered: true}},
 		{name: "in progress", give: awssim.Outcome{Duration: time.Hour}, after: 10 * time.Minute,
 			want: runner.Result{Status: runner.Pending, ExitCode: -1, Started: sent}},
 		{name: "delayed", give: awssim.Outcome{Duration: time.Hour}, after: 10 * time.Minute, delayed: true,
-			want: runner.Result{Status: runner.Pending, ExitCode: -1}},
+			want: runner.Result{Status: runner.Pending, Undelivered: true, ExitCode: -1}},
+		{name: "agent gone, waiting", give: awssim.Outcome{Duration: time.Minute}, after: 10 * time.Minute, gone: true,
+			want: runner.Result{Status: runner.Pending, Undelivered: true, ExitCode: -1}},
+		// SSM gives up after the delivery timeout (10 min) plus the
+		// execution timeout (2 h): TimedOut, but the command never ran.
+		{name: "delivery timed out", give: awssim.Outcome{Duration: time.Minute}, after: 3 * time.Hour, gone: true,
+			want: runner.Result{Status: runner.TimedOut, Undelivered: true, ExitCode: -1}},
 		{name: "success", give: awssim.Outcome{Duration: 41*time.Minute + 52488*time.Millisecond}, after: time.Hour,
 			want: runner.Result{Status: runner.Success, Started: sent, Ended: time.Date(2026, 11, 25, 21, 45, 3, 0, time.UTC)}},
 		{name: "failed", give: awssim.Outcome{Exit: 3, Duration: 10 * time.Minute}, after: time.Hour,
@@ -543,6 +615,7 @@ func TestResult(t *testing.T) {
 			c := newTestCloud()
 			c.Exec = awssim.ExecFunc(func(*awssim.Host, awssim.Run) awssim.Outcome { return tt.give })
 			iid, bystander := c.ready(), c.ready()
+			c.AgentGone = func(string) bool { return tt.gone }
 			var api runner.SSM = c.Cloud
 			if tt.delayed {
 				api = delayed{c.Cloud}

@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"encoding/base64"
 	"fmt"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,9 +39,15 @@ var wrapperText string
 // environment variable.
 const (
 	envLine    = `export {{name}}={{value}}`
-	inputLine  = `(cd {{workdir}} && aws s3 sync --only-show-errors {{s3}} {{path}}) || { ns_log "input sync failed: "{{s3}}; echo 98 >"$ns_dir/exit_code"; ns_arm {{idle_minutes}} "idle timer"; exit 98; }`
-	outputLine = `(cd {{workdir}} && aws s3 sync --only-show-errors {{path}} {{s3}}) || { ns_log "output sync failed: "{{path}}; [ "$ns_code" -eq 0 ] && ns_code=97; }`
+	inputLine  = `aws s3 sync --only-show-errors {{s3}} {{path}} || ns_abort 98 "input sync failed: "{{s3}}`
+	outputLine = `aws s3 sync --only-show-errors {{path}} {{s3}} || { ns_log "output sync failed: "{{path}}; [ "$ns_code" -eq 0 ] && ns_code=97; }`
 )
+
+// workSubdir is where, under the state directory, each job has its own
+// directory: <state dir>/work/<job id>, its workdir unless it names an
+// absolute one. The state directory is on the root volume, so a job's files
+// survive a stop and a later attempt on the instance finds them.
+const workSubdir = "work"
 
 // ScriptOptions are the deployment's settings for the wrapper. The
 // keep-warm window is not one of them: it belongs to the instance the
@@ -54,9 +61,13 @@ type ScriptOptions struct {
 // plan is what one attempt's wrapper is rendered from, every value worked
 // out in one place.
 type plan struct {
-	job                         *job.Job
-	instanceID, region          string
-	stateDir, workdir           string
+	job                *job.Job
+	instanceID, region string
+	stateDir           string
+	// workdir is where the job runs; createWorkdir: the wrapper creates it
+	// (it is under the job's own directory).
+	workdir                     string
+	createWorkdir               bool
 	deadmanMinutes, idleMinutes int
 	waitPolls, heartbeatSeconds int
 	maxRuntimeSeconds           int
@@ -69,7 +80,7 @@ func newPlan(j *job.Job, instanceID string, keepWarm time.Duration, o ScriptOpti
 	s := j.Spec
 	p := plan{
 		job: j, instanceID: instanceID, region: o.Region,
-		stateDir: o.StateDir, workdir: s.Workdir,
+		stateDir:       o.StateDir,
 		deadmanMinutes: minutesCeil(s.MaxRuntime.D() + DeadmanGrace),
 		// The instance's idle timer is the backup of the control plane's
 		// keep-warm stop: it fires one watchdog period later.
@@ -86,8 +97,11 @@ func newPlan(j *job.Job, instanceID string, keepWarm time.Duration, o ScriptOpti
 	if p.region == "" {
 		p.region = "us-east-1"
 	}
-	if p.workdir == "" {
-		p.workdir = "."
+	// The instance runs Linux: its paths are slash-separated, whatever
+	// this process runs on.
+	p.workdir, p.createWorkdir = s.Workdir, false
+	if !path.IsAbs(p.workdir) {
+		p.workdir, p.createWorkdir = path.Join(p.stateDir, workSubdir, j.ID, s.Workdir), true
 	}
 	for name, v := range s.Env {
 		p.env = append(p.env, envVar{name, v})
@@ -102,7 +116,7 @@ func (p plan) render() (string, error) {
 	j := p.job
 	holes := map[string]string{
 		"id": Quote(j.ID), "attempt": strconv.Itoa(j.Attempt),
-		"state_dir": Quote(p.stateDir), "workdir": Quote(p.workdir),
+		"state_dir": Quote(p.stateDir), "workdir": Quote(p.workdir), "create_workdir": strconv.FormatBool(p.createWorkdir),
 		"instance": Quote(p.instanceID), "region": Quote(p.region),
 		"deadman_minutes": strconv.Itoa(p.deadmanMinutes), "idle_minutes": strconv.Itoa(p.idleMinutes),
 		"wait_polls": strconv.Itoa(p.waitPolls), "heartbeat_seconds": strconv.Itoa(p.heartbeatSeconds),
@@ -115,7 +129,7 @@ func (p plan) render() (string, error) {
 	syncs := func(list []job.Sync) []map[string]string {
 		var out []map[string]string
 		for _, s := range list {
-			out = append(out, map[string]string{"workdir": holes["workdir"], "idle_minutes": holes["idle_minutes"], "s3": Quote(s.S3), "path": Quote(s.Path)})
+			out = append(out, map[string]string{"s3": Quote(s.S3), "path": Quote(s.Path)})
 		}
 		return out
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -34,6 +35,7 @@ func oldScript(t *testing.T, tmpl *template.Template, j *job.Job, instanceID str
 	s := j.Spec
 	d := struct {
 		ID, Command, Setup, Workdir, StateDir    string
+		CreateWorkdir                            bool
 		InstanceID, Region                       string
 		Attempt, DeadmanMinutes, KeepWarmMinutes int
 		WaitPolls, HeartbeatSeconds              int
@@ -55,8 +57,10 @@ func oldScript(t *testing.T, tmpl *template.Template, j *job.Job, instanceID str
 	if d.Region == "" {
 		d.Region = "us-east-1"
 	}
-	if d.Workdir == "" {
-		d.Workdir = "."
+	// A job's workdir is its own directory under the state directory, or
+	// a relative workdir under that, unless it is absolute.
+	if !path.IsAbs(d.Workdir) {
+		d.Workdir, d.CreateWorkdir = path.Join(d.StateDir, "work", j.ID, d.Workdir), true
 	}
 	for name, v := range s.Env {
 		d.Env = append(d.Env, envVar{name, v})

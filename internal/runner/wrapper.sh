@@ -3,9 +3,16 @@
 # Rendered by internal/runner; every value but setup and command is shell-quoted.
 set -uo pipefail
 export HOME="${HOME:-/root}"
-ns_state={{state_dir}}
-ns_dir="$ns_state/jobs/"{{id}}/{{attempt}}
 ns_log() { printf 'nightshift: %s\n' "$*" >&2; }
+# Every path the wrapper hands the job is absolute, so that the job may cd
+# anywhere: a relative state directory (the local run's) is resolved here,
+# from where the command started.
+ns_state={{state_dir}}
+mkdir -p "$ns_state/jobs/"{{id}} && ns_state=$(cd "$ns_state" && pwd) || {
+	ns_log "state directory unusable: $ns_state"
+	exit 1
+}
+ns_dir="$ns_state/jobs/"{{id}}/{{attempt}}
 
 # Dead-man timer: schedule a power-off that the instance performs by itself
 # even if the control plane is gone. Launched with shutdown behaviour "stop",
@@ -18,7 +25,6 @@ ns_arm() {
 # Per-attempt lock: the first copy of this attempt creates its directory. A
 # second copy (a duplicate SendCommand) does not run the job again: it waits
 # for the first copy's exit code and reports it.
-mkdir -p "$ns_state/jobs/"{{id}}
 if ! mkdir "$ns_dir" 2>/dev/null; then
 	ns_log "attempt {{attempt}} already started on this instance; reporting its result"
 	for ((i = 0; i < {{wait_polls}}; i++)); do
@@ -27,6 +33,16 @@ if ! mkdir "$ns_dir" 2>/dev/null; then
 	done
 	exit 124
 fi
+
+# ns_abort ends an attempt that cannot run its command (its workdir or an
+# input is unusable): the exit code is recorded and the idle timer armed,
+# as after a job.
+ns_abort() {
+	ns_log "$2"
+	echo "$1" >"$ns_dir/exit_code"
+	ns_arm {{idle_minutes}} "idle timer after job "{{id}}
+	exit "$1"
+}
 
 ns_arm {{deadman_minutes}} "dead-man timer for job "{{id}}
 ns_log "job "{{id}}" attempt {{attempt}} started; dead-man timer in {{deadman_minutes}} min"
@@ -37,6 +53,15 @@ export NIGHTSHIFT_HEARTBEAT="$ns_dir/progress"
 : >"$NIGHTSHIFT_HEARTBEAT"
 : >"$ns_dir/stdout"
 : >"$ns_dir/stderr"
+
+# The job and its syncs run in its workdir. By default that is nightshift's
+# own directory for the job, on the root volume (it survives a stop, unlike
+# the DLAMI's instance store), where a relative workdir goes too; both are
+# created here. An absolute workdir the job names must exist. Never the SSM
+# agent's own working directory.
+ns_work={{workdir}}
+if {{create_workdir}}; then mkdir -p "$ns_work"; fi
+cd "$ns_work" || ns_abort 99 "workdir unusable: $ns_work"
 
 # Heartbeat: every minute, the seconds since the job last showed progress go
 # to CloudWatch (nightshift/SecondsSinceProgress), where the watchdog reads
@@ -66,16 +91,26 @@ export NIGHTSHIFT_JOB_ID={{id}} NIGHTSHIFT_ATTEMPT={{attempt}}
 {{inputs}}
 
 # The job's output goes to SSM (and so CloudWatch Logs) and to files whose
-# modification times are its progress.
+# modification times are its progress. The two tees are the wrapper's own
+# children, fed through named pipes, and it waits for them: bash does not
+# wait for a process substitution, so the exit line could come before the
+# job's last lines.
+ns_out="$ns_dir/stdout.pipe" ns_err="$ns_dir/stderr.pipe"
+mkfifo "$ns_out" "$ns_err" || ns_abort 99 "cannot make the output pipes in $ns_dir"
+tee -a "$ns_dir/stdout" <"$ns_out" &
+ns_tee_out=$!
+tee -a "$ns_dir/stderr" <"$ns_err" >&2 &
+ns_tee_err=$!
 (
 	set +u # activation scripts read unset variables
-	cd {{workdir}} || exit 99
 	# setup
 	{{setup}}
 	# command
 	{{command}}
-) > >(tee -a "$ns_dir/stdout") 2> >(tee -a "$ns_dir/stderr" >&2)
+) >"$ns_out" 2>"$ns_err"
 ns_code=$?
+wait "$ns_tee_out" "$ns_tee_err"
+rm -f "$ns_out" "$ns_err"
 # Outputs are synced even after a failure (checkpoints help). A job whose
 # command succeeded but whose outputs were not saved has not succeeded.
 {{outputs}}

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -10,28 +11,55 @@ import (
 	"github.com/nightshift-dev/nightshift/internal/catalog"
 	"github.com/nightshift-dev/nightshift/internal/fleet"
 	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/notice"
 	"github.com/nightshift-dev/nightshift/internal/runner"
+	"github.com/nightshift-dev/nightshift/internal/store"
 )
 
 // follow watches a RUNNING job: it completes it when its command has ended
 // (polling when asked, or when the instance is gone), re-queues it when its
-// instance is lost, and cancels it past its deadline.
+// instance is lost or its command was never delivered, and cancels it past
+// its deadline.
 func (s *Scheduler) follow(ctx context.Context, w *world, j *job.Job, poll bool) error {
 	inst, alive := w.instances[j.InstanceID]
 	alive = alive && inst.Up()
+	var res runner.Result
+	read := false
 	if poll || !alive {
-		res, err := s.runner.Result(ctx, j.CommandID, j.InstanceID)
-		if err == nil && res.Status.Final() {
-			return s.complete(ctx, w, j, res)
+		r, err := s.runner.Result(ctx, j.CommandID, j.InstanceID)
+		if err == nil && r.Status.Final() {
+			return s.complete(ctx, w, j, r)
 		}
 		if err != nil && alive {
 			return err
 		}
+		res, read = r, err == nil
 	}
 	if !alive {
 		return s.lost(ctx, w, j, fmt.Sprintf("instance %s %s while the job ran", j.InstanceID, stateWord(inst)))
 	}
+	// SSM never starts a command its delivery timeout has passed: the
+	// agent went away after it reported Online. SSM says DeliveryTimedOut
+	// only after the execution timeout too; the attempt is lost now.
+	if read && res.Undelivered && w.now.After(j.StartedAt.Add(runner.DeliveryTimeout+Period)) {
+		return s.undelivered(ctx, w, j, res)
+	}
 	if dl := j.Deadline(); !dl.IsZero() && w.now.After(dl.Add(Period)) {
+		if !read {
+			r, err := s.runner.Result(ctx, j.CommandID, j.InstanceID)
+			if err != nil {
+				return err
+			}
+			if r.Status.Final() {
+				return s.complete(ctx, w, j, r)
+			}
+			res = r
+		}
+		if res.Undelivered {
+			// A max runtime shorter than the delivery timeout: the job
+			// did not run past it, it never ran.
+			return s.undelivered(ctx, w, j, res)
+		}
 		if err := s.runner.Cancel(ctx, j.CommandID, j.InstanceID); err != nil {
 			return err
 		}
@@ -43,6 +71,7 @@ func (s *Scheduler) follow(ctx context.Context, w *world, j *job.Job, poll bool)
 		if ok, err := s.write(ctx, j, from, release(w, j)...); ok {
 			s.freed(w, j)
 			s.log.InfoContext(ctx, "timed out", "job", j.ID, "instance", j.InstanceID)
+			s.ended(ctx, j)
 		} else if err != nil {
 			return err
 		}
@@ -59,6 +88,11 @@ func stateWord(i fleet.Instance) string {
 
 // complete records a final command result for j (from an event or a poll).
 func (s *Scheduler) complete(ctx context.Context, w *world, j *job.Job, res runner.Result) error {
+	if res.Undelivered {
+		// TimedOut or Failed, but the command never reached the agent: a
+		// lost attempt, neither a timeout nor the job's failure.
+		return s.undelivered(ctx, w, j, res)
+	}
 	if res.Status == runner.Failed && res.ExitCode < 0 {
 		// No exit code: the command never finished; its agent or instance
 		// went away under it. That is a lost attempt, not the job's failure.
@@ -91,6 +125,7 @@ func (s *Scheduler) complete(ctx context.Context, w *world, j *job.Job, res runn
 	if ok {
 		s.freed(w, j)
 		s.log.InfoContext(ctx, "finished", "job", j.ID, "state", j.State, "exit_code", code, "instance", j.InstanceID, "cost_usd", math.Round(j.Cost*1e4)/1e4)
+		s.ended(ctx, j)
 	}
 	return err
 }
@@ -142,6 +177,70 @@ func (s *Scheduler) lost(ctx context.Context, w *world, j *job.Job, why string) 
 		s.freed(w, j)
 		dropSlot(w, j.Pool, j.ID, lostAttempt)
 		s.log.WarnContext(ctx, "instance lost", "job", j.ID, "state", j.State, "attempt", j.Attempt, "why", why)
+		s.ended(ctx, j) // when its retries are spent, it ended FAILED
 	}
 	return err
+}
+
+// ended publishes j's end, once its record is written, when its notify
+// asks for it: through the notifier, to the stack's topic. It names no
+// instance: the notice is about the job, and the instance keeps its
+// last-action tag for what was done to it. A notice that fails is logged,
+// not returned: the end is recorded, and an error here would hold up the
+// reconcile that hands the instance to the next job.
+func (s *Scheduler) ended(ctx context.Context, j *job.Job) {
+	if !j.Spec.NotifyOn(j.State) {
+		return
+	}
+	why := j.Reason
+	if j.ExitCode != nil && !strings.Contains(why, "exit code") {
+		why += fmt.Sprintf("; exit code %d", *j.ExitCode)
+	}
+	why += fmt.Sprintf("; attempt %d", j.Attempt)
+	if j.InstanceID != "" {
+		why += fmt.Sprintf(" on %s (%s)", j.InstanceID, j.InstanceType)
+	}
+	if !j.StartedAt.IsZero() && !j.EndedAt.IsZero() {
+		why += fmt.Sprintf(", ran %v", j.EndedAt.Sub(j.StartedAt).Round(time.Second))
+	}
+	why += fmt.Sprintf("; estimated cost $%.4f (on-demand, from placement to end)", j.Cost)
+	if err := s.say(ctx, notice.Action{Verb: fmt.Sprintf("job %s %s", j.ID, j.State), Why: why}); err != nil {
+		s.log.WarnContext(ctx, "job end not published", "job", j.ID, "state", j.State, "err", err)
+	}
+}
+
+// undelivered re-queues j, whose command SSM never delivered to the
+// instance's agent. A command still waiting is cancelled first, so that it
+// can never reach the agent later and run beside the next attempt. The
+// instance, if its agent is still not online, is stopped: a new boot brings
+// a new agent, and left running it would be the next placement's first
+// choice, only to time out waiting for its agent.
+func (s *Scheduler) undelivered(ctx context.Context, w *world, j *job.Job, res runner.Result) error {
+	if !res.Status.Final() {
+		if err := s.runner.Cancel(ctx, j.CommandID, j.InstanceID); err != nil {
+			return err
+		}
+	}
+	inst, known := w.instances[j.InstanceID]
+	if err := s.lost(ctx, w, j, fmt.Sprintf("its command never reached the SSM agent on %s (gone since it last reported Online)", inst.ID)); err != nil {
+		return err
+	}
+	if !known || !inst.Up() || w.online[inst.ID] {
+		return nil // not in this snapshot (an event's), already down, or back
+	}
+	l, err := s.store.Lease(ctx, inst.ID)
+	if err != nil || l.Held() {
+		return err
+	}
+	if err := s.store.MarkStopping(ctx, l, w.now); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil // taken or changed meanwhile: the next pass decides again
+		}
+		return err
+	}
+	w.taken[inst.ID] = true
+	if err := s.fleet.Stop(ctx, inst); err != nil {
+		return err
+	}
+	return s.say(ctx, notice.Action{Instance: inst.ID, Verb: "stop", Job: j.ID, Why: "its SSM agent went away: a command sent to it was never delivered"})
 }

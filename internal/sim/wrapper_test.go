@@ -20,7 +20,7 @@ func TestWrapperModelReadsTheHeader(t *testing.T) {
 	w := newWorld(t, sim.Config{})
 	id := w.Launch("g4dn.xlarge", map[string]string{"nightshift:managed": "true"})
 	w.Clock.Advance(awssim.DefaultBoot + awssim.DefaultAgent)
-	commands := `# nightshift-wrapper/v1 {"job":"j","attempt":2,"deadman_seconds":3000,"idle_seconds":300,"state_dir":"/s","workdir":".","max_runtime_seconds":2400}` +
+	commands := `# nightshift-wrapper/v2 {"job":"j","attempt":2,"deadman_seconds":3000,"idle_seconds":300,"state_dir":"/s","workdir":"/s/work/j","max_runtime_seconds":2400}` +
 		"\nnot a wrapper anyone would recognize\n"
 	send := func() {
 		t.Helper()
