@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/notice"
 	"github.com/nightshift-dev/nightshift/internal/runner"
-	"github.com/nightshift-dev/nightshift/internal/store"
 )
 
 // follow watches a RUNNING job: it completes it when its command has ended
@@ -228,19 +226,5 @@ func (s *Scheduler) undelivered(ctx context.Context, w *world, j *job.Job, res r
 	if !known || !inst.Up() || w.online[inst.ID] {
 		return nil // not in this snapshot (an event's), already down, or back
 	}
-	l, err := s.store.Lease(ctx, inst.ID)
-	if err != nil || l.Held() {
-		return err
-	}
-	if err := s.store.MarkStopping(ctx, l, w.now); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return nil // taken or changed meanwhile: the next pass decides again
-		}
-		return err
-	}
-	w.taken[inst.ID] = true
-	if err := s.fleet.Stop(ctx, inst); err != nil {
-		return err
-	}
-	return s.say(ctx, notice.Action{Instance: inst.ID, Verb: "stop", Job: j.ID, Why: "its SSM agent went away: a command sent to it was never delivered"})
+	return s.stopBroken(ctx, w, inst, j.ID, "its SSM agent went away: a command sent to it was never delivered")
 }

@@ -232,6 +232,13 @@ func (s *Scheduler) agentTimeout(ctx context.Context, w *world, j *job.Job, i fl
 	if err := s.lost(ctx, w, j, fmt.Sprintf("the SSM agent on %s did not come online within %v", i.ID, AgentTimeout)); err != nil {
 		return err
 	}
+	return s.stopBroken(ctx, w, i, j.ID, fmt.Sprintf("its SSM agent did not come online within %v", AgentTimeout))
+}
+
+// stopBroken stops an instance whose agent cannot run commands, once the
+// job on it has moved on: through the free lease's stop mark, so that a
+// placement that took it meanwhile wins.
+func (s *Scheduler) stopBroken(ctx context.Context, w *world, i fleet.Instance, jobID, why string) error {
 	l, err := s.store.Lease(ctx, i.ID)
 	if err != nil || l.Held() {
 		return err
@@ -246,7 +253,7 @@ func (s *Scheduler) agentTimeout(ctx context.Context, w *world, j *job.Job, i fl
 	if err := s.fleet.Stop(ctx, i); err != nil {
 		return err
 	}
-	return s.say(ctx, notice.Action{Instance: i.ID, Verb: "stop", Job: j.ID, Why: fmt.Sprintf("its SSM agent did not come online within %v", AgentTimeout)})
+	return s.say(ctx, notice.Action{Instance: i.ID, Verb: "stop", Job: jobID, Why: why})
 }
 
 // dispatch sends the attempt's command to its ready instance: write the
