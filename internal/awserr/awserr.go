@@ -21,6 +21,16 @@ func Code(err error) string {
 	return api.ErrorCode()
 }
 
+// Message returns the message of the AWS API error in err's chain, or ""
+// when there is none.
+func Message(err error) string {
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		return ""
+	}
+	return api.ErrorMessage()
+}
+
 // Answered reports whether AWS answered the call with an error: err's chain
 // holds an API error, whatever its code. A timeout, a cancelled context, a
 // connection reset or the simulation's crash is no answer: the call may

@@ -85,3 +85,33 @@ var (
 	// own. These are reason codes, not error codes: match them with Contains.
 	DynamoDBLostRace = codes("ConditionalCheckFailed", "TransactionConflict")
 )
+
+// EC2 refusals of what a launch asks for, rather than of the moment: no
+// retry changes the answer, a person must change the request. Whose
+// request it is — the job's message or the deployment's — the caller
+// knows (internal/fleet).
+var (
+	// EC2ImageRefused holds the codes of an AMI that does not exist, is
+	// malformed or is not available to the account.
+	EC2ImageRefused = codes("InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable")
+	// EC2VolumeRefused holds InvalidBlockDeviceMapping: a root volume
+	// smaller than the AMI's snapshot, or a bad device.
+	EC2VolumeRefused = codes("InvalidBlockDeviceMapping")
+	// EC2CombinationRefused holds InvalidParameterCombination: an instance
+	// type with an AMI of another architecture, say.
+	EC2CombinationRefused = codes("InvalidParameterCombination")
+	// EC2DeploymentRefused holds the codes of settings only the
+	// deployment makes: its subnets, launch template, security group, the
+	// functions' permissions (PassRole on the instance profile included),
+	// and an account that may not launch yet.
+	EC2DeploymentRefused = codes(
+		"InvalidSubnetID.NotFound", "InvalidSubnetID.Malformed",
+		"InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateId.Malformed", "InvalidLaunchTemplateId.VersionNotFound",
+		"InvalidLaunchTemplateName.NotFoundException",
+		"InvalidGroup.NotFound", "InvalidSecurityGroupID.NotFound",
+		"UnauthorizedOperation", "AuthFailure", "OptInRequired", "PendingVerification", "Blocked",
+	)
+	// SSMParameterRefused holds the codes of an SSM parameter that cannot
+	// be read: absent, of another version, or not the caller's to read.
+	SSMParameterRefused = codes("ParameterNotFound", "ParameterVersionNotFound", "AccessDeniedException")
+)

@@ -68,6 +68,10 @@ type Cloud struct {
 	Capacity map[string]int
 	// Quota caps running vCPUs per quota code (QuotaFor); absent means unlimited.
 	Quota map[string]int
+	// Images are the AMIs the account may launch; empty means any.
+	Images map[string]Image
+	// LaunchTemplates are the launch template ids that exist; empty means any.
+	LaunchTemplates map[string]bool
 	// Fault, when set, runs before every call with its input (nil for calls
 	// that are not AWS API calls); an error it returns is the call's result.
 	Fault func(op string, in any) error
@@ -141,6 +145,7 @@ func New(clock *vclock.Clock) *Cloud {
 	return &Cloud{
 		clock: clock, Boot: DefaultBoot, Agent: DefaultAgent, StopDelay: DefaultStop,
 		Subnets: map[string]string{}, Capacity: map[string]int{}, Quota: map[string]int{}, Calls: map[string]int{},
+		Images: map[string]Image{}, LaunchTemplates: map[string]bool{},
 		byID: map[string]*Instance{}, tokens: map[string]string{}, Parameters: map[string]string{},
 		published: map[metricKey][]point{},
 	}
@@ -205,6 +210,12 @@ func notModelled(format string, args ...any) error {
 func (c *Cloud) nextID(prefix string) string {
 	c.seq++
 	return fmt.Sprintf("%s%017x", prefix, 0xa000+c.seq)
+}
+
+// Image is an AMI: its root snapshot and that snapshot's size.
+type Image struct {
+	Snapshot   string
+	SnapshotGB int
 }
 
 // Event is an EventBridge event the cloud emitted.

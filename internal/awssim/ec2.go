@@ -217,6 +217,9 @@ func (c *Cloud) runInstances(in *ec2.RunInstancesInput) (*ec2.RunInstancesOutput
 	case aws.ToString(in.ImageId) == "":
 		return nil, apiError("MissingParameter", "The request must contain the parameter ImageId")
 	}
+	if err := c.checkLaunch(in); err != nil {
+		return nil, err
+	}
 	zone := DefaultZone
 	if subnet != "" {
 		z, ok := c.Subnets[subnet]
@@ -282,6 +285,29 @@ func persistentSpot(in *ec2.RunInstancesInput) (bool, error) {
 		return false, notModelled("persistent spot requests with interruption behaviour %q (only stop)", b)
 	}
 	return true, nil
+}
+
+// checkLaunch refuses, as EC2 does, an image or launch template the
+// account does not have, and a root volume smaller than the image's
+// snapshot. Images and LaunchTemplates left empty accept anything.
+func (c *Cloud) checkLaunch(in *ec2.RunInstancesInput) error {
+	ami := aws.ToString(in.ImageId)
+	img, known := c.Images[ami]
+	if len(c.Images) > 0 && !known {
+		if !strings.HasPrefix(ami, "ami-") {
+			return apiError("InvalidAMIID.Malformed", "Invalid id: \"%s\" (expecting \"ami-...\")", ami)
+		}
+		return apiError("InvalidAMIID.NotFound", "The image id '[%s]' does not exist", ami)
+	}
+	if lt := in.LaunchTemplate; lt != nil && len(c.LaunchTemplates) > 0 && !c.LaunchTemplates[aws.ToString(lt.LaunchTemplateId)] {
+		return apiError("InvalidLaunchTemplateId.NotFound", "The specified launch template, with template ID %s, does not exist.", aws.ToString(lt.LaunchTemplateId))
+	}
+	for _, bd := range in.BlockDeviceMappings {
+		if bd.Ebs != nil && bd.Ebs.VolumeSize != nil && int(*bd.Ebs.VolumeSize) < img.SnapshotGB {
+			return apiError("InvalidBlockDeviceMapping", "Volume of size %dGB is smaller than snapshot '%s', expect size >= %dGB", *bd.Ebs.VolumeSize, img.Snapshot, img.SnapshotGB)
+		}
+	}
+	return nil
 }
 
 // vcpus counts the vCPUs of live instances under quota q.

@@ -129,12 +129,13 @@ func (i Instance) Live() bool {
 // its disk and processes are there.
 func (i Instance) Up() bool { return i.State == StatePending || i.State == StateRunning }
 
-// List returns every managed instance that is not terminated, reading
-// DescribeInstances in pages of up to 1000.
+// List returns every managed instance, terminated ones included (EC2 lists
+// them for about an hour: a caller can tell an instance gone from one not
+// listed yet), reading DescribeInstances in pages of up to 1000.
 func (f *Fleet) List(ctx context.Context) ([]Instance, error) {
 	return Describe(ctx, f.ec2, []types.Filter{
 		{Name: aws.String("tag:" + TagManaged), Values: []string{"true"}},
-		{Name: aws.String("instance-state-name"), Values: []string{StatePending, StateRunning, StateStopping, StateStopped, StateShuttingDown}},
+		{Name: aws.String("instance-state-name"), Values: []string{StatePending, StateRunning, StateStopping, StateStopped, StateShuttingDown, StateTerminated}},
 	})
 }
 
@@ -200,6 +201,15 @@ type LaunchRequest struct {
 	// AMI overrides the deployment's AMI parameter: an id or resolve:ssm:NAME.
 	AMI      string
 	VolumeGB int
+	// Chose says which of the request the job's own message set, rather
+	// than its pool or the deployment: EC2 refusing one of those is the
+	// job's to fix (ErrJob), refusing the others the deployment's.
+	Chose Chosen
+}
+
+// Chosen says which parts of a launch request a job's message chose.
+type Chosen struct {
+	AMI, Volume, Types bool
 }
 
 // Launch runs one instance for the request, trying each instance type (and,
@@ -218,7 +228,7 @@ func (f *Fleet) Launch(ctx context.Context, r LaunchRequest) (Instance, error) {
 func (f *Fleet) launch(ctx context.Context, r LaunchRequest) (Instance, error) {
 	ami, err := f.ami(ctx, r.AMI)
 	if err != nil {
-		return Instance{}, err
+		return Instance{}, classify(err, "", false, f.cfg.Region, r)
 	}
 	markets := []bool{false}
 	switch r.Market {
@@ -249,7 +259,7 @@ func (f *Fleet) launch(ctx context.Context, r LaunchRequest) (Instance, error) {
 				if err == nil {
 					err = errors.New("RunInstances returned no instance")
 				}
-				last = classify(err, t, spot, f.cfg.Region)
+				last = classify(err, t, spot, f.cfg.Region, r)
 				if errors.Is(last, ErrThrottled) || !Transient(last) {
 					return Instance{}, last
 				}
@@ -365,7 +375,7 @@ func (f *Fleet) Start(ctx context.Context, i Instance) error {
 		return fmt.Errorf("start %s: %w", i.ID, ErrNotManaged)
 	}
 	if _, err := f.ec2.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{i.ID}}); err != nil {
-		return fmt.Errorf("start %s: %w", i.ID, classify(err, i.Type, i.Spot, f.cfg.Region))
+		return fmt.Errorf("start %s: %w", i.ID, classify(err, i.Type, i.Spot, f.cfg.Region, LaunchRequest{}))
 	}
 	return nil
 }

@@ -278,8 +278,8 @@ func TestMotoStopStart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("List() = %v", err)
 	}
-	if len(list) != 0 {
-		t.Errorf("List() after Terminate = %v; want none", list)
+	if len(list) != 1 || list[0].Live() {
+		t.Errorf("List() after Terminate = %v; want the one instance, no longer live", list)
 	}
 }
 

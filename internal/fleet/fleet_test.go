@@ -213,19 +213,20 @@ const quotaURL = "https://us-east-1.console.aws.amazon.com/servicequotas/home/se
 // code besides.
 func TestLaunchErrors(t *testing.T) {
 	tests := []struct {
-		name     string
-		types    []string
-		market   string
-		subnets  []string
-		capacity map[string]int    // the cloud's Capacity
-		quota    map[string]int    // the cloud's vCPU quotas
-		fail     map[string]string // injected refusals, by try
-		wantType string            // launched type; "" when Launch fails
-		wantZone string            // launched zone, when it says which subnet won
-		wantKind error             // for errors.Is; nil when unclassified
-		wantCode string            // the AWS error code inside
-		wantText []string
-		wantTry  []string
+		name      string
+		types     []string
+		market    string
+		subnets   []string
+		capacity  map[string]int    // the cloud's Capacity
+		quota     map[string]int    // the cloud's vCPU quotas
+		fail      map[string]string // injected refusals, by try
+		wantType  string            // launched type; "" when Launch fails
+		wantZone  string            // launched zone, when it says which subnet won
+		wantKind  error             // for errors.Is; nil when unclassified
+		permanent bool              // the kind is one no retry clears
+		wantCode  string            // the AWS error code inside
+		wantText  []string
+		wantTry   []string
 	}{
 		{
 			name: "capacity in one zone: next subnet", types: []string{"g5.xlarge"}, subnets: []string{"subnet-a", "subnet-b"},
@@ -299,14 +300,16 @@ func TestLaunchErrors(t *testing.T) {
 			wantTry: []string{"g5.xlarge/on-demand/subnet-a", "g5.xlarge/on-demand/subnet-b"},
 		},
 		{
-			name: "unknown type: stop at once, unclassified", types: []string{"g5.xlarg", "g4dn.xlarge"}, subnets: []string{"subnet-a", "subnet-b"},
-			wantCode: "InvalidParameterValue",
+			name: "unknown type: stop at once, the deployment's (an error nightshift does not know)", types: []string{"g5.xlarg", "g4dn.xlarge"}, subnets: []string{"subnet-a", "subnet-b"},
+			wantKind: fleet.ErrDeployment, permanent: true, wantCode: "InvalidParameterValue",
 			wantTry:  []string{"g5.xlarg/on-demand/subnet-a"},
+			wantText: []string{"back-off"},
 		},
 		{
-			name: "unknown subnet: stop at once, unclassified", types: []string{"g5.xlarge"}, subnets: []string{"subnet-gone", "subnet-a"},
-			wantCode: "InvalidSubnetID.NotFound",
+			name: "unknown subnet: stop at once, the deployment's", types: []string{"g5.xlarge"}, subnets: []string{"subnet-gone", "subnet-a"},
+			wantKind: fleet.ErrDeployment, permanent: true, wantCode: "InvalidSubnetID.NotFound",
 			wantTry:  []string{"g5.xlarge/on-demand/subnet-gone"},
+			wantText: []string{"SubnetIds"},
 		},
 	}
 	for _, tt := range tests {
@@ -348,8 +351,8 @@ func TestLaunchErrors(t *testing.T) {
 				if !errors.Is(err, tt.wantKind) || !errors.As(err, &le) {
 					t.Errorf("Launch(%v) = %v; want a *LaunchError of kind %v", tt.types, err, tt.wantKind)
 				}
-				if !fleet.Transient(err) {
-					t.Errorf("Transient(%v) = false; want true: the job waits", err)
+				if fleet.Transient(err) == tt.permanent {
+					t.Errorf("Transient(%v) = %v; want %v", err, !tt.permanent, !tt.permanent)
 				}
 			}
 			var api smithy.APIError
@@ -633,8 +636,9 @@ func TestLaunchAMI(t *testing.T) {
 	})
 }
 
-// TestList: List reads only managed, live instances, a thousand per page,
-// and converts them.
+// TestList: List reads only managed instances — terminated ones too, so a
+// caller can tell an instance gone from one not listed yet — a thousand per
+// page, and converts them.
 func TestList(t *testing.T) {
 	f := newTestFleet()
 	managed := map[string]string{"nightshift:managed": "true", "nightshift:pool": "gpu", "nightshift:job": "bert", "nightshift:attempt": "2"}
@@ -649,7 +653,8 @@ func TestList(t *testing.T) {
 		want, stop = append(want, id), append(stop, id)
 	}
 	for range 3 {
-		terminate = append(terminate, f.run(t, onDemand, managed))
+		id := f.run(t, onDemand, managed)
+		want, terminate = append(want, id), append(terminate, id)
 	}
 	for range 7 {
 		f.cloud.Launch("g5.xlarge", map[string]string{"Name": "notebook"}, false)
@@ -685,7 +690,10 @@ func TestList(t *testing.T) {
 		t.Errorf("List() ids (-want +got):\n%s", diff)
 	}
 	if n := f.cloud.Calls["DescribeInstances"]; n != 3 {
-		t.Errorf("DescribeInstances calls for 2505 instances = %d; want 3", n)
+		t.Errorf("DescribeInstances calls for 2508 instances = %d; want 3", n)
+	}
+	if last := got[len(got)-1]; last.State != fleet.StateTerminated || last.Live() {
+		t.Errorf("List()[last] = %s, Live %v; want a terminated instance, not live", last.State, last.Live())
 	}
 	for _, in := range f.describes {
 		if aws.ToInt32(in.MaxResults) != 1000 {

@@ -51,6 +51,9 @@ func (s *Scheduler) place(ctx context.Context, w *world, j *job.Job) error {
 		}
 		return s.attach(ctx, w, j, i)
 	}
+	if why, ok := paused(w, j.Pool); ok {
+		return s.setReason(ctx, j, why)
+	}
 	cap := pool.MaxInstances
 	index, room := freeSlot(w, j.Pool, cap)
 	if n := s.count(w, j.Pool); n >= cap || !room {
@@ -96,6 +99,7 @@ func (s *Scheduler) launch(ctx context.Context, w *world, j *job.Job) error {
 	if v := j.Spec.Instance.VolumeGB; v != 0 {
 		req.VolumeGB = v
 	}
+	req.Chose = fleet.Chosen{AMI: j.Spec.Instance.AMI != "", Volume: j.Spec.Instance.VolumeGB != 0, Types: len(j.Spec.Instance.Types) > 0}
 	inst, err := s.fleet.Launch(ctx, req)
 	if err != nil {
 		if errors.Is(err, fleet.ErrNoAnswer) || errors.Is(err, fleet.ErrThrottled) {
@@ -105,10 +109,21 @@ func (s *Scheduler) launch(ctx context.Context, w *world, j *job.Job) error {
 			// repeats the launch with the same token and gets it back.
 			return errors.Join(err, s.setReason(ctx, j, "launch will be retried: "+err.Error()))
 		}
-		// EC2 said no: capacity, quota, configuration. None of them is the
-		// job's fault. It goes back to the queue with the reason and gives
-		// back its slot, and the next try uses a new client token.
+		if errors.Is(err, fleet.ErrJob) {
+			// What the job asks for is refused: it fails, saying what to
+			// change; the pool's other jobs go on.
+			return s.failRefused(ctx, w, j, err)
+		}
+		// EC2 said no: capacity, quota, the deployment's settings. None of
+		// them is the job's fault. It goes back to the queue with the
+		// reason and gives back its slot, and the next try uses a new
+		// client token. A refusal of the deployment's settings pauses the
+		// pool's launches, backing off, and says so once.
 		w.blocked[j.Pool] = err
+		var perr error
+		if errors.Is(err, fleet.ErrDeployment) {
+			perr = s.refused(ctx, w, j.Pool, err)
+		}
 		from, attempt := j.State, j.Attempt
 		if merr := j.Move(job.Queued, err.Error(), w.now); merr != nil {
 			return merr
@@ -119,7 +134,7 @@ func (s *Scheduler) launch(ctx context.Context, w *world, j *job.Job) error {
 			dropSlot(w, j.Pool, j.ID, attempt)
 		}
 		s.log.WarnContext(ctx, "launch failed", "job", j.ID, "pool", j.Pool, "err", err)
-		return werr
+		return errors.Join(werr, perr)
 	}
 	if !inst.Live() {
 		// The client token's instance, made by an earlier call, is gone (a
@@ -129,7 +144,7 @@ func (s *Scheduler) launch(ctx context.Context, w *world, j *job.Job) error {
 	}
 	w.instances[inst.ID] = inst
 	s.log.InfoContext(ctx, "launched", "job", j.ID, "instance", inst.ID, "type", inst.Type, "spot", inst.Spot)
-	return s.attach(ctx, w, j, inst)
+	return errors.Join(s.recovered(ctx, w, j.Pool), s.attach(ctx, w, j, inst))
 }
 
 // attach records the instance launched for a PLACED job and takes its lease.
@@ -185,6 +200,9 @@ func (s *Scheduler) advance(ctx context.Context, w *world, j *job.Job) error {
 		if i, ok := launchedFor(w, j); ok {
 			s.log.InfoContext(ctx, "adopted launched instance", "job", j.ID, "instance", i.ID)
 			return s.attach(ctx, w, j, i)
+		}
+		if why, ok := paused(w, j.Pool); ok {
+			return s.setReason(ctx, j, why)
 		}
 		// Fence the repeated launch by the job's version: a pass acting on a
 		// stale snapshot (another pass has launched for the job since, or

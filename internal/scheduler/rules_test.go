@@ -364,3 +364,18 @@ func TestPlacementOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestPause(t *testing.T) {
+	tests := []struct {
+		give int
+		want time.Duration
+	}{
+		{0, Period}, {1, Period}, {2, 2 * Period}, {3, 4 * Period}, {5, 16 * Period},
+		{6, maxPause}, {7, maxPause}, {1000, maxPause},
+	}
+	for _, tt := range tests {
+		if got := pause(tt.give); got != tt.want {
+			t.Errorf("pause(%d) = %v; want %v", tt.give, got, tt.want)
+		}
+	}
+}

@@ -15,7 +15,8 @@ import (
 // slotGrace is how long a slot outlives its instance's absence from
 // DescribeInstances before it is freed: DescribeInstances is eventually
 // consistent, and a just-launched instance may be missing from it for a
-// while. Freeing the slot then would let another launch past the cap.
+// while. Freeing the slot then would let another launch past the cap. An
+// instance listed terminated frees its slot at once.
 const slotGrace = 5 * time.Minute
 
 // slotOf returns the slot j's current attempt took, if the snapshot has one.
@@ -87,8 +88,13 @@ func (s *Scheduler) tidySlots(ctx context.Context, w *world) error {
 
 func (s *Scheduler) tidySlot(ctx context.Context, w *world, sl store.Slot, j *job.Job) error {
 	if sl.InstanceID != "" {
-		if _, ok := w.instances[sl.InstanceID]; ok || w.now.Sub(sl.BoundAt) < slotGrace {
+		_, live := w.instances[sl.InstanceID]
+		switch {
+		case live:
 			return nil
+		case w.gone[sl.InstanceID]:
+		case w.now.Sub(sl.BoundAt) < slotGrace:
+			return nil // not listed yet, perhaps: DescribeInstances lags
 		}
 		return s.freeSlotOf(ctx, sl, fmt.Sprintf("its instance %s is gone", sl.InstanceID))
 	}

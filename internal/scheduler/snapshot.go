@@ -33,13 +33,18 @@ type world struct {
 	// slots are each pool's taken slots (store.Slot): the cap, as DynamoDB
 	// holds it.
 	slots map[string][]store.Slot
+	// pools are the pools' launch status: paused while EC2 refuses the
+	// deployment's own launch settings.
+	pools map[string]store.PoolStatus
+	// gone marks the instances listed shutting-down or terminated.
+	gone map[string]bool
 }
 
 func (s *Scheduler) snapshot(ctx context.Context, o Options) (*world, error) {
 	w := &world{
 		now: s.now(), jobs: map[job.State][]*job.Job{}, leases: map[string]store.Lease{},
 		instances: map[string]fleet.Instance{}, taken: map[string]bool{}, blocked: map[string]error{}, launching: map[string]int{},
-		slots: map[string][]store.Slot{},
+		slots: map[string][]store.Slot{}, pools: map[string]store.PoolStatus{}, gone: map[string]bool{},
 	}
 	for _, st := range []job.State{job.Placed, job.Running} {
 		js, err := s.store.Live(ctx, st)
@@ -62,6 +67,12 @@ func (s *Scheduler) snapshot(ctx context.Context, o Options) (*world, error) {
 		if w.slots[pool], err = s.store.Slots(ctx, pool); err != nil {
 			return nil, fmt.Errorf("read slots: %w", err)
 		}
+		switch st, err := s.store.PoolStatus(ctx, pool); {
+		case err == nil:
+			w.pools[pool] = st
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, fmt.Errorf("read pool status: %w", err)
+		}
 	}
 	for _, l := range leases {
 		w.leases[l.InstanceID] = l
@@ -79,6 +90,7 @@ func (s *Scheduler) snapshot(ctx context.Context, o Options) (*world, error) {
 			i.State = h
 		}
 		if !i.Live() {
+			w.gone[i.ID] = true
 			continue
 		}
 		w.instances[i.ID] = i

@@ -54,6 +54,11 @@ const (
 	AMIParameter = config.DefaultAMIParameter
 	// AMI is its value.
 	AMI = "ami-0dlami000000001"
+	// DLAMISnapshotGB is the size of its root snapshot: a smaller root
+	// volume is refused.
+	DLAMISnapshotGB = 65
+	// LaunchTemplate is the stack's launch template.
+	LaunchTemplate = "lt-0sim"
 	// TopicARN is the stack's SNS topic.
 	TopicARN = "arn:aws:sns:" + awssim.Region + ":" + awssim.Account + ":nightshift"
 	// QueueARN is the jobs queue.
@@ -127,6 +132,8 @@ func NewWorld(cfg Config) *World {
 	clock := vclock.New()
 	cloud := awssim.New(clock)
 	cloud.Parameters[AMIParameter] = AMI
+	cloud.Images[AMI] = awssim.Image{Snapshot: "snap-0dlami000000001", SnapshotGB: DLAMISnapshotGB}
+	cloud.LaunchTemplates[LaunchTemplate] = true
 	cloud.Policy = stackPolicy
 	if cfg.KeepWarm == 0 {
 		cfg.KeepWarm = scheduler.DefaultKeepWarm
@@ -164,7 +171,7 @@ func NewWorld(cfg Config) *World {
 		st = cfg.WrapStore(st)
 	}
 	settings := config.Settings{
-		Pools: cfg.Pools, LaunchTemplateID: "lt-0sim", AMIParameter: AMIParameter,
+		Pools: cfg.Pools, LaunchTemplateID: LaunchTemplate, AMIParameter: AMIParameter,
 		LogGroup: "/nightshift/sim/jobs", Setup: cfg.Setup, Retries: cfg.Retries,
 		Region: awssim.Region, TopicARN: TopicARN, Watchdog: cfg.Watchdog, StateDir: cfg.StateDir,
 	}

@@ -33,6 +33,7 @@ type Memory struct {
 	slots     map[string]Slot
 	leases    map[string]Lease
 	spend     memorySpend
+	pools     memoryPools
 }
 
 var _ Jobs = (*Memory)(nil)

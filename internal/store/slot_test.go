@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -137,5 +138,33 @@ func testBadSlotOps(t *testing.T, s store.Jobs) {
 			t.Errorf("%s: Update(a, %v) = %v; want an error other than ErrConflict", tt.name, tt.give, err)
 		}
 		wantJob(t, s, a)
+	}
+}
+
+// testPoolStatus: a pool's status is written at its version only, and
+// reads back exactly.
+func testPoolStatus(t *testing.T, s store.Jobs) {
+	if _, err := s.PoolStatus(t.Context(), "gpu"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("PoolStatus(none) = %v; want ErrNotFound", err)
+	}
+	st := store.PoolStatus{Pool: "gpu", Code: "InvalidSubnetID.NotFound", Message: "gone", Since: t0, NextTry: t0.Add(time.Minute), Tries: 1}
+	if err := s.PutPoolStatus(t.Context(), &st); err != nil || st.Version != 1 {
+		t.Fatalf("PutPoolStatus(new) = %v, version %d; want nil, 1", err, st.Version)
+	}
+	stale := st
+	stale.Version = 0
+	if err := s.PutPoolStatus(t.Context(), &stale); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("PutPoolStatus(at version 0 over 1) = %v; want ErrConflict", err)
+	}
+	st.Tries, st.Notified = 2, true
+	if err := s.PutPoolStatus(t.Context(), &st); err != nil {
+		t.Fatalf("PutPoolStatus = %v", err)
+	}
+	got, err := s.PoolStatus(t.Context(), "gpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(st, got); diff != "" {
+		t.Errorf("PoolStatus(gpu) (-want +got):\n%s", diff)
 	}
 }

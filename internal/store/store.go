@@ -99,6 +99,11 @@ type Jobs interface {
 	// launch made, when the job did not record it itself (it moved on
 	// before). ErrConflict if the slot changed meanwhile.
 	AdoptSlot(ctx context.Context, s Slot, instanceID string, at time.Time) error
+	// PoolStatus reads a pool's launch status; ErrNotFound if it has none.
+	PoolStatus(ctx context.Context, pool string) (PoolStatus, error)
+	// PutPoolStatus writes s if the stored record is at version s.Version
+	// (0: absent), then sets s.Version; ErrConflict otherwise.
+	PutPoolStatus(ctx context.Context, s *PoolStatus) error
 	// Spend reads a spend record (a day, a month, or BudgetStatus); ErrNotFound if absent.
 	Spend(ctx context.Context, period string) (Spend, error)
 	// PutSpend writes s if the stored record is at version s.Version (0:

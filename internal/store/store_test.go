@@ -52,6 +52,7 @@ func testJobs(t *testing.T, newStore func(t *testing.T) store.Jobs) {
 		{"Slots", testSlots},
 		{"SlotRace", testSlotRace},
 		{"BadSlotOps", testBadSlotOps},
+		{"PoolStatus", testPoolStatus},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })
