@@ -335,6 +335,32 @@ func (c *Cloud) Charges() []Charge {
 	return out
 }
 
+// RunningUSD returns what the instances keep selects cost for the time
+// they ran (EC2's billing: running only, spot at the spot price), since
+// the cloud began.
+func (c *Cloud) RunningUSD(keep func(Instance) bool) float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.clock.Now()
+	usd := 0.0
+	for _, i := range c.instances {
+		if !keep(*i) {
+			continue
+		}
+		ran := i.ran
+		if !i.ranSince.IsZero() {
+			ran += now.Sub(i.ranSince)
+		}
+		t, _ := LookupType(i.Type)
+		rate := t.Hourly
+		if i.Spot {
+			rate = c.spotPrice(i.Type)
+		}
+		usd += rate * ran.Hours()
+	}
+	return usd
+}
+
 // Instances returns a copy of every instance, in launch order.
 func (c *Cloud) Instances() []Instance {
 	c.mu.Lock()

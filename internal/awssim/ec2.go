@@ -41,7 +41,11 @@ type Instance struct {
 	bootedAt  time.Time
 	billed    time.Duration
 	billSince time.Time
-	gen       int // bumps on every start/stop, cancelling stale timers
+	// ran and ranSince count the time running alone, which EC2 bills
+	// (the simulator bills stopping too; see Bill).
+	ran      time.Duration
+	ranSince time.Time
+	gen      int // bumps on every start/stop, cancelling stale timers
 	// registered: its SSM agent has registered once; SSM lists it from then on.
 	registered bool
 	// agentGone: its agent went away (Cloud.AgentGone) until the next boot.
@@ -369,6 +373,12 @@ func (c *Cloud) setState(i *Instance, state, by string) {
 	if !billing(state) && billing(i.State) {
 		i.billed += now.Sub(i.billSince)
 		i.billSince = time.Time{}
+	}
+	if state == "running" {
+		i.ranSince = now
+	} else if i.State == "running" {
+		i.ran += now.Sub(i.ranSince)
+		i.ranSince = time.Time{}
 	}
 	i.State = state
 	if state != "running" {

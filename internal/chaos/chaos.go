@@ -98,6 +98,8 @@ type history struct {
 	capacityUntil, quotaUntil      time.Time
 	// flaps are the types whose capacity is gone, until when.
 	flaps map[string]time.Time
+	// budget is the daily budget in USD (policy cancel); 0 for none.
+	budget float64
 }
 
 // crash is when one invocation dies: before (or, with after, just after)
@@ -136,6 +138,12 @@ func RunLogged(seed uint64, mode Mode, log *slog.Logger) (Stats, error) {
 		crashes: map[int]*crash{},
 		flaps:   map[string]time.Time{},
 	}
+	// A third of the histories have a daily budget that binds (a few hours
+	// of the pool's instances): drawn from a source of their own, so the
+	// other histories stay as they were.
+	if b := rand.New(rand.NewPCG(seed^0x243f6a8885a308d3, seed)); b.IntN(3) == 0 {
+		h.budget = float64(4 + b.IntN(9))
+	}
 	// Half the histories keep warm for a fixed window, half "auto" (each
 	// instance's measured start-to-ready time, at most KeepWarm here: boot
 	// and agent take under 6 minutes in these histories).
@@ -147,7 +155,7 @@ func RunLogged(seed uint64, mode Mode, log *slog.Logger) (Stats, error) {
 		Pools:    map[string]scheduler.Pool{"default": pool},
 		KeepWarm: KeepWarm,
 		Retries:  3,
-		Watchdog: watchdog.Config{IdleTimeout: IdleTimeout, Grace: Grace, StallTimeout: 45 * time.Minute},
+		Watchdog: watchdog.Config{IdleTimeout: IdleTimeout, Grace: Grace, StallTimeout: 45 * time.Minute, DailyBudget: h.budget, Policy: watchdog.PolicyCancel},
 		Log:      log,
 	})
 	if mode == Concurrent {
@@ -256,6 +264,8 @@ func (h *history) faults() {
 			}
 			if l.Function == "watchdog" && !c.dead && err == nil {
 				h.cleanTicks++
+			} else if l.Function == "watchdog" {
+				h.check.excuse(scheduler.Period) // a sweep that failed accrues nothing
 			}
 			delete(h.crashes, l.ID)
 			h.check.step()

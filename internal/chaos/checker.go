@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nightshift-dev/nightshift/internal/awssim"
@@ -11,6 +12,8 @@ import (
 	"github.com/nightshift-dev/nightshift/internal/runner"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
 	"github.com/nightshift-dev/nightshift/internal/sim"
+	"github.com/nightshift-dev/nightshift/internal/store"
+	"github.com/nightshift-dev/nightshift/internal/vclock"
 )
 
 // Slack on the liveness bounds. Each says what it absorbs.
@@ -41,6 +44,12 @@ type checker struct {
 	// live caches the live jobs as of the store's job write count liveAt.
 	live   map[job.State][]*job.Job
 	liveAt uint64
+	// excused is the spend B1 tolerates beyond the budget; lastAt is when
+	// the checker last looked.
+	excused float64
+	lastAt  time.Time
+	// sweep is the largest one sweep's accrual has been.
+	sweep float64
 }
 
 func newChecker(h *history) *checker {
@@ -81,6 +90,8 @@ type view struct {
 	// up: the control plane runs, and has run for long enough to be held
 	// to the liveness bounds.
 	up bool
+	// budgetReached: the watchdog has found today's budget spent.
+	budgetReached bool
 }
 
 // step checks every invariant once.
@@ -106,6 +117,8 @@ func (c *checker) step() {
 	c.l2(v)
 	c.l4(v)
 	c.l3(v)
+	c.b1(v)
+	c.b2(v)
 }
 
 // read takes the view of this step.
@@ -135,6 +148,14 @@ func (c *checker) read() (*view, bool) {
 		}
 	}
 	v.up = !h.w.Down && v.now.Sub(h.upSince) >= slack
+	if h.budget > 0 {
+		st, err := h.w.Store.Spend(context.Background(), store.BudgetStatus)
+		v.budgetReached = err == nil && st.Reached
+	}
+	if dt := v.now.Sub(c.lastAt); h.w.Down && dt > 0 {
+		c.excuse(dt) // no sweep runs while the control plane is gone
+	}
+	c.lastAt = v.now
 	return v, true
 }
 
@@ -236,6 +257,69 @@ func (c *checker) s6(v *view) {
 	}
 }
 
+// excuse adds to the spend B1 tolerates what nightshift's instances accrue
+// over d while no sweep can act: a failed tick, the control plane gone.
+func (c *checker) excuse(d time.Duration) {
+	c.excused += c.h.upRate() * d.Hours()
+}
+
+// upRate is the hourly price of nightshift's instances that run now.
+func (h *history) upRate() float64 {
+	r := 0.0
+	for _, i := range h.w.Cloud.Instances() {
+		if i.Token != "" && (i.State == "running" || i.State == "pending") {
+			t, _ := awssim.LookupType(i.Type)
+			rate := t.Hourly
+			if i.Spot {
+				rate *= 0.3 // the simulated spot discount
+			}
+			r += rate
+		}
+	}
+	return r
+}
+
+// firstDayEnd is when the first day of every history (the budget's day)
+// ends: the clock starts at vclock.Epoch.
+var firstDayEnd = time.Date(vclock.Epoch.Year(), vclock.Epoch.Month(), vclock.Epoch.Day()+1, 0, 0, 0, 0, time.UTC)
+
+// b1: with a daily budget, what nightshift's instances cost on the day
+// (EC2's billing: running time) never exceeds the budget by more than one
+// sweep's accrual, plus a stop, plus what accrued while sweeps could not
+// run (failed ticks, the control plane gone).
+func (c *checker) b1(v *view) {
+	h := c.h
+	if h.budget == 0 || !v.now.Before(firstDayEnd) {
+		return
+	}
+	spent := h.w.Cloud.RunningUSD(func(i awssim.Instance) bool { return i.Token != "" })
+	// One sweep's accrual at the fastest rate seen: the overshoot is the
+	// accrual before the sweep that found the budget spent.
+	c.sweep = max(c.sweep, h.upRate()*(scheduler.Period+awssim.DefaultStop).Hours())
+	sweep := c.sweep
+	if bound := h.budget + sweep + c.excused + 1e-9; spent > bound {
+		c.fail("B1", "nightshift's instances cost $%.4f today, over the $%.2f budget by more than a sweep's accrual ($%.4f) and the excused ($%.4f)", spent, h.budget, sweep, c.excused)
+	}
+}
+
+// b2: once a budget is reached (policy cancel), nightshift's instances stop
+// within two clean watchdog ticks, and no job runs.
+func (c *checker) b2(v *view) {
+	if !v.budgetReached {
+		delete(c.due, "B2")
+		return
+	}
+	running := 0
+	for _, i := range v.insts {
+		if i.Token != "" && (i.State == "running" || i.State == "pending") {
+			running++
+		}
+	}
+	if c.overdue("B2", running > 0 || len(v.live[job.Running]) > 0) {
+		c.fail("B2", "the budget is reached, and %d instances of nightshift's and %d jobs still run", running, len(v.live[job.Running]))
+	}
+}
+
 // l1: no instance of nightshift's runs without a job past keep-warm (plus
 // slack); no watched instance runs idle past its timeout.
 func (c *checker) l1(v *view) {
@@ -296,7 +380,7 @@ func (c *checker) l4(v *view) {
 // crashes and throttling make a reconcile fail; that only delays).
 func (c *checker) l3(v *view) {
 	h := c.h
-	free := v.up && h.capacityUntil.IsZero() && h.quotaUntil.IsZero() && v.pool < Cap && len(v.live[job.Placed]) == 0
+	free := v.up && h.capacityUntil.IsZero() && h.quotaUntil.IsZero() && v.pool < Cap && len(v.live[job.Placed]) == 0 && !v.budgetReached
 	queued := map[string]bool{}
 	for _, j := range v.live[job.Queued] {
 		queued[j.ID] = true
@@ -356,7 +440,10 @@ func (c *checker) final() error {
 			c.fail("S1", "job %s was sent but is not recorded: %v", id, err)
 			continue
 		}
-		if !j.State.Terminal() {
+		// With a daily budget, work past what the budget buys waits, by
+		// design, with the budget as its reason: visibly waiting (S1).
+		deferred := h.budget > 0 && j.State == job.Queued && strings.HasPrefix(j.Reason, "budget: ")
+		if !j.State.Terminal() && !deferred {
 			c.fail("S1", "job %s is still %s after the drain: %s", id, j.State, j.Reason)
 		}
 	}

@@ -204,6 +204,9 @@ func (s *Scheduler) advance(ctx context.Context, w *world, j *job.Job) error {
 		if why, ok := paused(w, j.Pool); ok {
 			return s.setReason(ctx, j, why)
 		}
+		if w.budget != "" {
+			return s.setReason(ctx, j, w.budget) // no new instance while a budget is spent
+		}
 		// Fence the repeated launch by the job's version: a pass acting on a
 		// stale snapshot (another pass has launched for the job since, or
 		// moved it) loses this write and launches nothing.
@@ -217,6 +220,9 @@ func (s *Scheduler) advance(ctx context.Context, w *world, j *job.Job) error {
 	i, ok := w.instances[j.InstanceID]
 	if !ok {
 		return s.lost(ctx, w, j, fmt.Sprintf("instance %s disappeared before the job started", j.InstanceID))
+	}
+	if w.budget != "" && j.DispatchedAt.IsZero() {
+		return s.holdForBudget(ctx, w, j, i)
 	}
 	switch i.State {
 	case fleet.StateStopped:
@@ -242,6 +248,20 @@ func (s *Scheduler) advance(ctx context.Context, w *world, j *job.Job) error {
 		return s.setReason(ctx, j, "waiting for the SSM agent on "+i.ID+" to come online")
 	}
 	return s.dispatch(ctx, w, j, i)
+}
+
+// holdForBudget keeps a placed job that has not started from starting
+// while a budget is spent: it keeps its instance (the lease), which is
+// stopped meanwhile so that it bills nothing, and goes on once the budget
+// allows.
+func (s *Scheduler) holdForBudget(ctx context.Context, w *world, j *job.Job, i fleet.Instance) error {
+	if i.Up() {
+		if err := s.fleet.Stop(ctx, i); err != nil {
+			return err
+		}
+		s.log.InfoContext(ctx, "stopped a placed job's instance: budget", "job", j.ID, "instance", i.ID)
+	}
+	return s.setReason(ctx, j, fmt.Sprintf("holding instance %s, stopped: %s", i.ID, w.budget))
 }
 
 // agentTimeout gives up on an instance whose agent never came online: the
