@@ -60,6 +60,22 @@ func pausedWorld(t *testing.T, cfg sim.Config) (*sim.World, *pausing) {
 	return newWorld(t, cfg), p
 }
 
+// throttleWritesAfterLaunch makes the n job writes after the world's first
+// RunInstances fail, throttled.
+func throttleWritesAfterLaunch(w *sim.World, n int) {
+	failing, armed := 0, true
+	w.Cloud.Fault = func(op string, _ any) error {
+		switch {
+		case op == "RunInstances" && armed:
+			failing, armed = n, false
+		case op == "store.Update" && failing > 0:
+			failing--
+			return &smithy.GenericAPIError{Code: "ProvisionedThroughputExceededException"}
+		}
+		return nil
+	}
+}
+
 func launchesFor(w *sim.World, jobID string) []awssim.Instance {
 	var out []awssim.Instance
 	for _, i := range w.Cloud.Instances() {
@@ -146,17 +162,7 @@ func TestStaleViewDoesNotLaunchAgain(t *testing.T) {
 func TestLaunchedInstanceNotHandedOn(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, sim.Config{})
-	failing, armed := 0, true
-	w.Cloud.Fault = func(op string, _ any) error {
-		switch {
-		case op == "RunInstances" && armed:
-			failing, armed = 3, false // the next three job writes after the first launch fail
-		case op == "store.Update" && failing > 0:
-			failing--
-			return &smithy.GenericAPIError{Code: "ProvisionedThroughputExceededException"}
-		}
-		return nil
-	}
+	throttleWritesAfterLaunch(w, 3)
 	w.Send(`{"id": "a", "command": "python train.py"}`)
 	w.Poll(ctx) // placed, launched; the attach fails
 	w.Tick(ctx) // the attach fails again; the instance has no lease yet
@@ -185,17 +191,7 @@ func TestLaunchedInstanceNotHandedOn(t *testing.T) {
 func TestTerminatedLaunchIsLost(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, sim.Config{})
-	failing, armed := 0, true
-	w.Cloud.Fault = func(op string, _ any) error {
-		switch {
-		case op == "RunInstances" && armed:
-			failing, armed = 1, false // the job's write after the first launch fails
-		case op == "store.Update" && failing > 0:
-			failing--
-			return &smithy.GenericAPIError{Code: "ProvisionedThroughputExceededException"}
-		}
-		return nil
-	}
+	throttleWritesAfterLaunch(w, 1)
 	w.Send(`{"id": "a", "command": "python train.py"}`)
 	w.Poll(ctx)
 	first := launchesFor(w, "a")[0].ID

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
@@ -66,14 +64,14 @@ func unmarshalPoolStatus(it item) (PoolStatus, error) {
 
 // PoolStatus reads a pool's status; ErrNotFound if it has none.
 func (d *DynamoDB) PoolStatus(ctx context.Context, pool string) (PoolStatus, error) {
-	out, err := d.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(d.table), Key: poolStatusKey(pool), ConsistentRead: aws.Bool(true)})
+	it, err := d.getConsistent(ctx, poolStatusKey(pool))
 	if err != nil {
 		return PoolStatus{}, fmt.Errorf("read pool status %s: %w", pool, err)
 	}
-	if out.Item == nil {
+	if it == nil {
 		return PoolStatus{}, fmt.Errorf("pool status %s: %w", pool, ErrNotFound)
 	}
-	return unmarshalPoolStatus(out.Item)
+	return unmarshalPoolStatus(it)
 }
 
 // PutPoolStatus writes s if the stored record is still at version s.Version
@@ -81,18 +79,7 @@ func (d *DynamoDB) PoolStatus(ctx context.Context, pool string) (PoolStatus, err
 func (d *DynamoDB) PutPoolStatus(ctx context.Context, s *PoolStatus) error {
 	next := *s
 	next.Version++
-	in := &dynamodb.PutItemInput{TableName: aws.String(d.table), Item: marshalPoolStatus(next)}
-	if s.Version == 0 {
-		in.ConditionExpression = aws.String("attribute_not_exists(pk)")
-	} else {
-		in.ConditionExpression = aws.String("#version = :v")
-		in.ExpressionAttributeNames = map[string]string{"#version": "version"}
-		in.ExpressionAttributeValues = item{":v": num(s.Version)}
-	}
-	if _, err := d.client.PutItem(ctx, in); err != nil {
-		if conditionFailed(err) {
-			return fmt.Errorf("write pool status %s: %w", s.Pool, ErrConflict)
-		}
+	if err := d.putAtVersion(ctx, marshalPoolStatus(next), s.Version); err != nil {
 		return fmt.Errorf("write pool status %s: %w", s.Pool, err)
 	}
 	s.Version = next.Version

@@ -73,14 +73,14 @@ func unmarshalSpend(it item) (Spend, error) {
 
 // Spend reads the spend record of a period; ErrNotFound if there is none.
 func (d *DynamoDB) Spend(ctx context.Context, period string) (Spend, error) {
-	out, err := d.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(d.table), Key: spendKey(period), ConsistentRead: aws.Bool(true)})
+	it, err := d.getConsistent(ctx, spendKey(period))
 	if err != nil {
 		return Spend{}, fmt.Errorf("read spend %s: %w", period, err)
 	}
-	if out.Item == nil {
+	if it == nil {
 		return Spend{}, fmt.Errorf("spend %s: %w", period, ErrNotFound)
 	}
-	return unmarshalSpend(out.Item)
+	return unmarshalSpend(it)
 }
 
 // PutSpend writes s if the stored record is still at version s.Version (0:
@@ -92,22 +92,39 @@ func (d *DynamoDB) PutSpend(ctx context.Context, s *Spend) error {
 	if err != nil {
 		return err
 	}
-	in := &dynamodb.PutItemInput{TableName: aws.String(d.table), Item: it}
-	if s.Version == 0 {
-		in.ConditionExpression = aws.String("attribute_not_exists(pk)")
-	} else {
-		in.ConditionExpression = aws.String("#version = :v")
-		in.ExpressionAttributeNames = map[string]string{"#version": "version"}
-		in.ExpressionAttributeValues = item{":v": num(s.Version)}
-	}
-	if _, err := d.client.PutItem(ctx, in); err != nil {
-		if conditionFailed(err) {
-			return fmt.Errorf("write spend %s: %w", s.Period, ErrConflict)
-		}
+	if err := d.putAtVersion(ctx, it, s.Version); err != nil {
 		return fmt.Errorf("write spend %s: %w", s.Period, err)
 	}
 	s.Version = next.Version
 	return nil
+}
+
+// putAtVersion writes it if the stored item is still at version v (0:
+// absent); ErrConflict otherwise.
+func (d *DynamoDB) putAtVersion(ctx context.Context, it item, v int64) error {
+	in := &dynamodb.PutItemInput{TableName: aws.String(d.table), Item: it}
+	if v == 0 {
+		in.ConditionExpression = aws.String("attribute_not_exists(pk)")
+	} else {
+		in.ConditionExpression = aws.String("#version = :v")
+		in.ExpressionAttributeNames = map[string]string{"#version": "version"}
+		in.ExpressionAttributeValues = item{":v": num(v)}
+	}
+	_, err := d.client.PutItem(ctx, in)
+	if conditionFailed(err) {
+		return ErrConflict
+	}
+	return err
+}
+
+// getConsistent reads one item with a consistent read; a nil item when
+// there is none.
+func (d *DynamoDB) getConsistent(ctx context.Context, key item) (item, error) {
+	out, err := d.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(d.table), Key: key, ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, err
+	}
+	return out.Item, nil
 }
 
 // memorySpend holds the in-memory store's spend records.
