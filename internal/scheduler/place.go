@@ -173,12 +173,19 @@ func (s *Scheduler) attach(ctx context.Context, w *world, j *job.Job, inst fleet
 
 // launchedFor returns the instance an earlier try of j's attempt launched,
 // if the snapshot lists one: an instance tagged for a live attempt is that
-// attempt's, never another job's.
+// attempt's, never another job's — unless another job holds it already
+// (it was adopted as free while j waited in the queue): then it is that
+// job's, and attaching to it would only lose a race on every pass.
 func launchedFor(w *world, j *job.Job) (fleet.Instance, bool) {
 	for _, id := range slices.Sorted(maps.Keys(w.instances)) {
-		if i := w.instances[id]; i.Job == j.ID && i.Attempt == j.Attempt && i.Live() {
-			return i, true
+		i := w.instances[id]
+		if i.Job != j.ID || i.Attempt != j.Attempt || !i.Live() {
+			continue
 		}
+		if l, ok := w.leases[id]; ok && l.Held() && l.JobID != j.ID {
+			continue
+		}
+		return i, true
 	}
 	return fleet.Instance{}, false
 }

@@ -98,8 +98,8 @@ func (s *Scheduler) tidySlot(ctx context.Context, w *world, sl store.Slot, j *jo
 		}
 		return s.freeSlotOf(ctx, sl, fmt.Sprintf("its instance %s is gone", sl.InstanceID))
 	}
-	for _, i := range w.instances {
-		if i.Job == sl.JobID && i.Attempt == sl.Attempt && i.Pool == sl.Pool {
+	for _, id := range slices.Sorted(maps.Keys(w.instances)) {
+		if i := w.instances[id]; i.Job == sl.JobID && i.Attempt == sl.Attempt && i.Pool == sl.Pool {
 			return s.adoptSlot(ctx, sl, i.ID, w.now)
 		}
 	}
