@@ -48,12 +48,20 @@ type Job struct {
 	Cost float64 `json:"cost,omitempty"`
 	// Source names where the message came from (the SQS message id).
 	Source string `json:"source,omitempty"`
+
+	// History is the job's timeline, oldest first: its submission, then
+	// every move between states (see Move), at most MaxHistory entries.
+	History []Transition `json:"history,omitempty"`
+	// HistoryDropped counts the oldest entries left out of History to keep
+	// it within MaxHistory.
+	HistoryDropped int `json:"history_dropped,omitempty"`
 }
 
-// New returns a QUEUED job for a validated spec.
+// New returns a QUEUED job for a validated spec. Its history starts with
+// its submission: an entry from no state to QUEUED.
 func New(s Spec, pool string, now time.Time) *Job {
 	now = now.UTC()
-	return &Job{
+	j := &Job{
 		ID:          s.ID,
 		Name:        s.Name,
 		Spec:        s,
@@ -65,12 +73,15 @@ func New(s Spec, pool string, now time.Time) *Job {
 		UpdatedAt:   now,
 		Reason:      "waiting for placement",
 	}
+	j.record("", now)
+	return j
 }
 
-// NewRejected returns the REJECTED record of a message that failed validation.
+// NewRejected returns the REJECTED record of a message that failed
+// validation; its history is the one entry from no state to REJECTED.
 func NewRejected(id string, err error, now time.Time) *Job {
 	now = now.UTC()
-	return &Job{
+	j := &Job{
 		ID:          id,
 		State:       Rejected,
 		Attempt:     1,
@@ -79,6 +90,8 @@ func NewRejected(id string, err error, now time.Time) *Job {
 		UpdatedAt:   now,
 		EndedAt:     now,
 	}
+	j.record("", now)
+	return j
 }
 
 // ClientToken is the EC2 idempotency token of this job's current launch try:

@@ -52,11 +52,15 @@ func CanMove(from, to State) bool {
 	return false
 }
 
-// Move checks and applies a transition, recording when the new state began.
+// Move checks and applies a transition, recording when the new state began
+// and appending the move to the job's History, with the attempt, instance,
+// command and log stream as the job has them now: set them before Move to
+// have them in the entry.
 func (j *Job) Move(to State, reason string, now time.Time) error {
 	if !CanMove(j.State, to) {
 		return fmt.Errorf("job %s: %s → %s: %w", j.ID, j.State, to, ErrBadTransition)
 	}
+	from := j.State
 	j.State = to
 	j.Reason = reason
 	j.UpdatedAt = now.UTC()
@@ -75,5 +79,6 @@ func (j *Job) Move(to State, reason string, now time.Time) error {
 	if to.Terminal() {
 		j.EndedAt = now.UTC()
 	}
+	j.record(from, now)
 	return nil
 }

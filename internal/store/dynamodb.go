@@ -29,7 +29,10 @@ package store
 //	        instance M {pool S, types L[S], market S, volume_gb N, ami S},
 //	        max_runtime N (nanoseconds), inputs L[M {s3 S, path S}],
 //	        outputs L[M {s3 S, path S}], retries N, priority N, notify S,
-//	        scheduled_at S, on_stall S, stall_timeout N (nanoseconds)}
+//	        scheduled_at S, on_stall S, stall_timeout N (nanoseconds)},
+//	history L[M {at S, from S, to S, reason S, attempt N, instance_id S,
+//	             instance_type S, command_id S, log_stream S}] (oldest first),
+//	history_dropped N
 //
 // Lease item: pk = "LEASE", sk = <instance id>, so one Query lists every
 // lease without a scan:

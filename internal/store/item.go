@@ -109,7 +109,33 @@ func marshalJob(j *job.Job) (item, error) {
 		it["cost"] = &types.AttributeValueMemberN{Value: strconv.FormatFloat(j.Cost, 'g', -1, 64)}
 	}
 	putS(it, "source", j.Source)
+	if j.History != nil {
+		it["history"] = historyList(j.History)
+	}
+	if j.HistoryDropped != 0 {
+		it["history_dropped"] = num(j.HistoryDropped)
+	}
 	return it, nil
+}
+
+func historyList(h []job.Transition) *types.AttributeValueMemberL {
+	l := make([]types.AttributeValue, len(h))
+	for i, t := range h {
+		m := item{}
+		putT(m, "at", t.At)
+		putS(m, "from", string(t.From))
+		putS(m, "to", string(t.To))
+		putS(m, "reason", t.Reason)
+		if t.Attempt != 0 {
+			m["attempt"] = num(t.Attempt)
+		}
+		putS(m, "instance_id", t.InstanceID)
+		putS(m, "instance_type", t.InstanceType)
+		putS(m, "command_id", t.CommandID)
+		putS(m, "log_stream", t.LogStream)
+		l[i] = &types.AttributeValueMemberM{Value: m}
+	}
+	return &types.AttributeValueMemberL{Value: l}
 }
 
 func marshalSpec(s *job.Spec) *types.AttributeValueMemberM {
@@ -182,30 +208,32 @@ func strList(ss []string) *types.AttributeValueMemberL {
 func unmarshalJob(it item) (*job.Job, error) {
 	d := decoder{it: it}
 	j := &job.Job{
-		ID:           d.s("id"),
-		Name:         d.s("name"),
-		State:        job.State(d.s("state")),
-		Version:      d.i64("version"),
-		Reason:       d.s("reason"),
-		Attempt:      d.int("attempt"),
-		Pool:         d.s("pool"),
-		Priority:     d.int("priority"),
-		SubmittedAt:  d.t("submitted_at"),
-		InstanceID:   d.s("instance_id"),
-		InstanceType: d.s("instance_type"),
-		Market:       d.s("market"),
-		LaunchTry:    d.int("launch_try"),
-		DispatchedAt: d.t("dispatched_at"),
-		CommandID:    d.s("command_id"),
-		LogStream:    d.s("log_stream"),
-		StalledAt:    d.t("stalled_at"),
-		ExitCode:     d.intPtr("exit_code"),
-		PlacedAt:     d.t("placed_at"),
-		StartedAt:    d.t("started_at"),
-		EndedAt:      d.t("ended_at"),
-		UpdatedAt:    d.t("updated_at"),
-		Cost:         d.f64("cost"),
-		Source:       d.s("source"),
+		ID:             d.s("id"),
+		Name:           d.s("name"),
+		State:          job.State(d.s("state")),
+		Version:        d.i64("version"),
+		Reason:         d.s("reason"),
+		Attempt:        d.int("attempt"),
+		Pool:           d.s("pool"),
+		Priority:       d.int("priority"),
+		SubmittedAt:    d.t("submitted_at"),
+		InstanceID:     d.s("instance_id"),
+		InstanceType:   d.s("instance_type"),
+		Market:         d.s("market"),
+		LaunchTry:      d.int("launch_try"),
+		DispatchedAt:   d.t("dispatched_at"),
+		CommandID:      d.s("command_id"),
+		LogStream:      d.s("log_stream"),
+		StalledAt:      d.t("stalled_at"),
+		ExitCode:       d.intPtr("exit_code"),
+		PlacedAt:       d.t("placed_at"),
+		StartedAt:      d.t("started_at"),
+		EndedAt:        d.t("ended_at"),
+		UpdatedAt:      d.t("updated_at"),
+		Cost:           d.f64("cost"),
+		Source:         d.s("source"),
+		History:        d.history("history"),
+		HistoryDropped: d.int("history_dropped"),
 	}
 	if sm, ok := d.m("spec"); ok {
 		sd := decoder{it: sm, path: "spec."}
@@ -449,6 +477,35 @@ func (d *decoder) strs(name string) []string {
 			continue
 		}
 		out[i] = s.Value
+	}
+	return out
+}
+
+func (d *decoder) history(name string) []job.Transition {
+	l, ok := d.l(name)
+	if !ok {
+		return nil
+	}
+	out := make([]job.Transition, len(l))
+	for i, v := range l {
+		m, ok := v.(*types.AttributeValueMemberM)
+		if !ok {
+			d.setErr(fmt.Errorf("attribute %s%s[%d]: want M, got %T", d.path, name, i, v))
+			continue
+		}
+		sub := decoder{it: m.Value, path: fmt.Sprintf("%s%s[%d].", d.path, name, i)}
+		out[i] = job.Transition{
+			At:           sub.t("at"),
+			From:         job.State(sub.s("from")),
+			To:           job.State(sub.s("to")),
+			Reason:       sub.s("reason"),
+			Attempt:      sub.int("attempt"),
+			InstanceID:   sub.s("instance_id"),
+			InstanceType: sub.s("instance_type"),
+			CommandID:    sub.s("command_id"),
+			LogStream:    sub.s("log_stream"),
+		}
+		d.setErr(sub.err)
 	}
 	return out
 }

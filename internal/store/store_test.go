@@ -53,6 +53,7 @@ func testJobs(t *testing.T, newStore func(t *testing.T) store.Jobs) {
 		{"SlotRace", testSlotRace},
 		{"BadSlotOps", testBadSlotOps},
 		{"PoolStatus", testPoolStatus},
+		{"LargestJob", testLargestJob},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })
@@ -353,6 +354,17 @@ func fullJob() *job.Job {
 		UpdatedAt:    at(5e9),
 		Cost:         1.2345678901234567,
 		Source:       "0b1c2d3e-msg",
+		History: []job.Transition{
+			// Every field of an entry set, and one with only what an
+			// entry always has: zero fields must stay zero.
+			{
+				At: at(2e9 + 5), From: job.Placed, To: job.Running, Reason: "running on i-0123456789abcdef0 ✓",
+				Attempt: 2, InstanceID: "i-0123456789abcdef0", InstanceType: "g5.xlarge",
+				CommandID: "c0ffee00-0000-4000-8000-000000000000", LogStream: "full/2",
+			},
+			{To: job.Queued},
+		},
+		HistoryDropped: 3,
 	}
 }
 
@@ -373,9 +385,13 @@ func zeroFields(v reflect.Value, path string) []string {
 }
 
 func TestFullJobSetsEveryField(t *testing.T) {
-	// A field added to job.Job or job.Spec must be added to fullJob, and so
-	// to the round-trip test, and so to the item encoding.
-	if zero := zeroFields(reflect.ValueOf(*fullJob()), ""); len(zero) > 0 {
+	// A field added to job.Job, job.Spec or job.Transition must be added
+	// to fullJob, and so to the round-trip test, and so to the item encoding.
+	full := fullJob()
+	if zero := zeroFields(reflect.ValueOf(*full), ""); len(zero) > 0 {
+		t.Errorf("fullJob() leaves %v zero; set them so the round-trip test covers them", zero)
+	}
+	if zero := zeroFields(reflect.ValueOf(full.History[0]), "History[0]."); len(zero) > 0 {
 		t.Errorf("fullJob() leaves %v zero; set them so the round-trip test covers them", zero)
 	}
 }
@@ -387,7 +403,7 @@ func testRoundTrip(t *testing.T, s store.Jobs) {
 	}{
 		{name: "every field", give: fullJob()},
 		{name: "zero values", give: &job.Job{ID: "zero", State: job.Queued}},
-		{name: "empty collections", give: &job.Job{ID: "empty", State: job.Queued, Spec: job.Spec{
+		{name: "empty collections", give: &job.Job{ID: "empty", State: job.Queued, History: []job.Transition{}, Spec: job.Spec{
 			Env:      map[string]string{},
 			Instance: job.Instance{Types: []string{}},
 			Inputs:   []job.Sync{},
@@ -424,6 +440,19 @@ func testRoundTrip(t *testing.T, s store.Jobs) {
 	}
 }
 
+// testLargestJob writes and reads the largest record nightshift can make:
+// DynamoDB (and moto) refuse an item past 400 KB.
+func testLargestJob(t *testing.T, s store.Jobs) {
+	j := store.LargestJob()
+	mustCreate(t, s, j)
+	wantJob(t, s, j)
+	j.Reason = "updated"
+	if err := s.Update(t.Context(), j, j.State); err != nil {
+		t.Fatalf("Update(largest job) = %v; want nil", err)
+	}
+	wantJob(t, s, j)
+}
+
 func testCopies(t *testing.T, s store.Jobs) {
 	ctx := t.Context()
 	j := fullJob()
@@ -437,6 +466,7 @@ func testCopies(t *testing.T, s store.Jobs) {
 	j.Spec.Instance.Types[0] = "changed"
 	*j.Spec.Retries = 9
 	*j.ExitCode = 9
+	j.History[0].Reason = "changed"
 	got, err := s.Job(ctx, "full")
 	if err != nil {
 		t.Fatalf("Job(full) = %v; want nil", err)
@@ -444,6 +474,7 @@ func testCopies(t *testing.T, s store.Jobs) {
 	got.Spec.Env["A"] = "changed"
 	got.Spec.Inputs[0].Path = "changed"
 	*got.Spec.Retries = 9
+	got.History[1].Attempt = 9
 	live, err := s.Live(ctx, job.Queued)
 	if err != nil {
 		t.Fatalf("Live(QUEUED) = %v; want nil", err)
