@@ -30,6 +30,11 @@ const DefaultPool = "default"
 // must equal it (internal/deploy checks).
 const DefaultAMIParameter = "/aws/service/deeplearning/ami/x86_64/oss-nvidia-driver-gpu-pytorch-2.12-ubuntu-24.04/latest/ami-id"
 
+// MaxRetentionDays bounds NIGHTSHIFT_RETENTION_DAYS: ten years, far past
+// any use of a job's record, and well within what a time.Duration holds.
+// 0 keeps records for ever.
+const MaxRetentionDays = 3650
+
 // Settings is everything a deployment configures, read from NIGHTSHIFT_* variables.
 type Settings struct {
 	Table            string
@@ -51,6 +56,10 @@ type Settings struct {
 	// StateDir is where the wrapper keeps its per-attempt state on the
 	// instance; empty for the runner's default.
 	StateDir string
+	// Retention is how long the record of an ended job is kept after its
+	// end (NIGHTSHIFT_RETENTION_DAYS, whole days); 0, also when unset,
+	// keeps it for ever.
+	Retention time.Duration
 }
 
 // FromEnv reads the settings; getenv is os.Getenv outside tests.
@@ -104,6 +113,16 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		if s.Retries < 0 || s.Retries > job.MaxRetries {
 			return s, fmt.Errorf("NIGHTSHIFT_DEFAULT_RETRIES: %d: want 0 to %d", s.Retries, job.MaxRetries)
 		}
+	}
+	if v := getenv("NIGHTSHIFT_RETENTION_DAYS"); v != "" {
+		days, err := strconv.Atoi(v)
+		if err != nil {
+			return s, fmt.Errorf("NIGHTSHIFT_RETENTION_DAYS: %w", err)
+		}
+		if days < 0 || days > MaxRetentionDays {
+			return s, fmt.Errorf("NIGHTSHIFT_RETENTION_DAYS: %d: want 0 (for ever) to %d", days, MaxRetentionDays)
+		}
+		s.Retention = time.Duration(days) * 24 * time.Hour
 	}
 	if s.Watchdog, err = watchdogFromEnv(getenv); err != nil {
 		return s, err

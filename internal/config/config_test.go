@@ -48,6 +48,10 @@ func TestFromEnvErrors(t *testing.T) {
 		{"bad policy", map[string]string{"NIGHTSHIFT_BUDGET_POLICY": "panic"}, "finish or cancel"},
 		{"bad dry run", map[string]string{"NIGHTSHIFT_DRY_RUN": "maybe"}, "NIGHTSHIFT_DRY_RUN"},
 		{"bad prices", map[string]string{"NIGHTSHIFT_PRICES": "cheap"}, "NIGHTSHIFT_PRICES"},
+		{"retention not a number", map[string]string{"NIGHTSHIFT_RETENTION_DAYS": "ninety"}, "NIGHTSHIFT_RETENTION_DAYS"},
+		{"retention in hours", map[string]string{"NIGHTSHIFT_RETENTION_DAYS": "2160h"}, "NIGHTSHIFT_RETENTION_DAYS"},
+		{"negative retention", map[string]string{"NIGHTSHIFT_RETENTION_DAYS": "-1"}, "NIGHTSHIFT_RETENTION_DAYS: -1: want 0 (for ever) to 3650"},
+		{"retention past the bound", map[string]string{"NIGHTSHIFT_RETENTION_DAYS": "3651"}, "NIGHTSHIFT_RETENTION_DAYS: 3651"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,5 +63,24 @@ func TestFromEnvErrors(t *testing.T) {
 				t.Errorf("FromEnv(%v) = %v; want an error naming %q", tt.give, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestFromEnvRetention(t *testing.T) {
+	tests := []struct {
+		give string // NIGHTSHIFT_RETENTION_DAYS; "" unset
+		want time.Duration
+	}{
+		{give: "", want: 0},
+		{give: "0", want: 0},
+		{give: "1", want: 24 * time.Hour},
+		{give: "90", want: 90 * 24 * time.Hour},
+		{give: "3650", want: 3650 * 24 * time.Hour},
+	}
+	for _, tt := range tests {
+		s, err := FromEnv(env(map[string]string{"NIGHTSHIFT_TABLE": "jobs", "NIGHTSHIFT_RETENTION_DAYS": tt.give}))
+		if err != nil || s.Retention != tt.want {
+			t.Errorf("FromEnv(NIGHTSHIFT_RETENTION_DAYS=%q).Retention = %v, %v; want %v, nil", tt.give, s.Retention, err, tt.want)
+		}
 	}
 }

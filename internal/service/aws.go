@@ -69,5 +69,5 @@ func Load(ctx context.Context, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(s, c, store.NewDynamoDB(dynamodb.NewFromConfig(cfg), s.Table), time.Now, log), nil
+	return New(s, c, store.NewDynamoDB(dynamodb.NewFromConfig(cfg), s.Table, store.Retention(s.Retention), store.Clock(time.Now)), time.Now, log), nil
 }

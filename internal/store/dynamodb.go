@@ -8,6 +8,7 @@ package store
 //	AttributeDefinitions   pk S, sk S, live_pk S, live_sk S  (only key attributes are declared)
 //	KeySchema              pk HASH, sk RANGE
 //	GlobalSecondaryIndex   IndexName "live": live_pk HASH, live_sk RANGE, Projection ALL
+//	TimeToLiveSpecification expires_at
 //
 // Job item: pk = "JOB#<id>", sk = "JOB". While the job is QUEUED, PLACED or
 // RUNNING it also carries the index attributes (the index is sparse: a
@@ -18,7 +19,9 @@ package store
 //
 // where 999-priority is three zero-padded digits and submitted_at is UTC with
 // a fixed nine-digit fraction, so one Query on live_pk returns the state's
-// jobs highest priority first, then oldest first. Every field of the job is
+// jobs highest priority first, then oldest first. A terminal job's item
+// also carries expires_at (epoch seconds, N), the table's TTL attribute,
+// when the store has a retention (see Retention). Every field of the job is
 // its own attribute, so the console shows them as columns:
 //
 //	id S, name S, state S, version N, reason S, attempt N, pool S, priority N,
@@ -78,6 +81,7 @@ var _ dynamoAPI = (*dynamodb.Client)(nil)
 type DynamoDB struct {
 	client dynamoAPI
 	table  string
+	settings
 	// pageLimit, when positive, caps the items per Query page (tests use it
 	// to exercise pagination); zero leaves DynamoDB's 1 MB pages.
 	pageLimit int32
@@ -86,24 +90,38 @@ type DynamoDB struct {
 var _ Jobs = (*DynamoDB)(nil)
 
 // NewDynamoDB returns the store in the named table.
-func NewDynamoDB(client dynamoAPI, table string) *DynamoDB {
-	return &DynamoDB{client: client, table: table}
+func NewDynamoDB(client dynamoAPI, table string, opts ...Option) *DynamoDB {
+	return &DynamoDB{client: client, table: table, settings: newSettings(opts)}
 }
 
-// Create writes a new job; ErrExists if its id is taken.
+// jobItem is the item of j as this store writes it: with its expiry.
+func (d *DynamoDB) jobItem(j *job.Job) (item, error) {
+	it, err := marshalJob(j)
+	if err != nil {
+		return nil, err
+	}
+	if exp := d.expiresAt(j); exp != 0 {
+		it[attrExpiresAt] = num(exp)
+	}
+	return it, nil
+}
+
+// Create writes a new job; ErrExists if its id is taken by a record that
+// has not expired.
 func (d *DynamoDB) Create(ctx context.Context, j *job.Job) error {
 	if j.ID == "" {
 		return errors.New("create job: empty id")
 	}
-	it, err := marshalJob(j)
+	it, err := d.jobItem(j)
 	if err != nil {
 		return fmt.Errorf("create job %s: %w", j.ID, err)
 	}
 	_, err = d.client.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                aws.String(d.table),
-		Item:                     it,
-		ConditionExpression:      aws.String("attribute_not_exists(#pk)"),
-		ExpressionAttributeNames: map[string]string{"#pk": attrPK},
+		TableName:                 aws.String(d.table),
+		Item:                      it,
+		ConditionExpression:       aws.String("attribute_not_exists(#pk) OR #exp <= :now"),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#exp": attrExpiresAt},
+		ExpressionAttributeValues: item{":now": num(d.now().Unix())},
 	})
 	if conditionFailed(err) {
 		return fmt.Errorf("create job %s: %w", j.ID, ErrExists)
@@ -114,7 +132,7 @@ func (d *DynamoDB) Create(ctx context.Context, j *job.Job) error {
 	return nil
 }
 
-// Job reads one job; ErrNotFound if absent.
+// Job reads one job; ErrNotFound if absent or expired.
 func (d *DynamoDB) Job(ctx context.Context, id string) (*job.Job, error) {
 	out, err := d.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(d.table),
@@ -124,7 +142,7 @@ func (d *DynamoDB) Job(ctx context.Context, id string) (*job.Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get job %s: %w", id, err)
 	}
-	if out.Item == nil {
+	if out.Item == nil || expired(itemExpiry(out.Item), d.now()) {
 		return nil, fmt.Errorf("job %s: %w", id, ErrNotFound)
 	}
 	return unmarshalJob(out.Item)
@@ -139,7 +157,7 @@ func (d *DynamoDB) Update(ctx context.Context, j *job.Job, from job.State, ops .
 	}
 	next := *j
 	next.Version = j.Version + 1
-	it, err := marshalJob(&next)
+	it, err := d.jobItem(&next)
 	if err != nil {
 		return fmt.Errorf("update job %s: %w", j.ID, err)
 	}

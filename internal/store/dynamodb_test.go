@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -26,15 +27,27 @@ const testPageLimit = 10
 const testTable = "nightshift-jobs"
 
 // newDynamoDB returns the DynamoDB store in a new table in moto.
-func newDynamoDB(t *testing.T) store.Jobs {
+func newDynamoDB(t *testing.T, opts ...store.Option) store.Jobs {
+	d, _ := newDynamoDBClient(t, opts...)
+	return d
+}
+
+// newDynamoDBClient returns the DynamoDB store in a new table in moto, and
+// the client it uses, to read what it wrote.
+func newDynamoDBClient(t *testing.T, opts ...store.Option) (*store.DynamoDB, *dynamodb.Client) {
 	srv := awstest.Moto(t)
 	client := dynamodb.NewFromConfig(srv.Config())
 	if _, err := client.CreateTable(t.Context(), store.TableInput(testTable)); err != nil {
 		t.Fatalf("CreateTable(%s) = %v; want nil", testTable, err)
 	}
-	d := store.NewDynamoDB(&serialized{client: client}, testTable)
+	// moto keeps expired items, like DynamoDB before its TTL gets to them:
+	// the store's own filtering is what the tests see.
+	if _, err := client.UpdateTimeToLive(t.Context(), store.TimeToLive(testTable)); err != nil {
+		t.Fatalf("UpdateTimeToLive(%s) = %v; want nil", testTable, err)
+	}
+	d := store.NewDynamoDB(&serialized{client: client}, testTable, opts...)
 	store.SetPageLimit(d, testPageLimit)
-	return d
+	return d, client
 }
 
 func TestDynamoDB(t *testing.T) {
@@ -178,4 +191,43 @@ func TestDynamoDBErrors(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestDynamoDBIndexAttributes checks the attributes the layout at the top
+// of dynamodb.go promises: expires_at on an ended job only.
+func TestDynamoDBIndexAttributes(t *testing.T) {
+	ctx := t.Context()
+	clk := &clock{t: t0}
+	d, client := newDynamoDBClient(t, store.Retention(retention), store.Clock(clk.Now))
+	jobs := mustCreate(t, d, newJob("live", 0, t0), newJob("done", 0, t0.Add(time.Nanosecond)))
+	done := jobs[1]
+	mustMove(t, d, done, job.Cancelled)
+	tests := []struct {
+		id   string
+		want map[string]string // attribute: its value, as text; "" for none
+	}{
+		{id: "live", want: map[string]string{"expires_at": ""}},
+		{id: "done", want: map[string]string{"expires_at": fmt.Sprint(done.EndedAt.Add(retention).Unix())}},
+	}
+	for _, tt := range tests {
+		out, err := client.GetItem(ctx, &dynamodb.GetItemInput{
+			TableName: aws.String(testTable),
+			Key:       map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "JOB#" + tt.id}, "sk": &types.AttributeValueMemberS{Value: "JOB"}},
+		})
+		if err != nil {
+			t.Fatalf("GetItem(%s) = %v; want nil", tt.id, err)
+		}
+		for name, want := range tt.want {
+			got := ""
+			switch v := out.Item[name].(type) {
+			case *types.AttributeValueMemberS:
+				got = v.Value
+			case *types.AttributeValueMemberN:
+				got = v.Value
+			}
+			if got != want {
+				t.Errorf("item %s attribute %s = %q; want %q", tt.id, name, got, want)
+			}
+		}
+	}
 }

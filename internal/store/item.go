@@ -18,6 +18,8 @@ const (
 	attrSK     = "sk"
 	attrLivePK = "live_pk"
 	attrLiveSK = "live_sk"
+	// attrExpiresAt is the table's TTL attribute: epoch seconds.
+	attrExpiresAt = "expires_at"
 
 	jobPrefix  = "JOB#"
 	jobSK      = "JOB"
@@ -66,7 +68,8 @@ func isLive(s job.State) bool {
 // marshalJob returns the item of j: keys, the live index attributes while j
 // is live, and every field as its own attribute. Empty strings, zero times
 // and nil pointers, maps and slices are left out; reading them back gives the
-// zero value, so a job round-trips exactly (times come back in UTC).
+// zero value, so a job round-trips exactly (times come back in UTC). The
+// TTL attribute is the store's to add (see expiresAt).
 func marshalJob(j *job.Job) (item, error) {
 	it := jobKey(j.ID)
 	if isLive(j.State) {

@@ -27,6 +27,8 @@ type Memory struct {
 	// it is called without the Memory's lock held.
 	Before func(op string) error
 
+	settings
+
 	mu        sync.Mutex
 	jobWrites uint64
 	jobs      map[string]*job.Job
@@ -34,13 +36,41 @@ type Memory struct {
 	leases    map[string]Lease
 	spend     memorySpend
 	pools     memoryPools
+	// expires holds each job's expires_at (epoch seconds), as the table
+	// would; absent for a record that never expires.
+	expires map[string]int64
 }
 
 var _ Jobs = (*Memory)(nil)
 
 // NewMemory returns an empty store.
-func NewMemory() *Memory {
-	return &Memory{jobs: map[string]*job.Job{}, leases: map[string]Lease{}, slots: map[string]Slot{}}
+func NewMemory(opts ...Option) *Memory {
+	return &Memory{
+		settings: newSettings(opts),
+		jobs:     map[string]*job.Job{}, expires: map[string]int64{},
+		leases: map[string]Lease{}, slots: map[string]Slot{},
+	}
+}
+
+// putJob stores j, a copy made by copyJob, with its expiry; m.mu is held.
+func (m *Memory) putJob(j *job.Job) {
+	m.jobs[j.ID] = j
+	if exp := m.expiresAt(j); exp != 0 {
+		m.expires[j.ID] = exp
+	} else {
+		delete(m.expires, j.ID)
+	}
+	m.jobWrites++
+}
+
+// found returns the stored job with this id unless it is absent or
+// expired at now; m.mu is held.
+func (m *Memory) found(id string, now time.Time) (*job.Job, bool) {
+	j, ok := m.jobs[id]
+	if !ok || expired(m.expires[id], now) {
+		return nil, false
+	}
+	return j, true
 }
 
 // JobWrites counts the job records written so far: a reader that saw the
@@ -62,7 +92,8 @@ func (m *Memory) enter(ctx context.Context, op string) error {
 	return nil
 }
 
-// Create writes a new job; ErrExists if its id is taken.
+// Create writes a new job; ErrExists if its id is taken by a record that
+// has not expired.
 func (m *Memory) Create(ctx context.Context, j *job.Job) error {
 	if err := m.enter(ctx, "Create"); err != nil {
 		return err
@@ -74,24 +105,25 @@ func (m *Memory) Create(ctx context.Context, j *job.Job) error {
 	if err != nil {
 		return fmt.Errorf("create job %s: %w", j.ID, err)
 	}
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.jobs[j.ID]; ok {
+	if _, ok := m.found(j.ID, now); ok {
 		return fmt.Errorf("create job %s: %w", j.ID, ErrExists)
 	}
-	m.jobs[j.ID] = stored
-	m.jobWrites++
+	m.putJob(stored)
 	return nil
 }
 
-// Job reads one job; ErrNotFound if absent.
+// Job reads one job; ErrNotFound if absent or expired.
 func (m *Memory) Job(ctx context.Context, id string) (*job.Job, error) {
 	if err := m.enter(ctx, "Job"); err != nil {
 		return nil, err
 	}
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	j, ok := m.jobs[id]
+	j, ok := m.found(id, now)
 	if !ok {
 		return nil, fmt.Errorf("job %s: %w", id, ErrNotFound)
 	}
@@ -150,8 +182,7 @@ func (m *Memory) Update(ctx context.Context, j *job.Job, from job.State, ops ...
 		}
 		return fmt.Errorf("update job %s: %s: %w", j.ID, strings.Join(lost, ", "), ErrConflict)
 	}
-	m.jobs[j.ID] = stored
-	m.jobWrites++
+	m.putJob(stored)
 	for _, l := range leases {
 		m.leases[l.InstanceID] = l
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 func TestMemory(t *testing.T) {
-	testJobs(t, func(*testing.T) store.Jobs { return store.NewMemory() })
+	testJobs(t, func(_ *testing.T, opts ...store.Option) store.Jobs { return store.NewMemory(opts...) })
 }
 
 func TestMemoryBefore(t *testing.T) {

@@ -128,13 +128,15 @@ func largestJob() *job.Job {
 }
 
 // TestLargestJobSize measures the largest job record against DynamoDB's
-// item limit: MaxHistory and MaxHistoryReason must leave room for it.
+// item limit, with its expiry: MaxHistory and MaxHistoryReason must leave
+// room for it.
 func TestLargestJobSize(t *testing.T) {
 	j := largestJob()
 	it, err := marshalJob(j)
 	if err != nil {
 		t.Fatal(err)
 	}
+	it[attrExpiresAt] = num(settings{retention: 90 * 24 * time.Hour}.expiresAt(j))
 	size := itemSize(it)
 	hist := len("history") + valueSize(it["history"])
 	t.Logf("largest job record: %d bytes (history %d bytes in %d entries, %d dropped); limit %d", size, hist, len(j.History), j.HistoryDropped, maxItemBytes)

@@ -57,9 +57,10 @@ type LeaseOp struct {
 
 // Jobs is what the scheduler needs from the store.
 type Jobs interface {
-	// Create writes a new job; ErrExists if its id is taken.
+	// Create writes a new job; ErrExists if its id is taken (by a record
+	// that has not expired: see Retention).
 	Create(ctx context.Context, j *job.Job) error
-	// Job reads one job; ErrNotFound if absent.
+	// Job reads one job; ErrNotFound if absent or expired.
 	Job(ctx context.Context, id string) (*job.Job, error)
 	// Update writes j if the stored job is still in state from at version
 	// j.Version, then sets j.Version to the new version. Lease and slot ops

@@ -24,7 +24,10 @@ var t0 = time.Date(2026, 11, 25, 2, 0, 0, 0, time.UTC)
 // under a second to write them.
 const liveJobs = 250
 
-func testJobs(t *testing.T, newStore func(t *testing.T) store.Jobs) {
+// newStoreFunc makes an empty store of the implementation under test.
+type newStoreFunc func(t *testing.T, opts ...store.Option) store.Jobs
+
+func testJobs(t *testing.T, newStore newStoreFunc) {
 	tests := []struct {
 		name string
 		run  func(t *testing.T, s store.Jobs)
@@ -57,6 +60,17 @@ func testJobs(t *testing.T, newStore func(t *testing.T) store.Jobs) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })
+	}
+	// These make their own stores, with options.
+	withOptions := []struct {
+		name string
+		run  func(t *testing.T, newStore newStoreFunc)
+	}{
+		{"Retention", testRetention},
+		{"NoRetention", testNoRetention},
+	}
+	for _, tt := range withOptions {
+		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore) })
 	}
 }
 

@@ -34,3 +34,16 @@ func TableInput(name string) *dynamodb.CreateTableInput {
 		}},
 	}
 }
+
+// TimeToLive returns the UpdateTimeToLive request that turns on the jobs
+// table's TTL on expires_at, as template.yaml's TimeToLiveSpecification
+// does: CreateTable cannot.
+func TimeToLive(name string) *dynamodb.UpdateTimeToLiveInput {
+	return &dynamodb.UpdateTimeToLiveInput{
+		TableName: aws.String(name),
+		TimeToLiveSpecification: &types.TimeToLiveSpecification{
+			AttributeName: aws.String(attrExpiresAt),
+			Enabled:       aws.Bool(true),
+		},
+	}
+}
