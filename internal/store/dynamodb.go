@@ -5,13 +5,15 @@ package store
 //
 // Table: billing PAY_PER_REQUEST, one table for jobs and leases.
 //
-//	AttributeDefinitions   pk S, sk S, live_pk S, live_sk S  (only key attributes are declared)
+//	AttributeDefinitions   pk S, sk S, live_pk S, live_sk S, submitted_pk S, submitted_sk S
+//	                       (only key attributes are declared)
 //	KeySchema              pk HASH, sk RANGE
 //	GlobalSecondaryIndex   IndexName "live": live_pk HASH, live_sk RANGE, Projection ALL
+//	GlobalSecondaryIndex   IndexName "submitted": submitted_pk HASH, submitted_sk RANGE, Projection ALL
 //	TimeToLiveSpecification expires_at
 //
 // Job item: pk = "JOB#<id>", sk = "JOB". While the job is QUEUED, PLACED or
-// RUNNING it also carries the index attributes (the index is sparse: a
+// RUNNING it also carries the live index attributes (the index is sparse: a
 // terminal job has neither, so it drops out of the index):
 //
 //	live_pk = "LIVE#<state>"                       e.g. "LIVE#QUEUED"
@@ -19,10 +21,21 @@ package store
 //
 // where 999-priority is three zero-padded digits and submitted_at is UTC with
 // a fixed nine-digit fraction, so one Query on live_pk returns the state's
-// jobs highest priority first, then oldest first. A terminal job's item
-// also carries expires_at (epoch seconds, N), the table's TTL attribute,
-// when the store has a retention (see Retention). Every field of the job is
-// its own attribute, so the console shows them as columns:
+// jobs highest priority first, then oldest first. Every job, live or not,
+// carries the submitted index attributes:
+//
+//	submitted_pk = "SUBMITTED#<UTC month>"   e.g. "SUBMITTED#2026-11"
+//	submitted_sk = "<submitted_at>#<id>"     e.g. "2026-11-25T02:00:00.000000000Z#train-1"
+//
+// so one Query with a range on submitted_sk returns the jobs submitted in
+// part of a month (a day, since a time) in order. The partition is a month,
+// not a day, so that "since D" costs a Query per month, not per day. All
+// job writes of the moment go to one partition key of the index, with a day
+// as with a month: a partition takes 1,000 write units a second, and a job
+// write costs one per KB of its item, a few. A terminal job's item also
+// carries expires_at (epoch seconds, N), the table's TTL attribute, when
+// the store has a retention (see Retention). Every field of the job is its
+// own attribute, so the console shows them as columns:
 //
 //	id S, name S, state S, version N, reason S, attempt N, pool S, priority N,
 //	submitted_at S, instance_id S, instance_type S, market S, launch_try N,

@@ -193,8 +193,78 @@ func TestDynamoDBErrors(t *testing.T) {
 	})
 }
 
+// queryCounter counts the Queries sent and the items they return.
+type queryCounter struct {
+	*serialized
+	queries, items int
+}
+
+func (c *queryCounter) Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	out, err := c.serialized.Query(ctx, in, opts...)
+	c.queries++
+	if err == nil {
+		c.items += len(out.Items)
+	}
+	return out, err
+}
+
+// TestDynamoDBSubmittedReads checks that Submitted reads only what it
+// returns: one Query per month of the range, of at most limit items, and
+// only the items of the range.
+func TestDynamoDBSubmittedReads(t *testing.T) {
+	ctx := t.Context()
+	srv := awstest.Moto(t)
+	client := dynamodb.NewFromConfig(srv.Config())
+	if _, err := client.CreateTable(ctx, store.TableInput(testTable)); err != nil {
+		t.Fatalf("CreateTable(%s) = %v; want nil", testTable, err)
+	}
+	c := &queryCounter{serialized: &serialized{client: client}}
+	d := store.NewDynamoDB(c, testTable)
+	// 90 jobs in November, three a day; 5 in January; none in December.
+	for i := range 90 {
+		mustCreate(t, d, newJob(fmt.Sprintf("nov-%02d", i), 0, day(2026, 11, 1+i/3).Add(time.Duration(i%3)*time.Hour)))
+	}
+	for i := range 5 {
+		mustCreate(t, d, newJob(fmt.Sprintf("jan-%d", i), 0, day(2027, 1, 10+i)))
+	}
+	since, until := day(2026, 11, 1), day(2027, 2, 1)
+	tests := []struct {
+		name         string
+		since, until time.Time
+		after        string // "last": the previous case's cursor
+		limit        int
+		wantJobs     int
+		wantQueries  int
+		wantItems    int
+	}{
+		{name: "the first page", since: since, until: until, limit: 5, wantJobs: 5, wantQueries: 1, wantItems: 5},
+		{name: "a day", since: day(2026, 11, 25), until: day(2026, 11, 26), limit: 100, wantJobs: 3, wantQueries: 1, wantItems: 3},
+		{name: "every month", since: since, until: until, limit: 200, wantJobs: 95, wantQueries: 3, wantItems: 95},
+		{name: "all of November", since: since, until: until, limit: 90, wantJobs: 90, wantQueries: 1, wantItems: 90},
+		// The rest of November (none), December (none), January.
+		{name: "after November", since: since, until: until, after: "last", limit: 90, wantJobs: 5, wantQueries: 3, wantItems: 5},
+	}
+	last := ""
+	for _, tt := range tests {
+		c.queries, c.items = 0, 0
+		after := ""
+		if tt.after == "last" {
+			after = last
+		}
+		got, cursor, err := d.Submitted(ctx, tt.since, tt.until, after, tt.limit)
+		if err != nil {
+			t.Fatalf("%s: Submitted = %v; want nil", tt.name, err)
+		}
+		last = cursor
+		if len(got) != tt.wantJobs || c.queries != tt.wantQueries || c.items != tt.wantItems {
+			t.Errorf("%s: Submitted = %d jobs in %d queries of %d items; want %d in %d of %d", tt.name, len(got), c.queries, c.items, tt.wantJobs, tt.wantQueries, tt.wantItems)
+		}
+	}
+}
+
 // TestDynamoDBIndexAttributes checks the attributes the layout at the top
-// of dynamodb.go promises: expires_at on an ended job only.
+// of dynamodb.go promises: the submitted index keys on every job, and
+// expires_at on an ended one only.
 func TestDynamoDBIndexAttributes(t *testing.T) {
 	ctx := t.Context()
 	clk := &clock{t: t0}
@@ -206,8 +276,13 @@ func TestDynamoDBIndexAttributes(t *testing.T) {
 		id   string
 		want map[string]string // attribute: its value, as text; "" for none
 	}{
-		{id: "live", want: map[string]string{"expires_at": ""}},
-		{id: "done", want: map[string]string{"expires_at": fmt.Sprint(done.EndedAt.Add(retention).Unix())}},
+		{id: "live", want: map[string]string{
+			"submitted_pk": "SUBMITTED#2026-11", "submitted_sk": "2026-11-25T02:00:00.000000000Z#live", "expires_at": "",
+		}},
+		{id: "done", want: map[string]string{
+			"submitted_pk": "SUBMITTED#2026-11", "submitted_sk": "2026-11-25T02:00:00.000000001Z#done",
+			"expires_at": fmt.Sprint(done.EndedAt.Add(retention).Unix()),
+		}},
 	}
 	for _, tt := range tests {
 		out, err := client.GetItem(ctx, &dynamodb.GetItemInput{

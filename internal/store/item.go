@@ -14,25 +14,34 @@ import (
 // Attribute names and key values of the table; the layout is described at
 // the top of dynamodb.go.
 const (
-	attrPK     = "pk"
-	attrSK     = "sk"
-	attrLivePK = "live_pk"
-	attrLiveSK = "live_sk"
+	attrPK          = "pk"
+	attrSK          = "sk"
+	attrLivePK      = "live_pk"
+	attrLiveSK      = "live_sk"
+	attrSubmittedPK = "submitted_pk"
+	attrSubmittedSK = "submitted_sk"
 	// attrExpiresAt is the table's TTL attribute: epoch seconds.
 	attrExpiresAt = "expires_at"
 
-	jobPrefix  = "JOB#"
-	jobSK      = "JOB"
-	leasePK    = "LEASE"
-	livePrefix = "LIVE#"
+	jobPrefix       = "JOB#"
+	jobSK           = "JOB"
+	leasePK         = "LEASE"
+	livePrefix      = "LIVE#"
+	submittedPrefix = "SUBMITTED#"
 
 	// indexLive is the sparse GSI over live jobs.
 	indexLive = "live"
+	// indexSubmitted is the GSI over every job, by submission month and time.
+	indexSubmitted = "submitted"
 )
 
-// liveTimeLayout is RFC 3339 with a fixed-width fraction, so that times sort
-// as strings in live_sk (time.RFC3339Nano drops trailing zeros and does not).
-const liveTimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+// sortTimeLayout is RFC 3339 with a fixed-width fraction, so that times sort
+// as strings in live_sk and submitted_sk (time.RFC3339Nano drops trailing
+// zeros and does not). Times are written in UTC, so it ends in "Z".
+const sortTimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// monthLayout names a submission month in submitted_pk.
+const monthLayout = "2006-01"
 
 // item is a DynamoDB item as the SDK sees it.
 type item = map[string]types.AttributeValue
@@ -53,7 +62,16 @@ func liveSK(j *job.Job) string {
 	// live_sk stores MaxPriority-priority in three digits, so that higher
 	// priorities sort first.
 	p := job.MaxPriority - min(max(j.Priority, 0), job.MaxPriority)
-	return fmt.Sprintf("%03d#%s#%s", p, j.SubmittedAt.UTC().Format(liveTimeLayout), j.ID)
+	return fmt.Sprintf("%03d#%s#%s", p, j.SubmittedAt.UTC().Format(sortTimeLayout), j.ID)
+}
+
+// submittedPK is the partition of the submitted index that holds the jobs
+// submitted in t's UTC month.
+func submittedPK(t time.Time) string { return submittedPrefix + t.UTC().Format(monthLayout) }
+
+// submittedSK orders a month's jobs by submission time, then id.
+func submittedSK(j *job.Job) string {
+	return j.SubmittedAt.UTC().Format(sortTimeLayout) + "#" + j.ID
 }
 
 func isLive(s job.State) bool {
@@ -66,16 +84,19 @@ func isLive(s job.State) bool {
 }
 
 // marshalJob returns the item of j: keys, the live index attributes while j
-// is live, and every field as its own attribute. Empty strings, zero times
-// and nil pointers, maps and slices are left out; reading them back gives the
-// zero value, so a job round-trips exactly (times come back in UTC). The
-// TTL attribute is the store's to add (see expiresAt).
+// is live, the submitted index attributes, and every field as its own
+// attribute. Empty strings, zero times and nil pointers, maps and slices are
+// left out; reading them back gives the zero value, so a job round-trips
+// exactly (times come back in UTC). The TTL attribute is the store's to add
+// (see expiresAt).
 func marshalJob(j *job.Job) (item, error) {
 	it := jobKey(j.ID)
 	if isLive(j.State) {
 		it[attrLivePK] = str(livePK(j.State))
 		it[attrLiveSK] = str(liveSK(j))
 	}
+	it[attrSubmittedPK] = str(submittedPK(j.SubmittedAt))
+	it[attrSubmittedSK] = str(submittedSK(j))
 	it["id"] = str(j.ID)
 	putS(it, "name", j.Name)
 	it["spec"] = marshalSpec(&j.Spec)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/store"
 )
@@ -27,6 +29,8 @@ func (c *clock) Set(t time.Time) {
 	defer c.mu.Unlock()
 	c.t = t
 }
+
+func day(year int, m time.Month, d int) time.Time { return time.Date(year, m, d, 0, 0, 0, 0, time.UTC) }
 
 const retention = 90 * 24 * time.Hour
 
@@ -55,8 +59,8 @@ func testRetention(t *testing.T, newStore newStoreFunc) {
 	tests := []struct {
 		name string
 		at   time.Time
-		want []string // found
-		gone []string // not found
+		want []string // listed and found, in order
+		gone []string // neither
 	}{
 		{name: "kept", at: t0.Add(retention - time.Second), want: []string{"done", "live", "rejected", "late"}},
 		{name: "done expires", at: t0.Add(retention), want: []string{"live", "rejected", "late"}, gone: []string{"done"}},
@@ -67,6 +71,10 @@ func testRetention(t *testing.T, newStore newStoreFunc) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk.Set(tt.at)
+			got := submittedAll(t, s, day(2026, 11, 1), day(2026, 12, 1), 2)
+			if diff := cmp.Diff(tt.want, ids(got)); diff != "" {
+				t.Errorf("Submitted(November) at %v ids mismatch (-want +got):\n%s", tt.at, diff)
+			}
 			for _, id := range tt.want {
 				if _, err := s.Job(ctx, id); err != nil {
 					t.Errorf("Job(%s) at %v = %v; want nil", id, tt.at, err)
@@ -78,6 +86,12 @@ func testRetention(t *testing.T, newStore newStoreFunc) {
 				}
 			}
 		})
+	}
+
+	// Until zero is the store's now.
+	clk.Set(t0.Add(90 * time.Second))
+	if got, _, err := s.Submitted(ctx, day(2026, 11, 1), time.Time{}, "", 10); err != nil || !cmp.Equal(ids(got), []string{"done", "live"}) {
+		t.Errorf("Submitted(November, until now %v) = %v, %v; want [done live], nil", clk.Now(), ids(got), err)
 	}
 
 	// An expired record's id is free again, as it is once TTL deletes it;
@@ -101,4 +115,7 @@ func testNoRetention(t *testing.T, newStore newStoreFunc) {
 	mustMove(t, s, done, job.Cancelled)
 	clk.Set(t0.Add(100 * 365 * 24 * time.Hour))
 	wantJob(t, s, done)
+	if got, _, err := s.Submitted(t.Context(), t0, t0.Add(time.Second), "", 10); err != nil || !cmp.Equal(ids(got), []string{"done"}) {
+		t.Errorf("Submitted(t0, +1s) a century on = %v, %v; want [done], nil", ids(got), err)
+	}
 }

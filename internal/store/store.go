@@ -73,6 +73,23 @@ type Jobs interface {
 	// reading no more of the index than it needs: a deep queue costs a
 	// reconcile what it can place, not its whole length.
 	Head(ctx context.Context, s job.State, n int) ([]*job.Job, error)
+	// Submitted lists the jobs, live or ended, submitted at or after since
+	// and before until (zero: now), oldest first, then by id; at most
+	// limit (≥ 1) of them, and a cursor. Pass the cursor back as after,
+	// with the same since and until, for the next jobs: it is "" when
+	// fewer than limit came back, as there are no more; a call that got
+	// limit jobs returns a cursor, and the next call may then return none.
+	// Records past their retention are left out (see Retention). since
+	// must not be zero.
+	//
+	// It is the list behind "every job since D" and "the cost since D":
+	// the table keeps an index of every job by UTC month of submission, so
+	// a call costs one Query per month it spans (an empty month too) plus
+	// one per page of at most limit jobs, never a scan. The index is
+	// eventually consistent: a job written a moment ago may be missing, or
+	// show its previous state; Job reads it as it is. Jobs written before
+	// the index existed are not in it until they are written again.
+	Submitted(ctx context.Context, since, until time.Time, after string, limit int) ([]*job.Job, string, error)
 	// Leases lists every lease, without scanning the table.
 	Leases(ctx context.Context) ([]Lease, error)
 	// Lease reads one lease; ErrNotFound if absent.

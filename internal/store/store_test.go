@@ -56,6 +56,9 @@ func testJobs(t *testing.T, newStore newStoreFunc) {
 		{"SlotRace", testSlotRace},
 		{"BadSlotOps", testBadSlotOps},
 		{"PoolStatus", testPoolStatus},
+		{"Submitted", testSubmitted},
+		{"SubmittedPages", testSubmittedPages},
+		{"SubmittedErrors", testSubmittedErrors},
 		{"LargestJob", testLargestJob},
 	}
 	for _, tt := range tests {

@@ -19,19 +19,31 @@ func TableInput(name string) *dynamodb.CreateTableInput {
 			{AttributeName: aws.String(attrSK), AttributeType: types.ScalarAttributeTypeS},
 			{AttributeName: aws.String(attrLivePK), AttributeType: types.ScalarAttributeTypeS},
 			{AttributeName: aws.String(attrLiveSK), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(attrSubmittedPK), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(attrSubmittedSK), AttributeType: types.ScalarAttributeTypeS},
 		},
 		KeySchema: []types.KeySchemaElement{
 			{AttributeName: aws.String(attrPK), KeyType: types.KeyTypeHash},
 			{AttributeName: aws.String(attrSK), KeyType: types.KeyTypeRange},
 		},
-		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
-			IndexName: aws.String(indexLive),
-			KeySchema: []types.KeySchemaElement{
-				{AttributeName: aws.String(attrLivePK), KeyType: types.KeyTypeHash},
-				{AttributeName: aws.String(attrLiveSK), KeyType: types.KeyTypeRange},
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{
+			{
+				IndexName: aws.String(indexLive),
+				KeySchema: []types.KeySchemaElement{
+					{AttributeName: aws.String(attrLivePK), KeyType: types.KeyTypeHash},
+					{AttributeName: aws.String(attrLiveSK), KeyType: types.KeyTypeRange},
+				},
+				Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
 			},
-			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
-		}},
+			{
+				IndexName: aws.String(indexSubmitted),
+				KeySchema: []types.KeySchemaElement{
+					{AttributeName: aws.String(attrSubmittedPK), KeyType: types.KeyTypeHash},
+					{AttributeName: aws.String(attrSubmittedSK), KeyType: types.KeyTypeRange},
+				},
+				Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+			},
+		},
 	}
 }
 
