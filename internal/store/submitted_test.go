@@ -56,10 +56,13 @@ func testSubmitted(t *testing.T, s store.Jobs) {
 	)
 	// A time in another zone is filed under its UTC day and month:
 	// 00:30 CET on Nov 26 is 23:30 UTC on Nov 25.
+	// 00:30 CET on Dec 1 is 23:30 UTC on Nov 30, in November's partition.
 	cetJob := newJob("nov-25-cet", 0, t0)
 	cetJob.SubmittedAt = time.Date(2026, 11, 26, 0, 30, 0, 0, cet)
-	mustCreate(t, s, cetJob)
-	byID := map[string]*job.Job{"nov-25-cet": cetJob}
+	cetMonthJob := newJob("nov-30-cet", 0, t0)
+	cetMonthJob.SubmittedAt = time.Date(2026, 12, 1, 0, 30, 0, 0, cet)
+	mustCreate(t, s, cetJob, cetMonthJob)
+	byID := map[string]*job.Job{"nov-25-cet": cetJob, "nov-30-cet": cetMonthJob}
 	for _, j := range jobs {
 		byID[j.ID] = j
 	}
@@ -70,7 +73,7 @@ func testSubmitted(t *testing.T, s store.Jobs) {
 	mustMove(t, s, byID["nov-1-first"], job.Cancelled)
 
 	nov25 := []string{"nov-25-a", "nov-25-b", "nov-25-nano", "rejected", "nov-25-cet"}
-	november := append(append([]string{"nov-1-first"}, nov25...), "nov-30-last")
+	november := append(append([]string{"nov-1-first"}, nov25...), "nov-30-cet", "nov-30-last")
 	tests := []struct {
 		name         string
 		since, until time.Time
@@ -82,9 +85,13 @@ func testSubmitted(t *testing.T, s store.Jobs) {
 			name: "months", since: day(2026, 10, 1), until: day(2027, 2, 1),
 			want: append(append([]string{"oct-31-last"}, november...), "dec-1-first", "jan-15"),
 		},
-		{name: "since a time", since: t0.Add(time.Nanosecond), until: day(2026, 12, 1), want: []string{"nov-25-nano", "rejected", "nov-25-cet", "nov-30-last"}},
+		{name: "since a time", since: t0.Add(time.Nanosecond), until: day(2026, 12, 1), want: []string{"nov-25-nano", "rejected", "nov-25-cet", "nov-30-cet", "nov-30-last"}},
 		{name: "until is left out", since: day(2026, 10, 1), until: t0, want: []string{"oct-31-last", "nov-1-first"}},
 		{name: "times in another zone", since: day(2026, 11, 25).In(cet), until: day(2026, 11, 26).In(cet), want: nov25},
+		{
+			name: "a day in another zone, across UTC months", since: time.Date(2026, 12, 1, 0, 0, 0, 0, cet), until: time.Date(2026, 12, 2, 0, 0, 0, 0, cet),
+			want: []string{"nov-30-cet", "nov-30-last", "dec-1-first"},
+		},
 		{name: "a month without jobs", since: day(2026, 6, 1), until: day(2026, 7, 1)},
 		{name: "empty range", since: t0, until: t0},
 		{name: "reversed range", since: day(2026, 12, 1), until: day(2026, 11, 1)},
