@@ -93,9 +93,31 @@ func (s *serialized) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInpu
 }
 
 func (s *serialized) Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	if err := checkStartKey(in); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.client.Query(ctx, in, opts...)
+}
+
+// checkStartKey refuses, as AWS does and moto does not, a Query of the
+// submitted index whose ExclusiveStartKey lies outside its key condition:
+// another partition, or a sort key not strictly between the condition's
+// bounds (:lo and :hi, as Submitted names them).
+func checkStartKey(in *dynamodb.QueryInput) error {
+	sk, ok := in.ExclusiveStartKey["submitted_sk"].(*types.AttributeValueMemberS)
+	if !ok {
+		return nil
+	}
+	pk, _ := in.ExclusiveStartKey["submitted_pk"].(*types.AttributeValueMemberS)
+	wantPK, _ := in.ExpressionAttributeValues[":pk"].(*types.AttributeValueMemberS)
+	lo, _ := in.ExpressionAttributeValues[":lo"].(*types.AttributeValueMemberS)
+	hi, _ := in.ExpressionAttributeValues[":hi"].(*types.AttributeValueMemberS)
+	if pk == nil || wantPK == nil || lo == nil || hi == nil || pk.Value != wantPK.Value || sk.Value <= lo.Value || sk.Value >= hi.Value {
+		return &smithy.GenericAPIError{Code: "ValidationException", Message: "The provided starting key is outside query boundaries based on provided conditions"}
+	}
+	return nil
 }
 
 func (s *serialized) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
@@ -211,6 +233,16 @@ func (c *queryCounter) Query(ctx context.Context, in *dynamodb.QueryInput, opts 
 // TestDynamoDBSubmittedReads checks that Submitted reads only what it
 // returns: one Query per month of the range, of at most limit items, and
 // only the items of the range.
+//
+// Where moto and AWS differ, for this test and the contract tests: moto
+// updates a GSI within the write, AWS a moment after it (index reads are
+// eventually consistent), so reading the index right after writing, as
+// these tests do, is only reliable on moto. moto does not refuse an
+// ExclusiveStartKey outside the key condition's bounds, as AWS does:
+// serialized.Query refuses one (checkStartKey), so that the cursor cases
+// of testSubmittedPages (a cursor before since, one past until) check that
+// newSubmittedRange keeps the key inside. moto cuts a page at 1 MB of
+// its own reckoning of item size; no test here reaches it.
 func TestDynamoDBSubmittedReads(t *testing.T) {
 	ctx := t.Context()
 	srv := awstest.Moto(t)
