@@ -87,8 +87,10 @@ type Jobs interface {
 	// a call costs one Query per month it spans (an empty month too) plus
 	// one per page of at most limit jobs, never a scan. The index is
 	// eventually consistent: a job written a moment ago may be missing, or
-	// show its previous state; Job reads it as it is. Jobs written before
-	// the index existed are not in it until they are written again.
+	// show its previous state; Job reads it as it is. A record written
+	// before the index existed lacks its keys and is not in it until it is
+	// written again: a live job is at its next move, so what stays out is
+	// the jobs that had already ended (Job still finds them).
 	Submitted(ctx context.Context, since, until time.Time, after string, limit int) ([]*job.Job, string, error)
 	// Leases lists every lease, without scanning the table.
 	Leases(ctx context.Context) ([]Lease, error)

@@ -95,6 +95,31 @@ func (r submittedRange) in(sk string) bool {
 
 // Submitted lists the jobs submitted in [since, until), oldest first, from
 // the submitted index, reading only the pages it needs (see Jobs.Submitted).
+//
+// What a window costs. The index is partitioned by UTC month
+// (submitted_pk), so a window of N days touches at most N/28 + 2 months,
+// and Submitted sends one Query per month touched, in order, with the
+// window's bounds as a range on submitted_sk: an empty month costs one
+// Query that reads nothing. A month's Query takes more pages only when it
+// holds more than one page of the window's jobs: a page ends at the jobs
+// still wanted (limit less those found), at maxSubmittedPage items, or at
+// DynamoDB's 1 MB a response (about 250 jobs of 4 KB; the largest job
+// item, about 150 KB, gives pages of 6). So a month of a few hundred jobs
+// is one or two Queries. Submitted stops at limit jobs: the months after
+// are not read, and the next call resumes in the cursor's month. Records
+// past their retention that TTL has not deleted yet (it takes up to a few
+// days) are read and billed but filtered out, as AWS documents for TTL;
+// they are at most those few days' worth of ended jobs.
+//
+// Why Projection ALL. Submitted returns whole jobs, so the CLI's listing,
+// cost sum and any column it adds later come from one Query, where KEYS_ONLY
+// would need a GetItem per job, and INCLUDE would hand back partial jobs
+// that look whole and would fix the listing's columns in the index (a
+// projection cannot be changed without rebuilding the index). The price is
+// that each job write is written again to the index at the item's size: a
+// job is written some ten times in its life, a few KB each, which is a
+// few dozen write units against hours of GPU. The live index already
+// projects ALL for the same reason.
 func (d *DynamoDB) Submitted(ctx context.Context, since, until time.Time, after string, limit int) ([]*job.Job, string, error) {
 	now := d.now()
 	r, err := newSubmittedRange(since, until, after, limit, now)
@@ -115,6 +140,9 @@ func (d *DynamoDB) Submitted(ctx context.Context, since, until time.Time, after 
 			},
 		}
 		if r.after != "" && r.afterMonth.Equal(m) {
+			// newSubmittedRange keeps the cursor strictly inside
+			// (lo, hi): AWS refuses a start key outside the key
+			// condition's bounds with a ValidationException.
 			in.ExclusiveStartKey = cursorKey(r.after, m)
 		}
 		for {
