@@ -3,7 +3,6 @@ package deploy
 import (
 	"context"
 	"encoding/json"
-	"github.com/nightshift-dev/nightshift/internal/scheduler"
 	"os/exec"
 	"slices"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/scheduler"
 )
 
 func TestQueueVisibilityAtLeastSixTimesTimeout(t *testing.T) {
