@@ -72,6 +72,8 @@ type Jobs interface {
 	// reading no more of the index than it needs: a deep queue costs a
 	// reconcile what it can place, not its whole length.
 	Head(ctx context.Context, s job.State, n int) ([]*job.Job, error)
+	// Counter counts the jobs of a live state (count.go).
+	Counter
 	// Leases lists every lease, without scanning the table.
 	Leases(ctx context.Context) ([]Lease, error)
 	// Lease reads one lease; ErrNotFound if absent.
