@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -363,5 +364,65 @@ func TestLaunchTypesAreTheCatalogs(t *testing.T) {
 		if allowed(typ) {
 			t.Errorf("%s, not a catalog type, may be launched", typ)
 		}
+	}
+}
+
+// deployedEnv returns the environment a function of a stack deployed with
+// params starts with: each variable of the template resolved as
+// CloudFormation resolves it, and what only the stack knows (its name,
+// the table's, the topic's ARN) filled with sample values.
+func deployedEnv(t *testing.T, tpl template, id string, params map[string]string) map[string]string {
+	t.Helper()
+	env := map[string]string{}
+	for name, v := range mapping(get(tpl.functions()[id], "Environment", "Variables")) {
+		val, err := tpl.evaluate(v, params)
+		if err != nil {
+			t.Fatalf("%s %s: %v", id, name, err)
+		}
+		env[name] = sampleValue(pattern(val))
+	}
+	return env
+}
+
+// TestDeployedEnvironmentReadsAsConfig starts each function's
+// configuration, config.FromEnv, on the whole environment the template
+// gives it — not NIGHTSHIFT_POOLS alone — in a stack deployed with the
+// README's two pools and in one deployed with the defaults: every variable
+// must read, and the pools must be the ones the Pools parameter declares.
+func TestDeployedEnvironmentReadsAsConfig(t *testing.T) {
+	tpl := loadTemplate(t)
+	tests := []struct {
+		name   string
+		params map[string]string
+		want   map[string][]string // pool: its types in order
+	}{
+		{"defaults", map[string]string{}, map[string][]string{"default": {"g4dn.xlarge"}}},
+		{"README's two pools", map[string]string{"Pools": readmePools(t)}, map[string][]string{"default": {"g5.xlarge", "g6.xlarge"}, "multi": {"g5.12xlarge"}}},
+		{"two pools and a budget", map[string]string{"Pools": twoPools, "DailyBudgetUSD": "75", "MonthlyBudgetUSD": "900"}, map[string][]string{"default": {"g5.xlarge", "g6.xlarge"}, "multi": {"g5.12xlarge"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, id := range sortedKeys(tpl.functions()) {
+				env := deployedEnv(t, tpl, id, tt.params)
+				s, err := config.FromEnv(func(k string) string { return env[k] })
+				if err != nil {
+					t.Errorf("%s: config.FromEnv(the template's environment with %v) = %v", id, tt.params, err)
+					continue
+				}
+				got := map[string][]string{}
+				for name, p := range s.Pools {
+					got[name] = p.Types
+				}
+				if !maps.EqualFunc(got, tt.want, slices.Equal[[]string]) {
+					t.Errorf("%s pools with %v = %v; want %v", id, tt.params, got, tt.want)
+				}
+				if want := sampleValue("${AWS::StackName}"); s.Stack != want {
+					t.Errorf("%s Stack = %q; want the stack's name %q", id, s.Stack, want)
+				}
+				if b, ok := tt.params["DailyBudgetUSD"]; ok && fmt.Sprint(s.Watchdog.DailyBudget) != b {
+					t.Errorf("%s daily budget = %v; want %s", id, s.Watchdog.DailyBudget, b)
+				}
+			}
+		})
 	}
 }
