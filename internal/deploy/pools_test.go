@@ -184,6 +184,10 @@ func sampleValue(p string) string {
 			return "/nightshift/" + stack + "/jobs"
 		case "LaunchTemplate":
 			return "lt-0123456789abcdef0"
+		case "JobsQueue.QueueName":
+			return stack + "-jobs"
+		case "JobsDeadLetterQueue.QueueName":
+			return stack + "-jobs-dlq"
 		}
 		return strings.Repeat("v", 64)
 	})
