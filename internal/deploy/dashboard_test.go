@@ -306,3 +306,16 @@ func TestDashboardURL(t *testing.T) {
 		t.Errorf("DashboardName = %s; want the stack's name and Region in it (dashboards are global to the account)", name)
 	}
 }
+
+// TestWatchdogMayCountLiveJobs: the tick's figures count the live jobs
+// with Query (Select COUNT) on the table's live index; the watchdog's role
+// must allow it there. The policy checks write the table's ARN as
+// <JobsTable> (pinResources).
+func TestWatchdogMayCountLiveJobs(t *testing.T) {
+	tpl := loadTemplate(t)
+	stmts := principalStatements(t, tpl, "WatchdogFunction")
+	index := "<JobsTable>/index/live"
+	if !allowed(tpl, stmts, "dynamodb:Query", index) {
+		t.Errorf("WatchdogFunction may not dynamodb:Query %s: the tick's COUNT queries would fail", index)
+	}
+}

@@ -10,9 +10,9 @@
 // of the logger (WithStack), which puts it on the line's root, where EMF
 // reads dimension values. The package knows no AWS SDK: it writes JSON.
 //
-// The watchdog publishes its figures once per tick (Tick); the scheduler
-// counts each job that ends where it ends (JobEnded). docs/metrics.md lists
-// every metric.
+// The watchdog publishes its figures once per tick (Tick); each job that
+// ends is counted where its end is written (JobEnded, from the store that
+// internal/service wires). docs/metrics.md lists every metric.
 package metrics
 
 import (
