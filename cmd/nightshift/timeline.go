@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nightshift-dev/nightshift/internal/awssim"
+	"github.com/nightshift-dev/nightshift/internal/metrics"
 	"github.com/nightshift-dev/nightshift/internal/vclock"
 )
 
@@ -38,6 +39,8 @@ func (t *timeline) Handle(_ context.Context, r slog.Record) error {
 	})
 	msg := r.Message
 	switch msg {
+	case metrics.Message:
+		return nil // the figures CloudWatch graphs; the timeline tells the story
 	case "instance state":
 		key := attrs["instance"] + attrs["state"]
 		if t.seen == nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +21,16 @@ import (
 
 // DefaultPool is the pool a job runs in when it names none.
 const DefaultPool = "default"
+
+// DefaultStack is the stack name when NIGHTSHIFT_STACK is unset (a local
+// run, a test): the template's own default stack name.
+const DefaultStack = "nightshift"
+
+// poolName is what a pool may be called: the name is a tag value on its
+// instances (nightshift:pool) and part of its metrics' names
+// (InstancesRunning.NAME), where CloudWatch's search reads any other
+// character as a word break.
+var poolName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // DefaultAMIParameter is the public SSM parameter of the Deep Learning OSS
 // Nvidia Driver AMI GPU PyTorch 2.12 (Ubuntu 24.04) that instances launch
@@ -60,6 +71,9 @@ type Settings struct {
 	// end (NIGHTSHIFT_RETENTION_DAYS, whole days); 0, also when unset,
 	// keeps it for ever.
 	Retention time.Duration
+	// Stack is the CloudFormation stack's name: the Stack dimension of
+	// every metric, so that two stacks in one account do not mix.
+	Stack string
 }
 
 // FromEnv reads the settings; getenv is os.Getenv outside tests.
@@ -75,6 +89,10 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		Retries:            scheduler.DefaultRetries,
 		TopicARN:           getenv("NIGHTSHIFT_TOPIC_ARN"),
 		CloudWatchProtocol: getenv("NIGHTSHIFT_CLOUDWATCH_PROTOCOL"),
+		Stack:              getenv("NIGHTSHIFT_STACK"),
+	}
+	if s.Stack == "" {
+		s.Stack = DefaultStack
 	}
 	if s.Table == "" {
 		return s, fmt.Errorf("NIGHTSHIFT_TABLE is not set")
@@ -88,6 +106,9 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 	}
 	var err error
 	if s.Pools, err = scheduler.ParsePools(pools); err != nil {
+		return s, fmt.Errorf("NIGHTSHIFT_POOLS: %w", err)
+	}
+	if err := checkPools(s.Pools); err != nil {
 		return s, fmt.Errorf("NIGHTSHIFT_POOLS: %w", err)
 	}
 	for _, sub := range strings.Split(getenv("NIGHTSHIFT_SUBNET_IDS"), ",") {
@@ -128,6 +149,22 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		return s, err
 	}
 	return s, nil
+}
+
+// checkPools holds the pools to what the rest of the deployment needs of
+// them: a job that names no pool runs in DefaultPool, so it must be there,
+// and every name must be one a tag and a metric name can carry.
+func checkPools(pools map[string]scheduler.Pool) error {
+	names := slices.Sorted(maps.Keys(pools))
+	for _, name := range names {
+		if !poolName.MatchString(name) {
+			return fmt.Errorf("pool %q: want a name of 1 to 64 of A-Z a-z 0-9 . _ - starting with a letter or digit (it names the pool's instance tag and metrics)", name)
+		}
+	}
+	if _, ok := pools[DefaultPool]; !ok {
+		return fmt.Errorf("no pool %q: a job that names no pool runs there; the pools are %s", DefaultPool, strings.Join(names, ", "))
+	}
+	return nil
 }
 
 // watchdogFromEnv reads the watchdog's settings; unset ones keep their defaults.

@@ -84,3 +84,69 @@ func TestFromEnvRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestFromEnvPools reads several pools, and checks that a bad Pools value
+// (the template's parameter, as NIGHTSHIFT_POOLS) stops the functions at
+// init with an error that names the pool and what is wrong with it.
+func TestFromEnvPools(t *testing.T) {
+	const two = `{"default": {"types": ["g5.xlarge", "g6.xlarge"], "max_instances": 4, "market": "spot-then-on-demand", "keep_warm": "auto"},
+		"multi": {"types": ["g5.12xlarge"], "max_instances": 1, "keep_warm": "10m", "volume_gb": 500}}`
+	s, err := FromEnv(env(map[string]string{"NIGHTSHIFT_TABLE": "jobs", "NIGHTSHIFT_POOLS": two, "NIGHTSHIFT_STACK": "ml-prod"}))
+	if err != nil {
+		t.Fatalf("FromEnv(two pools) = %v", err)
+	}
+	if d, m := s.Pools["default"], s.Pools["multi"]; len(s.Pools) != 2 || !d.KeepWarmAuto || d.MaxInstances != 4 || m.Types[0] != "g5.12xlarge" || m.VolumeGB != 500 || m.KeepWarm.D() != 10*time.Minute {
+		t.Errorf("FromEnv(two pools).Pools = %+v; want default (auto keep-warm, 4) and multi (g5.12xlarge, 500 GB, 10m)", s.Pools)
+	}
+	if s.Stack != "ml-prod" {
+		t.Errorf("FromEnv().Stack = %q; want ml-prod, from NIGHTSHIFT_STACK", s.Stack)
+	}
+
+	tests := []struct {
+		name  string
+		give  string
+		wants []string // every one must be in the error
+	}{
+		{"no default pool", `{"small": {"types": ["g5.xlarge"], "max_instances": 2}, "multi": {"types": ["g5.12xlarge"], "max_instances": 1}}`,
+			[]string{"NIGHTSHIFT_POOLS", `no pool "default"`, "multi, small"}},
+		{"cap as a string", `{"default": {"types": ["g5.xlarge"], "max_instances": 2}, "multi": {"types": ["g5.12xlarge"], "max_instances": "one"}}`,
+			[]string{`pool "multi"`, "max_instances"}},
+		{"misspelt field", `{"default": {"types": ["g5.xlarge"], "max_instance": 2}}`,
+			[]string{`pool "default"`, "max_instance"}},
+		{"unknown type", `{"default": {"types": ["g5.xlarge"], "max_instances": 2}, "multi": {"types": ["g5.12xlarge", "m5.large"], "max_instances": 1}}`,
+			[]string{`pool "multi"`, "m5.large"}},
+		{"bad market", `{"default": {"types": ["g5.xlarge"], "max_instances": 2, "market": "spots"}}`,
+			[]string{`pool "default"`, "market", "spots"}},
+		{"bad keep-warm", `{"default": {"types": ["g5.xlarge"], "max_instances": 2, "keep_warm": "soon"}}`,
+			[]string{`pool "default"`, "keep_warm"}},
+		{"bad volume", `{"default": {"types": ["g5.xlarge"], "max_instances": 2, "volume_gb": 1}}`,
+			[]string{`pool "default"`, "volume_gb"}},
+		{"name with a space", `{"default": {"types": ["g5.xlarge"], "max_instances": 2}, "big gpus": {"types": ["g5.12xlarge"], "max_instances": 1}}`,
+			[]string{`pool "big gpus"`, "A-Z a-z 0-9"}},
+		{"shell quoting lost", `{default: {types: [g5.xlarge]}}`, []string{"NIGHTSHIFT_POOLS", "invalid character"}},
+		{"none", `{}`, []string{"NIGHTSHIFT_POOLS", "none defined"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := FromEnv(env(map[string]string{"NIGHTSHIFT_TABLE": "jobs", "NIGHTSHIFT_POOLS": tt.give}))
+			if err == nil {
+				t.Fatalf("FromEnv(NIGHTSHIFT_POOLS=%s) = nil; want an error", tt.give)
+			}
+			for _, w := range tt.wants {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("FromEnv(NIGHTSHIFT_POOLS=%s) = %v; want it to name %q", tt.give, err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestFromEnvStackDefault(t *testing.T) {
+	s, err := FromEnv(env(map[string]string{"NIGHTSHIFT_TABLE": "jobs"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Stack != DefaultStack {
+		t.Errorf("FromEnv() without NIGHTSHIFT_STACK: Stack = %q; want %q", s.Stack, DefaultStack)
+	}
+}

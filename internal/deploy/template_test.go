@@ -121,12 +121,14 @@ func TestFunctionEnvironment(t *testing.T) {
 				t.Errorf("%s lacks environment variable %s", id, name)
 			}
 		}
-		// NIGHTSHIFT_POOLS, with the parameters' defaults put in, must be
-		// the JSON the functions parse.
-		pools := pattern(vars["NIGHTSHIFT_POOLS"])
-		filled := placeholder.ReplaceAllStringFunc(pools, func(ph string) string {
-			return pattern(get(tpl, "Parameters", strings.Trim(ph, "${}"), "Default"))
-		})
+		// NIGHTSHIFT_POOLS, in a stack deployed with the parameters'
+		// defaults, must be the JSON the functions parse.
+		v, err := tpl.evaluate(vars["NIGHTSHIFT_POOLS"], nil)
+		filled, ok := v.(string)
+		if err != nil || !ok {
+			t.Errorf("%s NIGHTSHIFT_POOLS with defaults = %v, %v; want a string", id, v, err)
+			continue
+		}
 		var got map[string]struct {
 			Types        []string `json:"types"`
 			MaxInstances int      `json:"max_instances"`

@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/metrics"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
 	"github.com/nightshift-dev/nightshift/internal/watchdog"
 )
@@ -158,9 +160,10 @@ type SpotWarningDetail struct {
 	InstanceAction string `json:"instance-action"`
 }
 
-// Sweeper is the watchdog's sweep.
+// Sweeper is the watchdog's sweep and the figures the tick publishes.
 type Sweeper interface {
 	Sweep(ctx context.Context) (watchdog.Report, error)
+	Figures(ctx context.Context, rep watchdog.Report, actions map[string]int) (metrics.Tick, error)
 }
 
 var _ Sweeper = (*watchdog.Watchdog)(nil)
@@ -170,15 +173,27 @@ type Watchdog struct {
 	S   Scheduler
 	W   Sweeper
 	Log *slog.Logger
+	// Metrics receives the tick's figures as one embedded-metric-format
+	// document; it must carry the stack (metrics.WithStack). Nil publishes
+	// none.
+	Metrics *slog.Logger
+	// Now stamps the figures.
+	Now func() time.Time
 }
 
 // Handle sweeps (watched instances, stalls, budget), then reconciles with
-// polling, catching whatever events were lost. The payload is not read: any
-// tick is the same tick. A failed sweep does not stop the reconcile.
+// polling, catching whatever events were lost, then publishes the tick's
+// figures: the live jobs, the instances by pool, the spend, and the
+// actions the sweep and the reconcile took. The payload is not read: any
+// tick is the same tick. A failed sweep does not stop the reconcile, and
+// figures that cannot be read do not fail the tick.
 func (h Watchdog) Handle(ctx context.Context, _ json.RawMessage) error {
+	ctx, tally := metrics.WithActions(ctx)
 	var errs []error
+	var rep watchdog.Report
 	if h.W != nil {
-		rep, err := h.W.Sweep(ctx)
+		var err error
+		rep, err = h.W.Sweep(ctx)
 		errs = append(errs, err)
 		level := slog.LevelDebug
 		if len(rep.Actions) > 0 {
@@ -188,5 +203,21 @@ func (h Watchdog) Handle(ctx context.Context, _ json.RawMessage) error {
 			"spend_today_usd", rep.DaySpend, "spend_month_usd", rep.MonthSpend)
 	}
 	errs = append(errs, h.S.Reconcile(ctx, scheduler.Options{Poll: true}))
+	if h.W != nil && h.Metrics != nil {
+		h.publish(ctx, rep, tally.Counts())
+	}
 	return errors.Join(errs...)
+}
+
+// publish writes the tick's figures. What could not be read is left out
+// and logged: the figures are for people, and a retried tick would count
+// its actions twice.
+func (h Watchdog) publish(ctx context.Context, rep watchdog.Report, actions map[string]int) {
+	t, err := h.W.Figures(ctx, rep, actions)
+	if err != nil {
+		h.Log.WarnContext(ctx, "tick figures incomplete", "err", err)
+	}
+	if err := metrics.Emit(ctx, h.Metrics, t.Documents(h.Now())...); err != nil {
+		h.Log.ErrorContext(ctx, "tick figures not published", "err", err)
+	}
 }

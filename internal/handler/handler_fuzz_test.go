@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/metrics"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
 	"github.com/nightshift-dev/nightshift/internal/watchdog"
 )
@@ -240,6 +241,10 @@ type sweeper struct{ n int }
 func (s *sweeper) Sweep(context.Context) (watchdog.Report, error) {
 	s.n++
 	return watchdog.Report{}, nil
+}
+
+func (s *sweeper) Figures(context.Context, watchdog.Report, map[string]int) (metrics.Tick, error) {
+	return metrics.Tick{}, nil
 }
 
 // FuzzWatchdog feeds the tick any payload: the payload is not read, so

@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
+
+	"github.com/nightshift-dev/nightshift/internal/metrics"
 )
 
 // TagLastAction is the instance tag that says what nightshift last did to it.
@@ -77,8 +79,11 @@ func (a Action) String() string {
 	return s + ": " + a.Why
 }
 
-// Say records a: the tag (not in a dry run), the log line, the notification.
+// Say records a: the tag (not in a dry run), the log line, the
+// notification; and counts it in the tick's tally of actions when ctx
+// carries one (metrics.WithActions).
 func (n *Notice) Say(ctx context.Context, a Action) error {
+	metrics.CountAction(ctx, a.Verb, a.DryRun)
 	var errs []error
 	stamp := n.now().UTC().Format("2006-01-02T15:04Z")
 	if a.Instance != "" && !a.DryRun && n.tags != nil {

@@ -8,11 +8,14 @@ package service
 
 import (
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/nightshift-dev/nightshift/internal/config"
 	"github.com/nightshift-dev/nightshift/internal/fleet"
 	"github.com/nightshift-dev/nightshift/internal/handler"
+	"github.com/nightshift-dev/nightshift/internal/metrics"
 	"github.com/nightshift-dev/nightshift/internal/notice"
 	"github.com/nightshift-dev/nightshift/internal/runner"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
@@ -67,7 +70,17 @@ type Service struct {
 
 // New builds nightshift from settings, clients and a jobs store, on the
 // clock now.
+//
+// Every function writes its metrics as log lines (internal/metrics) on log,
+// with the stack's name: the watchdog its tick's figures, every function
+// the jobs that end in it.
 func New(s config.Settings, c Clients, st store.Jobs, now func() time.Time, log *slog.Logger) *Service {
+	stack := s.Stack
+	if stack == "" {
+		stack = config.DefaultStack
+	}
+	mlog := metrics.WithStack(log, stack)
+	st = endCounter{Jobs: st, log: mlog, now: now}
 	f := fleet.New(c.EC2, c.SSM, fleet.Config{
 		Region: s.Region, LaunchTemplateID: s.LaunchTemplateID, Subnets: s.Subnets, AMIParameter: s.AMIParameter,
 	}, now)
@@ -82,12 +95,13 @@ func New(s config.Settings, c Clients, st store.Jobs, now func() time.Time, log 
 	wd := watchdog.New(watchdog.Deps{
 		Cloud:  &watchdog.AWS{EC2: c.EC2, CloudWatch: c.CloudWatch, SSM: c.SSM, Fleet: f, Now: now},
 		Runner: r, Store: st, Notice: n, Config: s.Watchdog, Now: now, Log: log,
+		Pools: slices.Sorted(maps.Keys(s.Pools)),
 	})
 	return &Service{
 		Scheduler: sched,
 		Watchdog:  wd,
 		Intake:    handler.Intake{S: sched, Log: log},
 		Dispatch:  handler.Dispatch{S: sched, Log: log},
-		Tick:      handler.Watchdog{S: sched, W: wd, Log: log},
+		Tick:      handler.Watchdog{S: sched, W: wd, Log: log, Metrics: mlog, Now: now},
 	}
 }

@@ -74,17 +74,20 @@ func benchCallsPerJob(b *testing.B, warm bool) {
 	b.ReportMetric(ticks, "ticks/job")
 }
 
-// BenchmarkIdleTick: one watchdog tick with one idle instance and nothing queued.
+// BenchmarkIdleTick: one watchdog tick with one idle instance and nothing
+// queued. Its figures (one EMF log line) cost count-queries/tick, one COUNT
+// query per live state, and no CloudWatch call.
 func BenchmarkIdleTick(b *testing.B) {
 	ctx := context.Background()
 	w := sim.NewWorld(sim.Config{KeepWarm: 1000 * time.Hour})
 	w.Send(`{"id": "warmup", "command": "true"}`)
 	w.Poll(ctx)
 	w.RunUntil(ctx, time.Hour, stateIs(w, "warmup", job.Succeeded))
-	aws0, store0 := total(w.Cloud.Calls), total(w.StoreCalls)
+	aws0, store0, count0 := total(w.Cloud.Calls), total(w.StoreCalls), w.StoreCalls["Count"]
 	for b.Loop() {
 		w.Tick(ctx)
 	}
 	b.ReportMetric(float64(total(w.Cloud.Calls)-aws0)/float64(b.N), "aws-calls/tick")
 	b.ReportMetric(float64(total(w.StoreCalls)-store0)/float64(b.N), "store-calls/tick")
+	b.ReportMetric(float64(w.StoreCalls["Count"]-count0)/float64(b.N), "count-queries/tick")
 }

@@ -92,6 +92,8 @@ type Jobs interface {
 	// written again: a live job is at its next move, so what stays out is
 	// the jobs that had already ended (Job still finds them).
 	Submitted(ctx context.Context, since, until time.Time, after string, limit int) ([]*job.Job, string, error)
+	// Counter counts the jobs of a live state (count.go).
+	Counter
 	// Leases lists every lease, without scanning the table.
 	Leases(ctx context.Context) ([]Lease, error)
 	// Lease reads one lease; ErrNotFound if absent.

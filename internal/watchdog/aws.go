@@ -64,11 +64,17 @@ type AWS struct {
 	Now func() time.Time
 }
 
-// Instances reads the running instances that carry a nightshift tag.
+// listedStates are the EC2 states Instances reads: the running instances
+// the rules judge, and those starting, stopping or stopped, which the
+// tick's figures count. One filter, so the pages are the same few: 1000
+// instances a page, however many are stopped.
+var listedStates = []string{fleet.StatePending, fleet.StateRunning, fleet.StateStopping, fleet.StateStopped}
+
+// Instances reads the instances that carry a nightshift tag, in listedStates.
 func (a *AWS) Instances(ctx context.Context) ([]Instance, error) {
 	insts, err := fleet.Describe(ctx, a.EC2, []types.Filter{
 		{Name: aws.String("tag-key"), Values: []string{fleet.TagManaged, TagWatch}},
-		{Name: aws.String("instance-state-name"), Values: []string{fleet.StateRunning}},
+		{Name: aws.String("instance-state-name"), Values: listedStates},
 	})
 	if err != nil {
 		return nil, err
@@ -83,12 +89,12 @@ func (a *AWS) Instances(ctx context.Context) ([]Instance, error) {
 // fromFleet and toFleet are the one place a fleet.Instance becomes the
 // watchdog's Instance, and back for the stop.
 func fromFleet(i fleet.Instance) Instance {
-	return Instance{ID: i.ID, Type: i.Type, Zone: i.Zone, Spot: i.Spot, Managed: i.Managed, Watched: i.Watched, LaunchTime: i.LaunchTime, Tags: i.Tags}
+	return Instance{ID: i.ID, Type: i.Type, State: i.State, Zone: i.Zone, Spot: i.Spot, Managed: i.Managed, Watched: i.Watched, LaunchTime: i.LaunchTime, Tags: i.Tags}
 }
 
 func toFleet(i Instance) fleet.Instance {
 	return fleet.Instance{
-		ID: i.ID, Type: i.Type, State: string(types.InstanceStateNameRunning), Zone: i.Zone, Spot: i.Spot,
+		ID: i.ID, Type: i.Type, State: i.State, Zone: i.Zone, Spot: i.Spot,
 		Managed: i.Managed, Watched: i.Watched, LaunchTime: i.LaunchTime, Tags: i.Tags,
 		Pool: i.Tags[fleet.TagPool], Job: i.Tags[fleet.TagJob],
 	}

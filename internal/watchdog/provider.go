@@ -9,8 +9,9 @@ import (
 // the watchdog's own types. AWS implements it over the SDK clients; the
 // sweep's tests use a fake.
 type Provider interface {
-	// Instances returns the running instances tagged nightshift:managed or
-	// nightshift:watch.
+	// Instances returns the instances tagged nightshift:managed or
+	// nightshift:watch that are pending, running, stopping or stopped (the
+	// rules look at the running ones; the tick's figures count them all).
 	Instances(ctx context.Context) ([]Instance, error)
 	// Sessions returns the ids of the instances with an open Session Manager session.
 	Sessions(ctx context.Context) (map[string]bool, error)
@@ -24,12 +25,14 @@ type Provider interface {
 	Stop(ctx context.Context, i Instance) error
 }
 
-// Instance is the watchdog's view of one running instance.
+// Instance is the watchdog's view of one instance.
 type Instance struct {
 	ID   string
 	Type string
-	Zone string
-	Spot bool
+	// State is the EC2 state: pending, running, stopping or stopped.
+	State string
+	Zone  string
+	Spot  bool
 	// Managed is the nightshift:managed=true tag: nightshift launched it.
 	Managed bool
 	// Watched is the nightshift:watch=true tag: a person launched it and

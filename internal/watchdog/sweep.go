@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nightshift-dev/nightshift/internal/fleet"
 	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/notice"
 	"github.com/nightshift-dev/nightshift/internal/store"
@@ -29,15 +30,20 @@ func (w *Watchdog) Sweep(ctx context.Context) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
+	rep.Instances = countInstances(insts)
 	running, err := w.store.Live(ctx, job.Running)
 	if err != nil {
 		return rep, fmt.Errorf("read running jobs: %w", err)
 	}
+	// The rules judge running instances only: a pending one is not up
+	// yet, a stopping or stopped one costs nothing and uses nothing.
 	var watched, managed []Instance
 	for _, i := range insts {
-		if i.Managed {
+		switch {
+		case i.State != fleet.StateRunning:
+		case i.Managed:
 			managed = append(managed, i)
-		} else if i.Watched {
+		case i.Watched:
 			watched = append(watched, i)
 		}
 	}
@@ -56,11 +62,36 @@ func (w *Watchdog) Sweep(ctx context.Context) (Report, error) {
 		errs = append(errs, w.stall(ctx, s))
 		rep.Actions = append(rep.Actions, s.Action)
 	}
-	acts, day, month, err := w.budget(ctx, managed, running, now)
+	acts, spend, err := w.budget(ctx, managed, running, now)
 	errs = append(errs, err)
 	rep.Actions = append(rep.Actions, acts...)
-	rep.DaySpend, rep.MonthSpend = day, month
+	rep.DaySpend, rep.MonthSpend = spend[0].usd, spend[1].usd
+	rep.DayAccounted, rep.MonthAccounted = spend[0].ok, spend[1].ok
 	return rep, errors.Join(errs...)
+}
+
+// countInstances counts nightshift's instances by pool (nightshift:pool)
+// and EC2 state; watched instances belong to no pool and are not counted.
+func countInstances(insts []Instance) map[string]map[string]int {
+	out := map[string]map[string]int{}
+	for _, i := range insts {
+		if !i.Managed {
+			continue
+		}
+		pool := i.Tags[fleet.TagPool]
+		if out[pool] == nil {
+			out[pool] = map[string]int{}
+		}
+		out[pool][i.State]++
+	}
+	return out
+}
+
+// periodSpend is one budget period's estimate, and whether it was
+// accounted this sweep: the period has a cap and its record was read.
+type periodSpend struct {
+	usd float64
+	ok  bool
 }
 
 // idleWatched reads the metrics and sessions of the watched instances past
@@ -193,20 +224,20 @@ func (w *Watchdog) stall(ctx context.Context, s Finding) error {
 // records (instance-seconds × price), notifies at 80% and 100% of a cap,
 // and at 100% pauses placement (through the status record) and, if the
 // policy says so, cancels running jobs. It returns the actions and the
-// day's and month's estimates.
-func (w *Watchdog) budget(ctx context.Context, managed []Instance, running []*job.Job, now time.Time) ([]notice.Action, float64, float64, error) {
+// day's and month's estimates, in Periods' order.
+func (w *Watchdog) budget(ctx context.Context, managed []Instance, running []*job.Job, now time.Time) ([]notice.Action, [2]periodSpend, error) {
+	var spend [2]periodSpend
 	b := w.cfg.budget()
 	if !b.On() {
-		return nil, 0, 0, w.setStatus(ctx, false, "")
+		return nil, spend, w.setStatus(ctx, false, "")
 	}
 	meters, err := w.meters(ctx, managed)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, spend, err
 	}
 	var acts []notice.Action
 	var errs []error
 	var reached []string
-	var usd [2]float64
 	for k, p := range b.Periods(now) {
 		rec, err := w.store.Spend(ctx, p.Key)
 		switch {
@@ -214,11 +245,14 @@ func (w *Watchdog) budget(ctx context.Context, managed []Instance, running []*jo
 			rec = p.Fresh()
 		case err != nil:
 			errs = append(errs, err)
-			usd[k] = rec.USD
+			spend[k].usd = rec.USD
 			continue
 		}
 		a := b.Account(p, rec, meters, now)
-		usd[k] = a.Record.USD
+		// A period without a cap is estimated but its record not kept
+		// (Account): its figure would be the running instances' cost
+		// alone, not the period's spend.
+		spend[k] = periodSpend{usd: a.Record.USD, ok: p.Limit > 0}
 		acts = append(acts, a.Notices...)
 		if a.Reached != "" {
 			reached = append(reached, a.Reached)
@@ -243,7 +277,7 @@ func (w *Watchdog) budget(ctx context.Context, managed []Instance, running []*jo
 	for _, a := range acts {
 		errs = append(errs, w.notice.Say(ctx, a))
 	}
-	return acts, usd[0], usd[1], errors.Join(errs...)
+	return acts, spend, errors.Join(errs...)
 }
 
 // meters prices the managed instances, reading the spot prices only when

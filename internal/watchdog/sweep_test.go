@@ -3,6 +3,7 @@ package watchdog
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -48,11 +49,19 @@ func (f *fakeCloud) call(name string) error {
 	return f.fail[name]
 }
 
+// Instances returns the instances set; one set without a State is running,
+// as most tests here need.
 func (f *fakeCloud) Instances(context.Context) ([]Instance, error) {
 	if err := f.call("Instances"); err != nil {
 		return nil, err
 	}
-	return f.insts, nil
+	out := slices.Clone(f.insts)
+	for k := range out {
+		if out[k].State == "" {
+			out[k].State = fleet.StateRunning
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeCloud) Sessions(context.Context) (map[string]bool, error) {

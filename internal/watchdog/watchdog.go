@@ -39,6 +39,8 @@ type Store interface {
 	Update(ctx context.Context, j *job.Job, from job.State, ops ...store.Op) error
 	Spend(ctx context.Context, period string) (store.Spend, error)
 	PutSpend(ctx context.Context, s *store.Spend) error
+	// Counter counts the live jobs for the tick's figures.
+	store.Counter
 }
 
 // Notifier says what the watchdog did.
@@ -147,6 +149,9 @@ type Deps struct {
 	Now func() time.Time
 	// Log receives the watchdog's warnings; nil discards them.
 	Log *slog.Logger
+	// Pools are the deployment's pools: each has its instances counted in
+	// the tick's figures, 0 included.
+	Pools []string
 }
 
 // Watchdog runs one sweep per tick.
@@ -158,6 +163,7 @@ type Watchdog struct {
 	cfg    Config
 	now    func() time.Time
 	log    *slog.Logger
+	pools  []string
 }
 
 // New returns a Watchdog.
@@ -166,7 +172,7 @@ func New(d Deps) *Watchdog {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Watchdog{cloud: d.Cloud, runner: d.Runner, store: d.Store, notice: d.Notice, cfg: d.Config, now: d.Now, log: d.Log}
+	return &Watchdog{cloud: d.Cloud, runner: d.Runner, store: d.Store, notice: d.Notice, cfg: d.Config, now: d.Now, log: d.Log, pools: d.Pools}
 }
 
 // Report is what one sweep saw and did.
@@ -175,4 +181,11 @@ type Report struct {
 	Actions          []notice.Action
 	// DaySpend and MonthSpend are today's and this month's estimates, in USD.
 	DaySpend, MonthSpend float64
+	// DayAccounted and MonthAccounted say the estimates were accounted
+	// this sweep: the period has a budget and its record was read.
+	DayAccounted, MonthAccounted bool
+	// Instances counts nightshift's instances by pool, then EC2 state
+	// (pending, running, stopping, stopped); nil when they could not be
+	// listed.
+	Instances map[string]map[string]int
 }
