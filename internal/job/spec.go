@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -48,18 +49,18 @@ const (
 
 // Spec is the job message (v1) as validated, with deployment defaults applied.
 type Spec struct {
-	ID         string            `json:"id,omitempty"`
-	Name       string            `json:"name,omitempty"`
-	Command    string            `json:"command"`
-	Workdir    string            `json:"workdir,omitempty"`
-	Setup      string            `json:"setup,omitempty"`
-	Env        map[string]string `json:"env,omitempty"`
-	Instance   Instance          `json:"instance,omitzero"`
-	MaxRuntime Duration          `json:"max_runtime,omitzero"`
-	Inputs     []Sync            `json:"inputs,omitempty"`
-	Outputs    []Sync            `json:"outputs,omitempty"`
-	Retries    *int              `json:"retries,omitempty"`
-	Priority   int               `json:"priority,omitempty"`
+	ID         string   `json:"id,omitempty"`
+	Name       string   `json:"name,omitempty"`
+	Command    string   `json:"command"`
+	Workdir    string   `json:"workdir,omitempty"`
+	Setup      string   `json:"setup,omitempty"`
+	Env        Env      `json:"env,omitempty"`
+	Instance   Instance `json:"instance,omitzero"`
+	MaxRuntime Duration `json:"max_runtime,omitzero"`
+	Inputs     []Sync   `json:"inputs,omitempty"`
+	Outputs    []Sync   `json:"outputs,omitempty"`
+	Retries    *int     `json:"retries,omitempty"`
+	Priority   int      `json:"priority,omitempty"`
 	// Notify says when the job's end is published to the stack's SNS
 	// topic: NotifyEnd, NotifyFailure, or NotifyNever (the default).
 	Notify string `json:"notify,omitempty"`
@@ -128,6 +129,112 @@ func (in *Instance) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// Env is a job's environment variables, by name.
+type Env map[string]EnvValue
+
+// EnvValue is one environment variable: Value as it is, or, when SSM is
+// set, a reference to the Parameter Store parameter of that name (a
+// SecureString, usually), which the wrapper reads on the instance with the
+// instance's role. A reference is all that nightshift keeps and sends: the
+// value is never in the job record, the SSM command or the log. In a job
+// message it is a string, or {"ssm": "/nightshift/secrets/wandb"}.
+type EnvValue struct {
+	Value string
+	SSM   string
+}
+
+// Secret reports whether v names a parameter rather than holding its value.
+func (v EnvValue) Secret() bool { return v.SSM != "" }
+
+// envShape says what an env value may be; it never quotes what was given,
+// which may be a secret pasted where its name should be.
+const envShape = `want a string or {"ssm": "/parameter/name"}`
+
+// MarshalJSON writes v as the message has it: a string, or {"ssm": NAME}.
+func (v EnvValue) MarshalJSON() ([]byte, error) {
+	if v.SSM != "" {
+		return json.Marshal(struct {
+			SSM string `json:"ssm"`
+		}{v.SSM})
+	}
+	return json.Marshal(v.Value)
+}
+
+// UnmarshalJSON reads a string, or an object with a parameter name
+// {"ssm": NAME} and nothing else. null is the empty string, as it was
+// when env values could only be strings.
+func (v *EnvValue) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case string(b) == "null":
+		*v = EnvValue{}
+		return nil
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return errors.New(envShape)
+		}
+		*v = EnvValue{Value: s}
+		return nil
+	case len(b) > 0 && b[0] == '{':
+		d := json.NewDecoder(bytes.NewReader(b))
+		d.DisallowUnknownFields()
+		var ref struct {
+			SSM *string `json:"ssm"`
+		}
+		if err := d.Decode(&ref); err != nil || ref.SSM == nil || *ref.SSM == "" {
+			return errors.New(envShape + `, got an object without a parameter name or with other fields`)
+		}
+		*v = EnvValue{SSM: *ref.SSM}
+		return nil
+	}
+	return errors.New(envShape + ", got " + jsonKind(b))
+}
+
+// UnmarshalJSON reads the env object, naming the variable whose value is
+// of the wrong shape.
+func (e *Env) UnmarshalJSON(b []byte) error {
+	if string(bytes.TrimSpace(b)) == "null" {
+		return nil
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return &Error{Kind: ErrInvalid, Field: "env", Msg: `want an object such as {"LR": "0.1", "WANDB_API_KEY": {"ssm": "/nightshift/secrets/wandb"}}, got ` + jsonKind(b)}
+	}
+	env := make(Env, len(raw))
+	for _, name := range slices.Sorted(maps.Keys(raw)) {
+		var v EnvValue
+		if err := v.UnmarshalJSON(raw[name]); err != nil {
+			return &Error{Kind: ErrInvalid, Field: "env", Msg: fmt.Sprintf("%q: %v", name, err)}
+		}
+		env[name] = v
+	}
+	*e = env
+	return nil
+}
+
+// jsonKind names the kind of a JSON value, for an error that must not
+// repeat the value itself.
+func jsonKind(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return "nothing"
+	}
+	switch b[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "a list"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
 // Sync is one S3 transfer: inputs are synced from S3 to Path before the
 // command, outputs from Path to S3 after it.
 type Sync struct {
@@ -174,6 +281,11 @@ type Defaults struct {
 	Pools []string
 	// KnownType reports whether an instance type is one nightshift can run.
 	KnownType func(string) bool
+	// SecretsPrefix is the Parameter Store path under which an env value
+	// may name a parameter ({"ssm": NAME}), such as /nightshift/secrets/:
+	// the path the instance role may read. Empty: secrets are off, and a
+	// message that names a parameter is rejected.
+	SecretsPrefix string
 }
 
 // The kinds of bad input; each validation error wraps exactly one.
@@ -210,7 +322,20 @@ func (e *Error) Unwrap() error { return e.Kind }
 var (
 	idPattern  = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 	envPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	fields     = []string{"id", "name", "command", "workdir", "setup", "env", "instance", "max_runtime", "inputs", "outputs", "retries", "priority", "notify", "scheduled_at", "on_stall", "stall_timeout"}
+	// paramPattern is a Parameter Store parameter path: "/" and names of
+	// a-zA-Z0-9_.- separated by "/" (Parameter Store's naming constraints;
+	// a name without the leading "/" is not in a hierarchy, so under no
+	// prefix).
+	paramPattern = regexp.MustCompile(`^(/[A-Za-z0-9_.-]+)+$`)
+	fields       = []string{"id", "name", "command", "workdir", "setup", "env", "instance", "max_runtime", "inputs", "outputs", "retries", "priority", "notify", "scheduled_at", "on_stall", "stall_timeout"}
+)
+
+// Parameter Store's limits on a parameter name.
+const (
+	// maxParameterName is the longest name a parameter may have.
+	maxParameterName = 1011
+	// maxParameterLevels is the deepest hierarchy a name may have.
+	maxParameterLevels = 15
 )
 
 // ValidID reports whether id is a usable job id.
@@ -244,7 +369,11 @@ func Parse(raw []byte, d Defaults) (Spec, error) {
 func decodeError(raw []byte, err error) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
+	var own *Error
 	switch {
+	case errors.As(err, &own):
+		// A field decoder that knows the field said what is wrong (Env).
+		return own
 	case errors.As(err, &syn):
 		return &Error{Kind: ErrMalformed, Msg: fmt.Sprintf("%v (at byte %d)", syn, syn.Offset)}
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
@@ -324,9 +453,14 @@ func (s *Spec) validate(d Defaults) error {
 	case strings.ContainsRune(s.Command, 0):
 		return &Error{Kind: ErrInvalid, Field: "command", Msg: "contains a NUL byte"}
 	}
-	for name := range s.Env {
+	for _, name := range slices.Sorted(maps.Keys(s.Env)) {
 		if !envPattern.MatchString(name) {
 			return &Error{Kind: ErrBadEnvName, Field: "env", Msg: fmt.Sprintf("%q: want a shell variable name ([A-Za-z_][A-Za-z0-9_]*)", name)}
+		}
+		if v := s.Env[name]; v.Secret() {
+			if err := checkSecret(name, v.SSM, d.SecretsPrefix); err != nil {
+				return err
+			}
 		}
 	}
 	if err := s.Instance.validate(d); err != nil {
@@ -340,6 +474,27 @@ func (s *Spec) validate(d Defaults) error {
 			}
 			return &Error{Kind: ErrInvalid, Field: field, Msg: fmt.Sprintf("want {\"s3\": \"s3://bucket/prefix\", \"path\": \"dir\"}, got s3=%q path=%q", sy.S3, sy.Path)}
 		}
+	}
+	return nil
+}
+
+// checkSecret checks that env variable name may read parameter param: a
+// parameter path under the deployment's secrets prefix.
+func checkSecret(name, param, prefix string) error {
+	bad := func(format string, args ...any) error {
+		return &Error{Kind: ErrInvalid, Field: "env", Msg: fmt.Sprintf("%q: parameter %q: ", name, param) + fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case len(param) > maxParameterName || !paramPattern.MatchString(param):
+		return bad(`want a parameter path such as "/nightshift/secrets/wandb": "/" and names of A-Z a-z 0-9 _ . - separated by "/", at most %d characters`, maxParameterName)
+	case strings.Count(param, "/") > maxParameterLevels:
+		return bad("more than %d levels; Parameter Store allows no deeper hierarchy", maxParameterLevels)
+	case prefix == "":
+		return bad("this deployment reads no secrets (its SecretsPrefix is empty); ask its operator to set one, such as /nightshift/secrets/")
+	}
+	under := strings.TrimSuffix(prefix, "/") + "/"
+	if !strings.HasPrefix(param, under) {
+		return bad("not under this deployment's secrets prefix %q, the only parameters its instances may read", under)
 	}
 	return nil
 }

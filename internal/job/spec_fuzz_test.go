@@ -33,6 +33,13 @@ var parseSeeds = []string{
 	  "max_runtime": "90m", "inputs": [{"s3": "s3://b/data", "path": "data"}], "outputs": [{"s3": "s3://b/out", "path": "out"}],
 	  "retries": 0, "priority": 7, "notify": "arn:aws:sns:us-east-1:123456789012:t", "on_stall": "cancel", "stall_timeout": "45m"}`,
 	`{"command": "x", "instance": "big", "max_runtime": 3600}`,
+	`{"command": "x", "env": {"LR": "0.1", "WANDB_API_KEY": {"ssm": "/nightshift/secrets/wandb"}, "N": null}}`,
+	`{"command": "x", "env": {"K": {"ssm": "/team/wandb"}}}`,
+	`{"command": "x", "env": {"K": {"ssm": "nightshift/secrets/k"}}}`,
+	`{"command": "x", "env": {"K": {"ssm": ""}}}`,
+	`{"command": "x", "env": {"K": {"value": "v"}}}`,
+	`{"command": "x", "env": {"K": 1}}`,
+	`{"command": "x", "env": []}`,
 	`{"command": "x", "instance": {"ami": "ami-0123456789abcdef0", "volume_gb": 8}, "max_runtime": "2h30m", "priority": 999, "retries": 10}`,
 	`{"command": "x", "max_runtime": 3600.5, "stall_timeout": 300}`,
 	`python train.py`,
@@ -148,9 +155,12 @@ func checkSpec(t *testing.T, raw []byte, s Spec, d Defaults) {
 			t.Errorf("Parse(%q).ID = %q, scheduled_at %q (%v); want the id to end in %q", raw, s.ID, s.ScheduledAt, err, suffix)
 		}
 	}
-	for name := range s.Env {
+	for name, v := range s.Env {
 		if !isEnvName(name) {
 			t.Errorf("Parse(%q) env name %q; want [A-Za-z_][A-Za-z0-9_]*", raw, name)
+		}
+		if v.Secret() && (v.Value != "" || !strings.HasPrefix(v.SSM, d.SecretsPrefix) || len(v.SSM) == len(d.SecretsPrefix) || strings.Contains(v.SSM, "//")) {
+			t.Errorf("Parse(%q) env %s = %+v; want a value, or a parameter path under %q", raw, name, v, d.SecretsPrefix)
 		}
 	}
 	if rt := s.MaxRuntime.D(); rt < MinRuntime || rt > MaxRuntimeLimit {

@@ -1,6 +1,7 @@
 package job
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -13,7 +14,8 @@ func defaults() Defaults {
 	return Defaults{
 		Pool: "default", MaxRuntime: 2 * time.Hour, Retries: 2, Setup: ". /opt/pytorch/bin/activate",
 		Market: OnDemand, Pools: []string{"default", "big"},
-		KnownType: func(t string) bool { return t == "g5.xlarge" || t == "g4dn.xlarge" },
+		KnownType:     func(t string) bool { return t == "g5.xlarge" || t == "g4dn.xlarge" },
+		SecretsPrefix: "/nightshift/secrets/",
 	}
 }
 
@@ -164,5 +166,109 @@ func TestNotifyOn(t *testing.T) {
 				t.Errorf("Spec{Notify: %q}.NotifyOn(%s) = %v; want %v", tt.give, st, got, tt.want[st])
 			}
 		}
+	}
+}
+
+// TestParseSecrets: an env value is a string or a reference {"ssm": NAME}
+// to a parameter under the deployment's secrets prefix; the spec keeps the
+// reference, and a bad one is rejected with an error that names the
+// variable and the parameter.
+func TestParseSecrets(t *testing.T) {
+	tests := []struct {
+		name   string
+		give   string // the env object
+		prefix string // the deployment's SecretsPrefix
+		want   Env
+		// wantErr and wantText, when set: the rejection.
+		wantErr  error
+		wantText string
+	}{
+		{name: "a reference", give: `{"WANDB_API_KEY": {"ssm": "/nightshift/secrets/wandb"}}`, prefix: "/nightshift/secrets/",
+			want: Env{"WANDB_API_KEY": {SSM: "/nightshift/secrets/wandb"}}},
+		{name: "a deeper reference, prefix without its slash", give: `{"K": {"ssm": "/team/ml/wandb/key_1.v-2"}}`, prefix: "/team/ml",
+			want: Env{"K": {SSM: "/team/ml/wandb/key_1.v-2"}}},
+		{name: "strings and references mixed", give: `{"LR": "0.1", "EMPTY": "", "NULL": null, "KEY": {"ssm": "/nightshift/secrets/k"}}`, prefix: "/nightshift/secrets/",
+			want: Env{"LR": {Value: "0.1"}, "EMPTY": {}, "NULL": {}, "KEY": {SSM: "/nightshift/secrets/k"}}},
+		{name: "strings only, secrets off", give: `{"LR": "0.1"}`, prefix: "", want: Env{"LR": {Value: "0.1"}}},
+		{name: "secrets off", give: `{"WANDB_API_KEY": {"ssm": "/nightshift/secrets/wandb"}}`, prefix: "",
+			wantErr: ErrInvalid, wantText: `env: "WANDB_API_KEY": parameter "/nightshift/secrets/wandb": this deployment reads no secrets (its SecretsPrefix is empty)`},
+		{name: "outside the prefix", give: `{"K": {"ssm": "/team/wandb"}}`, prefix: "/nightshift/secrets/",
+			wantErr: ErrInvalid, wantText: `env: "K": parameter "/team/wandb": not under this deployment's secrets prefix "/nightshift/secrets/"`},
+		{name: "a sibling of the prefix", give: `{"K": {"ssm": "/nightshift/secrets-other/k"}}`, prefix: "/nightshift/secrets",
+			wantErr: ErrInvalid, wantText: `not under this deployment's secrets prefix "/nightshift/secrets/"`},
+		{name: "the prefix itself", give: `{"K": {"ssm": "/nightshift/secrets"}}`, prefix: "/nightshift/secrets/",
+			wantErr: ErrInvalid, wantText: `parameter "/nightshift/secrets": not under`},
+		{name: "no leading slash", give: `{"K": {"ssm": "nightshift/secrets/k"}}`, prefix: "/nightshift/secrets/",
+			wantErr: ErrInvalid, wantText: `env: "K": parameter "nightshift/secrets/k": want a parameter path`},
+		{name: "a space", give: `{"K": {"ssm": "/nightshift/secrets/my key"}}`, prefix: "/nightshift/secrets/",
+			wantErr: ErrInvalid, wantText: `parameter "/nightshift/secrets/my key": want a parameter path`},
+		{name: "an empty level", give: `{"K": {"ssm": "/nightshift/secrets//k"}}`, prefix: "/nightshift/secrets/",
+			wantErr: ErrInvalid, wantText: "want a parameter path"},
+		{name: "a trailing slash", give: `{"K": {"ssm": "/nightshift/secrets/"}}`, prefix: "/nightshift/secrets/",
+			wantErr: ErrInvalid, wantText: "want a parameter path"},
+		{name: "an ARN", give: `{"K": {"ssm": "arn:aws:ssm:us-east-1:123456789012:parameter/nightshift/secrets/k"}}`, prefix: "/nightshift/secrets/",
+			wantErr: ErrInvalid, wantText: "want a parameter path"},
+		{name: "too deep", give: `{"K": {"ssm": "/nightshift/secrets` + strings.Repeat("/a", 14) + `"}}`, prefix: "/nightshift/secrets/",
+			wantErr: ErrInvalid, wantText: "more than 15 levels"},
+		{name: "too long", give: `{"K": {"ssm": "/nightshift/secrets/` + strings.Repeat("a", 1000) + `"}}`, prefix: "/nightshift/secrets/",
+			wantErr: ErrInvalid, wantText: "at most 1011 characters"},
+		{name: "an empty name", give: `{"K": {"ssm": ""}}`, prefix: "/nightshift/secrets/",
+			wantErr: ErrInvalid, wantText: `env: "K": want a string or {"ssm": "/parameter/name"}`},
+		{name: "a value where the name goes", give: `{"K": {"value": "sk-live-123"}}`, prefix: "/nightshift/secrets/",
+			wantErr: ErrInvalid, wantText: `env: "K": want a string or {"ssm": "/parameter/name"}, got an object without a parameter name or with other fields`},
+		{name: "another field", give: `{"K": {"ssm": "/nightshift/secrets/k", "version": 2}}`, prefix: "/nightshift/secrets/",
+			wantErr: ErrInvalid, wantText: "with other fields"},
+		{name: "a number", give: `{"K": 42}`, prefix: "/nightshift/secrets/",
+			wantErr: ErrInvalid, wantText: `env: "K": want a string or {"ssm": "/parameter/name"}, got a number`},
+		{name: "a list", give: `{"K": ["/nightshift/secrets/k"]}`, prefix: "/nightshift/secrets/",
+			wantErr: ErrInvalid, wantText: "got a list"},
+		{name: "not an object", give: `"A=1"`, prefix: "/nightshift/secrets/",
+			wantErr: ErrInvalid, wantText: "env: want an object"},
+		{name: "a bad name still comes first", give: `{"1K": {"ssm": "/elsewhere/k"}}`, prefix: "/nightshift/secrets/",
+			wantErr: ErrBadEnvName, wantText: `"1K"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := defaults()
+			d.SecretsPrefix = tt.prefix
+			msg := `{"command": "python train.py", "env": ` + tt.give + `}`
+			got, err := Parse([]byte(msg), d)
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatalf("Parse(%s) = %v; want it accepted", msg, err)
+				}
+				if diff := cmp.Diff(tt.want, got.Env); diff != "" {
+					t.Errorf("Parse(%s).Env (-want +got):\n%s", msg, diff)
+				}
+				return
+			}
+			var e *Error
+			if !errors.Is(err, tt.wantErr) || !errors.As(err, &e) {
+				t.Fatalf("Parse(%.80s) = %v; want %v as an *Error", msg, err, tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.wantText) {
+				t.Errorf("Parse(%.80s) = %q; want it to say %q", msg, err, tt.wantText)
+			}
+			if strings.Contains(err.Error(), "sk-live-123") {
+				t.Errorf("Parse(%.80s) = %q; the error repeats a value given where a name goes", msg, err)
+			}
+		})
+	}
+}
+
+// TestEnvJSON: an env marshals as a message has it, a reference as
+// {"ssm": NAME}, and reads back the same.
+func TestEnvJSON(t *testing.T) {
+	give := Env{"A": {Value: "1"}, "E": {}, "K": {SSM: "/nightshift/secrets/k"}}
+	b, err := json.Marshal(give)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"A":"1","E":"","K":{"ssm":"/nightshift/secrets/k"}}`; string(b) != want {
+		t.Errorf("json.Marshal(%v) = %s; want %s", give, b, want)
+	}
+	var got Env
+	if err := json.Unmarshal(b, &got); err != nil || !cmp.Equal(give, got) {
+		t.Errorf("json.Unmarshal(%s) = %v, %v; want %v", b, got, err, give)
 	}
 }

@@ -48,6 +48,11 @@ type Header struct {
 	Workdir string `json:"workdir"`
 	// MaxRuntimeSeconds is the job's max runtime, SSM's execution timeout.
 	MaxRuntimeSeconds int `json:"max_runtime_seconds"`
+	// Secrets maps each environment variable the wrapper reads from
+	// Parameter Store to the parameter's name (never its value); the
+	// wrapper ends the attempt with SecretExitCode when one cannot be
+	// read. Absent when the job names none.
+	Secrets map[string]string `json:"secrets,omitempty"`
 }
 
 // Errors ParseHeader returns.
@@ -70,11 +75,20 @@ func (h Header) AttemptDir() string {
 }
 
 func (p plan) header() Header {
-	return Header{
+	h := Header{
 		Job: p.job.ID, Attempt: p.job.Attempt,
 		DeadmanSeconds: 60 * p.deadmanMinutes, IdleSeconds: 60 * p.idleMinutes,
 		StateDir: p.stateDir, Workdir: p.workdir, MaxRuntimeSeconds: p.maxRuntimeSeconds,
 	}
+	for _, e := range p.env {
+		if e.param != "" {
+			if h.Secrets == nil {
+				h.Secrets = map[string]string{}
+			}
+			h.Secrets[e.name] = e.param
+		}
+	}
+	return h
 }
 
 // line is the header as the launcher's first line. JSON escapes newlines,
@@ -110,6 +124,8 @@ func ParseHeader(commands string) (Header, error) {
 		StateDir          *string `json:"state_dir"`
 		Workdir           *string `json:"workdir"`
 		MaxRuntimeSeconds *int    `json:"max_runtime_seconds"`
+		// Secrets came later (a field added): it may be absent.
+		Secrets map[string]string `json:"secrets"`
 	}
 	if err := json.Unmarshal([]byte(body), &raw); err != nil {
 		return Header{}, fmt.Errorf("%w: %w", ErrBadHeader, err)
@@ -129,6 +145,15 @@ func ParseHeader(commands string) (Header, error) {
 	h := Header{
 		Job: *raw.Job, Attempt: *raw.Attempt, DeadmanSeconds: *raw.DeadmanSeconds, IdleSeconds: *raw.IdleSeconds,
 		StateDir: *raw.StateDir, Workdir: *raw.Workdir, MaxRuntimeSeconds: *raw.MaxRuntimeSeconds,
+		Secrets: raw.Secrets,
+	}
+	if len(h.Secrets) == 0 {
+		h.Secrets = nil
+	}
+	for name, param := range h.Secrets {
+		if name == "" || param == "" {
+			return Header{}, fmt.Errorf("%w: secret %q from parameter %q", ErrBadHeader, name, param)
+		}
 	}
 	switch {
 	case h.Job == "":

@@ -74,6 +74,14 @@ func TestHeader(t *testing.T) {
 		if !path.IsAbs(want.Workdir) {
 			want.Workdir = path.Join(want.StateDir, "work", c.job.ID, want.Workdir)
 		}
+		for name, v := range c.job.Spec.Env {
+			if v.Secret() {
+				if want.Secrets == nil {
+					want.Secrets = map[string]string{}
+				}
+				want.Secrets[name] = v.SSM
+			}
+		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Fatalf("ParseHeader(Launcher(case %d: %v)) (-want +got):\n%s", i, c, diff)
 		}
@@ -177,18 +185,21 @@ func TestParseHeaderErrors(t *testing.T) {
 		{name: "attempt 0", give: "# nightshift-wrapper/v2 " + strings.Replace(ok, `"attempt":1`, `"attempt":0`, 1) + "\n", want: runner.ErrBadHeader},
 		{name: "empty job", give: "# nightshift-wrapper/v2 " + strings.Replace(ok, `"job":"j"`, `"job":""`, 1) + "\n", want: runner.ErrBadHeader},
 		{name: "an array", give: "# nightshift-wrapper/v2 []\n", want: runner.ErrBadHeader},
+		{name: "no secrets", give: `# nightshift-wrapper/v2 {"secrets":{},` + ok[1:] + "\n", want: nil},
+		{name: "a secret without its parameter", give: `# nightshift-wrapper/v2 {"secrets":{"KEY":""},` + ok[1:] + "\n", want: runner.ErrBadHeader},
+		{name: "secrets not an object", give: `# nightshift-wrapper/v2 {"secrets":["/p"],` + ok[1:] + "\n", want: runner.ErrBadHeader},
 	}
 	wantOK := runner.Header{Job: "j", Attempt: 1, DeadmanSeconds: 7800, IdleSeconds: 660, StateDir: "/var/lib/nightshift", Workdir: "/var/lib/nightshift/work/j", MaxRuntimeSeconds: 7200}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := runner.ParseHeader(tt.give)
 			if tt.want == nil {
-				if err != nil || got != wantOK {
+				if err != nil || !cmp.Equal(got, wantOK) {
 					t.Errorf("ParseHeader(%q) = %+v, %v; want %+v", tt.give, got, err, wantOK)
 				}
 				return
 			}
-			if !errors.Is(err, tt.want) || got != (runner.Header{}) {
+			if !errors.Is(err, tt.want) || !cmp.Equal(got, runner.Header{}) {
 				t.Errorf("ParseHeader(%q) = %+v, %v; want %v", tt.give, got, err, tt.want)
 			}
 			for _, other := range []error{runner.ErrNoHeader, runner.ErrHeaderVersion, runner.ErrBadHeader} {

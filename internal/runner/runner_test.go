@@ -138,8 +138,16 @@ func (in *instance) attemptDir(j *job.Job) string {
 	return filepath.Join(in.state, "jobs", j.ID, strconv.Itoa(j.Attempt))
 }
 
+// newJob returns attempt 1 of a job with env values (never secrets).
 func newJob(id, command string, maxRuntime time.Duration, env map[string]string) *job.Job {
-	return &job.Job{ID: id, Attempt: 1, Spec: job.Spec{ID: id, Command: command, MaxRuntime: job.Duration(maxRuntime), Env: env}}
+	var e job.Env
+	if env != nil {
+		e = job.Env{}
+		for k, v := range env {
+			e[k] = job.EnvValue{Value: v}
+		}
+	}
+	return &job.Job{ID: id, Attempt: 1, Spec: job.Spec{ID: id, Command: command, MaxRuntime: job.Duration(maxRuntime), Env: e}}
 }
 
 // TestWrapperEnv: env values reach the command literally: quotes, spaces,

@@ -22,6 +22,13 @@ const DeadmanGrace = 10 * time.Minute
 // heartbeat: CloudWatch's finest standard resolution, one a minute.
 const heartbeatInterval = time.Minute
 
+// SecretExitCode is the exit code of an attempt that could not read a
+// secret its job names (an env value {"ssm": NAME}): the parameter does not
+// exist, or the instance's role may not read or decrypt it. The command
+// did not run. It joins the wrapper's 97 (outputs not saved), 98 (an input
+// sync failed) and 99 (no usable workdir).
+const SecretExitCode = 96
+
 // DefaultStateDir holds the per-attempt locks, heartbeats and exit codes.
 const DefaultStateDir = "/var/lib/nightshift"
 
@@ -36,9 +43,10 @@ const DefaultStateDir = "/var/lib/nightshift"
 var wrapperText string
 
 // The lines of the wrapper's block holes, one per input, output and
-// environment variable.
+// environment variable (a value, or a secret: the parameter it is read from).
 const (
 	envLine    = `export {{name}}={{value}}`
+	secretLine = `ns_secret {{name}} {{param}}`
 	inputLine  = `aws s3 sync --only-show-errors {{s3}} {{path}} || ns_abort 98 "input sync failed: "{{s3}}`
 	outputLine = `aws s3 sync --only-show-errors {{path}} {{s3}} || { ns_log "output sync failed: "{{path}}; [ "$ns_code" -eq 0 ] && ns_code=97; }`
 )
@@ -74,7 +82,9 @@ type plan struct {
 	env                         []envVar
 }
 
-type envVar struct{ name, value string }
+// envVar is one environment variable of the job: its value, or, when param
+// is set, the Parameter Store parameter the wrapper reads it from.
+type envVar struct{ name, value, param string }
 
 func newPlan(j *job.Job, instanceID string, keepWarm time.Duration, o ScriptOptions) plan {
 	s := j.Spec
@@ -104,7 +114,7 @@ func newPlan(j *job.Job, instanceID string, keepWarm time.Duration, o ScriptOpti
 		p.workdir, p.createWorkdir = path.Join(p.stateDir, workSubdir, j.ID, s.Workdir), true
 	}
 	for name, v := range s.Env {
-		p.env = append(p.env, envVar{name, v})
+		p.env = append(p.env, envVar{name: name, value: v.Value, param: v.SSM})
 	}
 	slices.SortFunc(p.env, func(a, b envVar) int { return strings.Compare(a.name, b.name) })
 	return p
@@ -121,30 +131,37 @@ func (p plan) render() (string, error) {
 		"deadman_minutes": strconv.Itoa(p.deadmanMinutes), "idle_minutes": strconv.Itoa(p.idleMinutes),
 		"wait_polls": strconv.Itoa(p.waitPolls), "heartbeat_seconds": strconv.Itoa(p.heartbeatSeconds),
 		"setup": j.Spec.Setup, "command": j.Spec.Command,
+		"secret_exit": strconv.Itoa(SecretExitCode),
 	}
-	var env []map[string]string
+	// Each block line is one of the line templates with its holes.
+	type line struct {
+		text  string
+		holes map[string]string
+	}
+	var env []line
 	for _, e := range p.env {
-		env = append(env, map[string]string{"name": e.name, "value": Quote(e.value)})
+		if e.param != "" {
+			env = append(env, line{secretLine, map[string]string{"name": e.name, "param": Quote(e.param)}})
+			continue
+		}
+		env = append(env, line{envLine, map[string]string{"name": e.name, "value": Quote(e.value)}})
 	}
-	syncs := func(list []job.Sync) []map[string]string {
-		var out []map[string]string
+	syncs := func(text string, list []job.Sync) []line {
+		var out []line
 		for _, s := range list {
-			out = append(out, map[string]string{"s3": Quote(s.S3), "path": Quote(s.Path)})
+			out = append(out, line{text, map[string]string{"s3": Quote(s.S3), "path": Quote(s.Path)}})
 		}
 		return out
 	}
 	blocks := map[string][]string{}
-	for _, b := range []struct {
-		hole, line string
-		each       []map[string]string
-	}{{"env", envLine, env}, {"inputs", inputLine, syncs(j.Spec.Inputs)}, {"outputs", outputLine, syncs(j.Spec.Outputs)}} {
-		blocks[b.hole] = []string{}
-		for _, holes := range b.each {
-			line, err := expand(b.line, holes, nil)
+	for hole, lines := range map[string][]line{"env": env, "inputs": syncs(inputLine, j.Spec.Inputs), "outputs": syncs(outputLine, j.Spec.Outputs)} {
+		blocks[hole] = []string{}
+		for _, l := range lines {
+			text, err := expand(l.text, l.holes, nil)
 			if err != nil {
 				return "", err
 			}
-			blocks[b.hole] = append(blocks[b.hole], line)
+			blocks[hole] = append(blocks[hole], text)
 		}
 	}
 	return expand(wrapperText, holes, blocks)

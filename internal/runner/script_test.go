@@ -31,14 +31,14 @@ func oldWrapper(t *testing.T) *template.Template {
 // oldScript renders j the way Script did with text/template.
 func oldScript(t *testing.T, tmpl *template.Template, j *job.Job, instanceID string, keepWarm time.Duration, o runner.ScriptOptions) string {
 	t.Helper()
-	type envVar struct{ Name, Value string }
+	type envVar struct{ Name, Value, Param string }
 	s := j.Spec
 	d := struct {
 		ID, Command, Setup, Workdir, StateDir    string
 		CreateWorkdir                            bool
 		InstanceID, Region                       string
 		Attempt, DeadmanMinutes, KeepWarmMinutes int
-		WaitPolls, HeartbeatSeconds              int
+		WaitPolls, HeartbeatSeconds, SecretExit  int
 		Env                                      []envVar
 		Inputs, Outputs                          []job.Sync
 	}{
@@ -48,8 +48,8 @@ func oldScript(t *testing.T, tmpl *template.Template, j *job.Job, instanceID str
 		DeadmanMinutes:   int((s.MaxRuntime.D() + runner.DeadmanGrace + time.Minute - 1) / time.Minute),
 		KeepWarmMinutes:  max(1, int((keepWarm+time.Minute-1)/time.Minute)) + 1,
 		WaitPolls:        int((s.MaxRuntime.D() + runner.DeadmanGrace) / (5 * time.Second)),
-		HeartbeatSeconds: 60,
-		Inputs:           s.Inputs, Outputs: s.Outputs,
+		HeartbeatSeconds: 60, SecretExit: 96,
+		Inputs: s.Inputs, Outputs: s.Outputs,
 	}
 	if d.StateDir == "" {
 		d.StateDir = runner.DefaultStateDir
@@ -63,7 +63,7 @@ func oldScript(t *testing.T, tmpl *template.Template, j *job.Job, instanceID str
 		d.Workdir, d.CreateWorkdir = path.Join(d.StateDir, "work", j.ID, d.Workdir), true
 	}
 	for name, v := range s.Env {
-		d.Env = append(d.Env, envVar{name, v})
+		d.Env = append(d.Env, envVar{name, v.Value, v.SSM})
 	}
 	slices.SortFunc(d.Env, func(a, b envVar) int { return strings.Compare(a.Name, b.Name) })
 	var b bytes.Buffer
@@ -138,7 +138,7 @@ func scriptCases(seed uint64, n int) []scriptCase {
 		{
 			job: &job.Job{ID: "resnet-cifar10", Attempt: 2, Spec: job.Spec{
 				Command: "python train.py --epochs 10", Setup: ". /opt/pytorch/bin/activate", Workdir: "/home/ubuntu/my project",
-				Env:        map[string]string{"B": "it's", "A": "$(x)", "C": "line 1\nline 2"},
+				Env:        job.Env{"B": {Value: "it's"}, "A": {Value: "$(x)"}, "C": {Value: "line 1\nline 2"}, "D": {SSM: "/nightshift/secrets/wandb"}},
 				Inputs:     []job.Sync{{S3: "s3://b/data", Path: "data"}},
 				Outputs:    []job.Sync{{S3: "s3://b/out", Path: "out"}, {S3: "s3://b/ckpt", Path: "checkpoints"}},
 				MaxRuntime: job.Duration(2 * time.Hour),
@@ -148,10 +148,16 @@ func scriptCases(seed uint64, n int) []scriptCase {
 		},
 	}
 	for len(cases) < n {
-		env := map[string]string{}
+		env := job.Env{}
 		for range r.IntN(6) {
 			name := string(rune('A'+r.IntN(26))) + strings.ToUpper(strings.Trim(id(), ".-0123456789"))
-			env[strings.NewReplacer(".", "_", "-", "_").Replace(name)] = value()
+			v := job.EnvValue{Value: value()}
+			if r.IntN(4) == 0 {
+				// A parameter name is quoted like a value: job.Parse
+				// checks its syntax, the wrapper must not rely on it.
+				v = job.EnvValue{SSM: "/nightshift/secrets/" + id() + value()}
+			}
+			env[strings.NewReplacer(".", "_", "-", "_").Replace(name)] = v
 		}
 		maxRuntime := runtimes[r.IntN(len(runtimes))]
 		if r.IntN(2) == 0 {
@@ -204,10 +210,16 @@ func TestScriptSameAsTemplate(t *testing.T) {
 	}
 	// The generator must reach the parts that vary: guard against a
 	// generator that quietly stopped producing them.
-	var env, inputs, outputs, noWorkdir, noState int
+	var env, secrets, inputs, outputs, noWorkdir, noState int
 	for _, c := range cases {
 		s := c.job.Spec
 		env += min(1, len(s.Env))
+		for _, v := range s.Env {
+			if v.Secret() {
+				secrets++
+				break
+			}
+		}
 		inputs += min(1, len(s.Inputs))
 		outputs += min(1, len(s.Outputs))
 		if s.Workdir == "" {
@@ -217,7 +229,7 @@ func TestScriptSameAsTemplate(t *testing.T) {
 			noState++
 		}
 	}
-	for name, n := range map[string]int{"env": env, "inputs": inputs, "outputs": outputs, "no workdir": noWorkdir, "no state dir": noState} {
+	for name, n := range map[string]int{"env": env, "secrets": secrets, "inputs": inputs, "outputs": outputs, "no workdir": noWorkdir, "no state dir": noState} {
 		if n < len(cases)/10 {
 			t.Errorf("cases with %s = %d of %d; want at least a tenth", name, n, len(cases))
 		}

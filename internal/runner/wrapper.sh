@@ -85,6 +85,18 @@ ns_progress() {
 ns_heartbeat=$!
 trap 'kill "$ns_heartbeat" 2>/dev/null' EXIT
 
+# ns_secret exports variable $1 with the value of the Parameter Store
+# parameter $2, read with the instance's role and decrypted (a
+# SecureString). The value is never printed: the command holds only the
+# parameter's name. An attempt whose secret cannot be read ends before the
+# command runs.
+ns_secret() {
+	local v
+	v=$(aws ssm get-parameter --region {{region}} --with-decryption --name "$2" \
+		--query Parameter.Value --output text </dev/null) ||
+		ns_abort {{secret_exit}} "cannot read parameter $2 for \$$1 with the instance's role (is it under the stack's SecretsPrefix?)"
+	export "$1=$v"
+}
 {{env}}
 export NIGHTSHIFT_JOB_ID={{id}} NIGHTSHIFT_ATTEMPT={{attempt}}
 

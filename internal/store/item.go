@@ -172,7 +172,12 @@ func marshalSpec(s *job.Spec) *types.AttributeValueMemberM {
 	if s.Env != nil {
 		env := make(item, len(s.Env))
 		for k, v := range s.Env {
-			env[k] = str(v)
+			if v.Secret() {
+				// A reference to a parameter: its name, never a value.
+				env[k] = &types.AttributeValueMemberM{Value: item{"ssm": str(v.SSM)}}
+				continue
+			}
+			env[k] = str(v.Value)
 		}
 		m["env"] = &types.AttributeValueMemberM{Value: env}
 	}
@@ -277,7 +282,7 @@ func (d *decoder) spec() job.Spec {
 		Command:      d.s("command"),
 		Workdir:      d.s("workdir"),
 		Setup:        d.s("setup"),
-		Env:          d.strMap("env"),
+		Env:          d.env("env"),
 		MaxRuntime:   job.Duration(d.i64("max_runtime")),
 		Inputs:       d.syncs("inputs"),
 		Outputs:      d.syncs("outputs"),
@@ -474,15 +479,23 @@ func (d *decoder) l(name string) ([]types.AttributeValue, bool) {
 	return nil, false
 }
 
-func (d *decoder) strMap(name string) map[string]string {
+// env reads a job's env: each value a string, or a map {"ssm": NAME} for
+// a reference to a parameter.
+func (d *decoder) env(name string) job.Env {
 	m, ok := d.m(name)
 	if !ok {
 		return nil
 	}
-	out := make(map[string]string, len(m))
+	out := make(job.Env, len(m))
 	sub := decoder{it: m, path: d.path + name + "."}
-	for k := range m {
-		out[k] = sub.s(k)
+	for k, v := range m {
+		if ref, ok := v.(*types.AttributeValueMemberM); ok {
+			rd := decoder{it: ref.Value, path: sub.path + k + "."}
+			out[k] = job.EnvValue{SSM: rd.s("ssm")}
+			sub.setErr(rd.err)
+			continue
+		}
+		out[k] = job.EnvValue{Value: sub.s(k)}
 	}
 	d.setErr(sub.err)
 	return out

@@ -331,7 +331,7 @@ func fullJob() *job.Job {
 			Command: "python train.py --lr '1e-3' \"$X\"\nnext line",
 			Workdir: "/home/ubuntu/w",
 			Setup:   ". /opt/pytorch/bin/activate",
-			Env:     map[string]string{"A": "1", "EMPTY": "", "QUOTE": `it's "x"`},
+			Env:     job.Env{"A": {Value: "1"}, "EMPTY": {}, "QUOTE": {Value: `it's "x"`}, "KEY": {SSM: "/nightshift/secrets/key"}},
 			Instance: job.Instance{
 				Pool:     "gpu",
 				Types:    []string{"g6.xlarge", "g5.xlarge", "g4dn.xlarge"},
@@ -421,7 +421,7 @@ func testRoundTrip(t *testing.T, s store.Jobs) {
 		{name: "every field", give: fullJob()},
 		{name: "zero values", give: &job.Job{ID: "zero", State: job.Queued}},
 		{name: "empty collections", give: &job.Job{ID: "empty", State: job.Queued, History: []job.Transition{}, Spec: job.Spec{
-			Env:      map[string]string{},
+			Env:      job.Env{},
 			Instance: job.Instance{Types: []string{}},
 			Inputs:   []job.Sync{},
 			Outputs:  []job.Sync{},
@@ -479,7 +479,7 @@ func testCopies(t *testing.T, s store.Jobs) {
 	mustCreate(t, s, j)
 
 	// Mutating what was written, or what was read, changes nothing stored.
-	j.Spec.Env["A"] = "changed"
+	j.Spec.Env["A"] = job.EnvValue{Value: "changed"}
 	j.Spec.Instance.Types[0] = "changed"
 	*j.Spec.Retries = 9
 	*j.ExitCode = 9
@@ -488,7 +488,7 @@ func testCopies(t *testing.T, s store.Jobs) {
 	if err != nil {
 		t.Fatalf("Job(full) = %v; want nil", err)
 	}
-	got.Spec.Env["A"] = "changed"
+	got.Spec.Env["A"] = job.EnvValue{Value: "changed"}
 	got.Spec.Inputs[0].Path = "changed"
 	*got.Spec.Retries = 9
 	got.History[1].Attempt = 9
@@ -496,7 +496,7 @@ func testCopies(t *testing.T, s store.Jobs) {
 	if err != nil {
 		t.Fatalf("Live(QUEUED) = %v; want nil", err)
 	}
-	live[0].Spec.Env["A"] = "changed"
+	live[0].Spec.Env["A"] = job.EnvValue{Value: "changed"}
 	wantJob(t, s, want)
 }
 
