@@ -115,3 +115,11 @@ var (
 	// be read: absent, of another version, or not the caller's to read.
 	SSMParameterRefused = codes("ParameterNotFound", "ParameterVersionNotFound", "AccessDeniedException")
 )
+
+// Errors of the command line's reads.
+var (
+	// LogsNotFound holds CloudWatch Logs' ResourceNotFoundException: a log
+	// group or stream that does not exist (yet: SSM makes a command's
+	// stream when the command first writes to it).
+	LogsNotFound = codes("ResourceNotFoundException")
+)

@@ -361,6 +361,20 @@ func (c *Cloud) RunningUSD(keep func(Instance) bool) float64 {
 	return usd
 }
 
+// Disk reads a file of an instance's root volume, as a test looks at what
+// a process left there.
+func (c *Cloud) Disk(instanceID, path string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, i := range c.instances {
+		if i.ID == instanceID {
+			v, ok := i.disk[path]
+			return v, ok
+		}
+	}
+	return "", false
+}
+
 // Instances returns a copy of every instance, in launch order.
 func (c *Cloud) Instances() []Instance {
 	c.mu.Lock()

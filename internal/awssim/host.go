@@ -45,6 +45,12 @@ type Outcome struct {
 	// Await, when set, is a file on the instance's disk: the process ends
 	// when the file is written, with its content as the exit code.
 	Await string
+	// Interrupt, when set, is a file on the instance's disk: when it is
+	// written while the process runs, the process ends by itself
+	// InterruptGrace later (Then runs), with the file's content as its exit
+	// code — a program that handles a signal and exits.
+	Interrupt      string
+	InterruptGrace time.Duration
 	// Every and Tick: while the process runs, Tick runs every Every.
 	Every time.Duration
 	Tick  func(h *Host)
@@ -136,15 +142,34 @@ func (c *Cloud) arm(i *Instance, d time.Duration, why string) {
 	})
 }
 
-// wake ends the processes on i that await path.
+// wake ends the processes on i that await path, or that path interrupts.
 func (c *Cloud) wake(i *Instance, path string) {
 	for _, inv := range c.commands {
-		if inv.InstanceID == i.ID && inv.Status == "InProgress" && inv.await == path {
-			code, err := strconv.Atoi(i.disk[path])
-			if err != nil {
-				code = 1
-			}
+		if inv.InstanceID != i.ID || inv.Status != "InProgress" {
+			continue
+		}
+		code, err := strconv.Atoi(i.disk[path])
+		if err != nil {
+			code = 1
+		}
+		switch path {
+		case inv.await:
 			c.finish(inv, status(code), code, "")
+		case inv.interrupt:
+			inv.interrupt = "" // one interrupt ends it; a second changes nothing
+			gen, then, h := inv.gen, inv.then, inv.host
+			c.clock.At(c.clock.Now().Add(inv.interruptGrace), func() {
+				c.mu.Lock()
+				if inv.gen != gen || inv.Status != "InProgress" {
+					c.mu.Unlock()
+					return
+				}
+				c.finish(inv, status(code), code, "")
+				c.mu.Unlock()
+				if then != nil {
+					then(h, code)
+				}
+			})
 		}
 	}
 }

@@ -49,7 +49,14 @@ type Invocation struct {
 	// ends by itself, or it does no work while it runs.
 	Hung, Idle bool
 	await      string
-	gen        int
+	// interrupt is the file whose writing ends the process (by itself,
+	// after interruptGrace, with the file's content as its exit code); then
+	// runs as it does.
+	interrupt      string
+	interruptGrace time.Duration
+	then           func(h *Host, exit int)
+	host           *Host
+	gen            int
 }
 
 func (c *Cloud) online(i *Instance) bool {
@@ -282,6 +289,9 @@ func (c *Cloud) start(i *Instance, inv *Invocation, r Run) {
 	if !byItself && c.IgnoreTimeouts {
 		end = 1000 * time.Hour // SSM never ends it: only the caller or the instance can
 	}
+	if out.Interrupt != "" {
+		inv.interrupt, inv.interruptGrace, inv.then, inv.host = out.Interrupt, out.InterruptGrace, out.Then, h
+	}
 	if out.Tick != nil && out.Every > 0 {
 		c.tick(h, inv, gen, out.Every, out.Tick)
 	}
@@ -323,7 +333,7 @@ func (c *Cloud) finish(inv *Invocation, st string, code int, out string) {
 	inv.Status, inv.ResponseCode, inv.Ended = st, code, c.clock.Now()
 	inv.StatusDetails = ""
 	inv.Output += out
-	inv.await = ""
+	inv.await, inv.interrupt = "", ""
 	inv.gen++
 	c.statusEvent(inv)
 }

@@ -90,7 +90,14 @@ type history struct {
 	faulty  bool
 	// checking is set while the checker reads: its reads are not faulted.
 	checking bool
-	// cleanTicks counts watchdog invocations that ran without any error.
+	// autoKeepWarm: the pool keeps each instance warm for its own measured
+	// start-to-ready time.
+	autoKeepWarm bool
+	// cleanTicks counts watchdog invocations that no injected fault hit
+	// (no crash, no throttling): whatever such a tick returns, it had its
+	// chance to act. An error of nightshift's own making does not excuse
+	// it, or a bug that fails every tick would hold every liveness bound
+	// off.
 	cleanTicks int
 	// rates of this history's faults
 	pCrash, pThrottle, pDrop, pDup float64
@@ -107,6 +114,8 @@ type history struct {
 type crash struct {
 	at, calls   int
 	after, dead bool
+	// faulted: a call of the invocation was throttled.
+	faulted bool
 }
 
 // Mode says how a history runs its Lambda invocations.
@@ -150,6 +159,7 @@ func RunLogged(seed uint64, mode Mode, log *slog.Logger) (Stats, error) {
 	pool := scheduler.Pool{Types: []string{"g4dn.xlarge", "g5.xlarge"}, MaxInstances: Cap, KeepWarm: job.Duration(KeepWarm)}
 	if h.rng.IntN(2) == 0 {
 		pool.KeepWarm, pool.KeepWarmAuto = 0, true
+		h.autoKeepWarm = true
 	}
 	h.w = sim.NewWorld(sim.Config{
 		Pools:    map[string]scheduler.Pool{"default": pool},
@@ -262,7 +272,7 @@ func (h *history) faults() {
 			if c.dead {
 				h.stats.Crashes++
 			}
-			if l.Function == "watchdog" && !c.dead && err == nil {
+			if l.Function == "watchdog" && !c.dead && !c.faulted {
 				h.cleanTicks++
 			} else if l.Function == "watchdog" {
 				h.check.excuse(scheduler.Period) // a sweep that failed accrues nothing
@@ -294,6 +304,7 @@ func (h *history) faults() {
 		}
 		if h.faulty && h.rng.Float64() < h.pThrottle {
 			h.stats.Throttles++
+			c.faulted = true
 			return throttle(op)
 		}
 		return nil

@@ -2,12 +2,16 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nightshift-dev/nightshift/internal/awssim"
+	"github.com/nightshift-dev/nightshift/internal/fleet"
 	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/runner"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
@@ -50,13 +54,21 @@ type checker struct {
 	lastAt  time.Time
 	// sweep is the largest one sweep's accrual has been.
 	sweep float64
+	// cancels are the jobs a cancel message was sent for; cancelledAt
+	// maps those recorded CANCELLED to when, and ended those that ended
+	// otherwise (they finished first). cancelReadAt is the store's job
+	// write count when they were last read.
+	cancels      map[string]bool
+	cancelledAt  map[string]time.Time
+	ended        map[string]bool
+	cancelReadAt uint64
 }
 
 func newChecker(h *history) *checker {
 	return &checker{
 		h: h, start: h.w.Clock.Now(),
 		idleSince: map[string]time.Time{}, eligibleSince: map[string]int{}, notebooks: map[string]time.Time{},
-		due: map[string]int{},
+		due: map[string]int{}, cancels: map[string]bool{}, cancelledAt: map[string]time.Time{}, ended: map[string]bool{},
 	}
 }
 
@@ -119,6 +131,8 @@ func (c *checker) step() {
 	c.l3(v)
 	c.b1(v)
 	c.b2(v)
+	c.c1(v)
+	c.c2(v)
 }
 
 // read takes the view of this step.
@@ -174,7 +188,7 @@ func (c *checker) s1(v *view) {
 func (c *checker) s2(v *view) {
 	ran := map[string]string{}
 	for _, inv := range v.invs {
-		if inv.Duplicate || inv.JobID == "" {
+		if inv.Duplicate || inv.Stop || inv.JobID == "" {
 			continue
 		}
 		key := fmt.Sprintf("%s#%d", inv.JobID, inv.Attempt)
@@ -211,7 +225,8 @@ func (c *checker) s3(v *view) {
 		}
 	}
 	for _, inv := range v.invs {
-		if inv.Duplicate || inv.Status != "InProgress" {
+		// A stop command runs beside the attempt it stops, for a second.
+		if inv.Duplicate || inv.Stop || inv.Status != "InProgress" {
 			continue
 		}
 		if other, ok := v.running[inv.InstanceID]; ok {
@@ -350,10 +365,28 @@ func (c *checker) l1(v *view) {
 			c.idleSince[i.ID] = v.now
 			continue
 		}
-		if from := latest(since, h.upSince); v.up && c.overdue("L1 "+i.ID, v.now.Sub(from) > KeepWarm+scheduler.Period) {
-			c.fail("L1", "%s has had no job since %v and still runs (keep-warm %v)", i.ID, from.Sub(c.start), KeepWarm)
+		keep := KeepWarm
+		if h.autoKeepWarm {
+			keep = autoKeepWarm(i)
+		}
+		if from := latest(since, h.upSince); v.up && c.overdue("L1 "+i.ID, v.now.Sub(from) > keep+scheduler.Period) {
+			c.fail("L1", "%s has had no job since %v and still runs (keep-warm %v)", i.ID, from.Sub(c.start), keep)
 		}
 	}
+}
+
+// autoKeepWarm is an "auto" pool's window for i: its start-to-ready time
+// as the scheduler measured and tagged it (launch to first dispatch, which
+// throttled or crashed passes lengthen), within the scheduler's bounds;
+// KeepWarm before it is measured. The measurement itself is held to its
+// rules by the scheduler's TestReadyMeasuredOnce and
+// TestReadyNotMeasuredAfterOutage.
+func autoKeepWarm(i awssim.Instance) time.Duration {
+	secs, err := strconv.Atoi(i.Tags[fleet.TagReady])
+	if err != nil || secs <= 0 {
+		return KeepWarm
+	}
+	return min(max(time.Duration(secs)*time.Second, scheduler.MinAutoKeepWarm), scheduler.MaxAutoKeepWarm)
 }
 
 // l2: no job runs past its max runtime plus a period.
@@ -402,6 +435,61 @@ func (c *checker) l3(v *view) {
 		}
 		if h.cleanTicks-since > 2 {
 			c.fail("L3", "job %s still QUEUED after %d clean reconciles with room in the pool (%d of %d instances): %s", j.ID, h.cleanTicks-since, v.pool, Cap, j.Reason)
+		}
+	}
+}
+
+// c1: once a job's record says CANCELLED, no command of the job starts,
+// and none still runs.
+func (c *checker) c1(v *view) {
+	if n := c.h.w.Store.JobWrites(); n != c.cancelReadAt {
+		c.cancelReadAt = n
+		for _, id := range slices.Sorted(maps.Keys(c.cancels)) {
+			if _, ok := c.cancelledAt[id]; ok || c.ended[id] {
+				continue
+			}
+			j, err := c.h.w.Store.Job(context.Background(), id)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				// Its message is still on its way (or the cancel came first).
+			case err != nil:
+				c.fail("harness", "read job %s: %v", id, err)
+				return
+			case j.State == job.Cancelled:
+				c.cancelledAt[id] = j.UpdatedAt
+			case j.State.Terminal():
+				c.ended[id] = true
+			}
+		}
+	}
+	for _, inv := range v.invs {
+		at, ok := c.cancelledAt[inv.JobID]
+		switch {
+		case !ok || inv.Duplicate || inv.Stop:
+		case inv.Started.After(at):
+			c.fail("C1", "job %s was recorded CANCELLED at T+%v, and its command %s (attempt %d) started on %s at T+%v", inv.JobID, at.Sub(c.start), inv.CommandID, inv.Attempt, inv.InstanceID, inv.Started.Sub(c.start))
+		case inv.Status == "InProgress":
+			c.fail("C1", "job %s was recorded CANCELLED at T+%v, and its command %s (attempt %d) still runs on %s", inv.JobID, at.Sub(c.start), inv.CommandID, inv.Attempt, inv.InstanceID)
+		}
+	}
+}
+
+// cancelBound is how long a cancelled job may take to end: a dispatch in
+// flight settled, the wrapper's stop grace, then the cancel's delivery.
+const cancelBound = scheduler.DispatchRetry + scheduler.StopGrace + slack
+
+// c2: a job a cancel asked to end ends within cancelBound once the
+// control plane is up, two clean watchdog ticks allowed.
+func (c *checker) c2(v *view) {
+	for _, st := range job.Live {
+		for _, j := range v.live[st] {
+			if !j.CancelRequested() {
+				continue
+			}
+			from := latest(j.CancelRequestedAt, c.h.upSince)
+			if c.overdue("C2 "+j.ID, v.up && v.now.Sub(from) > cancelBound) {
+				c.fail("C2", "job %s is still %s %v after a cancel asked it to end: %s", j.ID, j.State, v.now.Sub(j.CancelRequestedAt), j.Reason)
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -28,6 +29,7 @@ func (h *history) plan() []action {
 	// Job submissions: bursts of a few jobs, single jobs, with priorities,
 	// retries, spot, and sometimes a duplicate send.
 	njobs := 5 + r.IntN(25)
+	var submits []submitted
 	for k := range njobs {
 		t := at()
 		burst := 1
@@ -47,6 +49,7 @@ func (h *history) plan() []action {
 			}
 			msg += "}"
 			h.jobs[id] = runtime
+			submits = append(submits, submitted{id: id, at: t})
 			add(t, "submit "+id, func(h *history) { h.send(msg) })
 			if r.IntN(5) == 0 {
 				add(t+time.Duration(r.IntN(600))*time.Second, "resend "+id, func(h *history) { h.send(msg) })
@@ -123,7 +126,58 @@ func (h *history) plan() []action {
 			h.downUntil = h.w.Clock.Now().Add(d)
 		})
 	}
+	plan = append(plan, h.planCancels(submits)...)
 	slices.SortStableFunc(plan, func(a, b action) int { return int(a.at - b.at) })
+	return plan
+}
+
+// submitted is a job the plan sends, and when.
+type submitted struct {
+	id string
+	at time.Duration
+}
+
+// planCancels draws the cancel messages of half the histories, from a
+// source of their own (the other half replay as they did before cancels
+// were drawn): some jobs cancelled within seconds of their submission
+// (racing placement and launch), minutes after (racing boot and dispatch),
+// or hours after (running, or racing completion); some cancelled twice;
+// a cancel for an id no job has.
+func (h *history) planCancels(submits []submitted) []action {
+	r := rand.New(rand.NewPCG(h.seed^0x13198a2e03707344, h.seed))
+	if r.IntN(2) == 0 {
+		return nil
+	}
+	var plan []action
+	for _, s := range submits {
+		if r.IntN(4) != 0 {
+			continue
+		}
+		var after time.Duration
+		switch r.IntN(3) {
+		case 0:
+			after = time.Duration(r.IntN(10_000)) * time.Millisecond
+		case 1:
+			after = time.Duration(1+r.IntN(10)) * time.Minute
+		default:
+			after = time.Duration(r.Int64N(int64(4 * time.Hour)))
+		}
+		msg := fmt.Sprintf(`{"cancel": %q, "reason": "chaos"}`, s.id)
+		id := s.id
+		plan = append(plan, action{at: s.at + after, name: "cancel " + id, do: func(h *history) {
+			h.check.cancels[id] = true
+			h.send(msg)
+		}})
+		if r.IntN(4) == 0 {
+			again := time.Duration(r.IntN(600)) * time.Second
+			plan = append(plan, action{at: s.at + after + again, name: "cancel again " + id, do: func(h *history) { h.send(msg) }})
+		}
+	}
+	if r.IntN(3) == 0 {
+		plan = append(plan, action{at: time.Duration(r.Int64N(int64(Length))), name: "cancel an unknown id", do: func(h *history) {
+			h.send(`{"cancel": "no-such-job"}`)
+		}})
+	}
 	return plan
 }
 

@@ -71,9 +71,18 @@ type Settings struct {
 	// end (NIGHTSHIFT_RETENTION_DAYS, whole days); 0, also when unset,
 	// keeps it for ever.
 	Retention time.Duration
+	// SecretsPrefix is the Parameter Store path under which a job's env may
+	// name secrets (NIGHTSHIFT_SECRETS_PREFIX, the template's
+	// SecretsPrefix); the instance role may read only those.
+	SecretsPrefix string
 	// Stack is the CloudFormation stack's name: the Stack dimension of
 	// every metric, so that two stacks in one account do not mix.
 	Stack string
+}
+
+// Scheduler returns the scheduler's part of the settings.
+func (s Settings) Scheduler() scheduler.Config {
+	return scheduler.Config{Pools: s.Pools, DefaultPool: DefaultPool, MaxRuntime: s.MaxRuntime, Setup: s.Setup, Retries: s.Retries, SecretsPrefix: s.SecretsPrefix}
 }
 
 // FromEnv reads the settings; getenv is os.Getenv outside tests.
@@ -85,6 +94,7 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		LogGroup:           getenv("NIGHTSHIFT_LOG_GROUP"),
 		OutputBucket:       getenv("NIGHTSHIFT_OUTPUT_BUCKET"),
 		Setup:              getenv("NIGHTSHIFT_DEFAULT_SETUP"),
+		SecretsPrefix:      getenv("NIGHTSHIFT_SECRETS_PREFIX"),
 		Region:             getenv("AWS_REGION"),
 		Retries:            scheduler.DefaultRetries,
 		TopicARN:           getenv("NIGHTSHIFT_TOPIC_ARN"),
@@ -144,6 +154,9 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 			return s, fmt.Errorf("NIGHTSHIFT_RETENTION_DAYS: %d: want 0 (for ever) to %d", days, MaxRetentionDays)
 		}
 		s.Retention = time.Duration(days) * 24 * time.Hour
+	}
+	if p := s.SecretsPrefix; p != "" && (!strings.HasPrefix(p, "/") || strings.ContainsAny(p, " *?")) {
+		return s, fmt.Errorf("NIGHTSHIFT_SECRETS_PREFIX: %q: want a Parameter Store path such as /nightshift/secrets/", p)
 	}
 	if s.Watchdog, err = watchdogFromEnv(getenv); err != nil {
 		return s, err

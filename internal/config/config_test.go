@@ -150,3 +150,15 @@ func TestFromEnvStackDefault(t *testing.T) {
 		t.Errorf("FromEnv() without NIGHTSHIFT_STACK: Stack = %q; want %q", s.Stack, DefaultStack)
 	}
 }
+
+func TestFromEnvSecretsPrefix(t *testing.T) {
+	s, err := FromEnv(env(map[string]string{"NIGHTSHIFT_TABLE": "jobs", "NIGHTSHIFT_SECRETS_PREFIX": "/team/secrets/"}))
+	if err != nil || s.SecretsPrefix != "/team/secrets/" || s.Scheduler().Defaults().SecretsPrefix != "/team/secrets/" {
+		t.Errorf("FromEnv(prefix) = %q, %v; want it in the settings and the message defaults", s.SecretsPrefix, err)
+	}
+	for _, bad := range []string{"team/secrets/", "/team secrets/", "/team/*"} {
+		if _, err := FromEnv(env(map[string]string{"NIGHTSHIFT_TABLE": "jobs", "NIGHTSHIFT_SECRETS_PREFIX": bad})); err == nil || !strings.Contains(err.Error(), "NIGHTSHIFT_SECRETS_PREFIX") {
+			t.Errorf("FromEnv(prefix %q) = %v; want an error naming NIGHTSHIFT_SECRETS_PREFIX", bad, err)
+		}
+	}
+}

@@ -76,6 +76,8 @@ func TestSQSSamples(t *testing.T) {
 		want []error
 		// wantIDs are the job ids of the valid bodies.
 		wantIDs []string
+		// wantCancels are the job ids the cancel messages name, in order.
+		wantCancels []string
 	}{
 		{file: "sqs-job.json", want: []error{nil}, wantIDs: []string{"resnet-cifar10"}},
 		{
@@ -84,6 +86,7 @@ func TestSQSSamples(t *testing.T) {
 			wantIDs: []string{"bert-finetune"},
 		},
 		{file: "sqs-scheduled-job.json", want: []error{nil}, wantIDs: []string{"nightly-train-2026-11-25T020000Z"}},
+		{file: "sqs-cancel.json", want: []error{nil, nil, nil}, wantCancels: []string{"resnet-cifar10", "resnet-cifar10", "resnet-cifar11"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -92,7 +95,7 @@ func TestSQSSamples(t *testing.T) {
 			if len(ev.Records) != len(tt.want) {
 				t.Fatalf("%s has %d records; want %d", tt.file, len(ev.Records), len(tt.want))
 			}
-			var ids, seen []string
+			var ids, cancels, seen []string
 			for i, r := range ev.Records {
 				if slices.Contains(seen, r.MessageID) || r.MessageID == "" {
 					t.Errorf("record %d messageId %q is empty or repeated", i, r.MessageID)
@@ -110,6 +113,14 @@ func TestSQSSamples(t *testing.T) {
 						t.Errorf("record %d lacks attribute %s", i, a)
 					}
 				}
+				if job.IsCancel([]byte(r.Body)) {
+					c, err := job.ParseCancel([]byte(r.Body))
+					if !errors.Is(err, tt.want[i]) {
+						t.Errorf("job.ParseCancel(record %d %s) = %v; want %v", i, r.Body, err, tt.want[i])
+					}
+					cancels = append(cancels, c.ID)
+					continue
+				}
 				spec, err := job.Parse([]byte(r.Body), defaults)
 				switch {
 				case tt.want[i] == nil && err != nil:
@@ -122,6 +133,9 @@ func TestSQSSamples(t *testing.T) {
 			}
 			if !slices.Equal(ids, tt.wantIDs) {
 				t.Errorf("valid job ids = %v; want %v", ids, tt.wantIDs)
+			}
+			if !slices.Equal(cancels, tt.wantCancels) {
+				t.Errorf("cancelled job ids = %v; want %v", cancels, tt.wantCancels)
 			}
 		})
 	}

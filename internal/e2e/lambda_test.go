@@ -160,6 +160,45 @@ func TestIntakeBadMessages(t *testing.T) {
 	}
 }
 
+// TestIntakeCancel: a cancel message, as typed in the SQS console, ends a
+// placed job at once and frees its instance for the next job; the same
+// cancel again, and one for an id with no job, are acknowledged and change
+// nothing.
+func TestIntakeCancel(t *testing.T) {
+	c := newCloud(t)
+	intake := startFunction(t, "intake", c.env(t))
+	for _, sample := range []string{"sqs-job.json", "sqs-cancel.json"} {
+		body, ferr := intake.invoke(t, readEvent(t, sample))
+		if ferr != nil {
+			t.Fatalf("intake(%s) = error %s: %s; want success", sample, ferr.Type, ferr.Message)
+		}
+		if f := batchItemFailures(t, body); len(f) != 0 {
+			t.Errorf("intake(%s): batchItemFailures = %v; want none", sample, f)
+		}
+	}
+	items := c.jobItems(t, "resnet-cifar10")
+	if len(items) != 1 {
+		t.Fatalf("items under pk JOB#resnet-cifar10 = %d; want 1", len(items))
+	}
+	j := items[0]
+	if state, reason := str(j["state"]), str(j["reason"]); state != "CANCELLED" || reason != "cancelled: wrong learning rate" {
+		t.Errorf("job state = %q (reason %q); want CANCELLED (cancelled: wrong learning rate)", state, reason)
+	}
+	if _, live := j["live_pk"]; live {
+		t.Errorf("cancelled job still in the live index: live_pk = %v", j["live_pk"])
+	}
+	insts := c.instances(t)
+	if len(insts) != 1 {
+		t.Fatalf("instances = %v; want the one launched for the job", instanceIDs(insts))
+	}
+	if l := c.lease(t, aws.ToString(insts[0].InstanceId)); str(l["job_id"]) != "" {
+		t.Errorf("lease of %s = %v; want it free for the next job", aws.ToString(insts[0].InstanceId), l)
+	}
+	if got := c.jobIDs(t); !cmp.Equal(got, []string{"resnet-cifar10"}) {
+		t.Errorf("job records = %v; want [resnet-cifar10]: a cancel of an unknown id records nothing", got)
+	}
+}
+
 // TestDispatch: every EC2 and SSM sample event is understood; an event of
 // another kind is an error, so a wrong EventBridge rule shows in the
 // function's error metric.

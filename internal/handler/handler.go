@@ -36,8 +36,9 @@ type Intake struct {
 	Log *slog.Logger
 }
 
-// Handle records every message of the batch, then reconciles once. An invalid
-// message is acknowledged (it can never succeed) and logged with its reason;
+// Handle records every message of the batch — job messages and cancel
+// messages — then reconciles once. An invalid message, or a cancel for no
+// live job, is acknowledged (it can never succeed) and logged with its reason;
 // a message the store could not record is returned as a batch item failure,
 // so SQS delivers it again.
 func (h Intake) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
@@ -53,6 +54,19 @@ func (h Intake) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEvent
 			h.Log.WarnContext(ctx, "rejected job message", "message", m.MessageId, "job", res.ID, "reason", res.Reason.Error())
 		case res.Outcome == scheduler.Duplicate:
 			h.Log.InfoContext(ctx, "duplicate job message; already recorded", "message", m.MessageId, "job", res.ID)
+		case res.Outcome == scheduler.NoSuchJob:
+			h.Log.WarnContext(ctx, "cancel message for a job that does not exist; nothing cancelled", "message", m.MessageId, "job", res.ID)
+		case res.Outcome == scheduler.Ended:
+			h.Log.InfoContext(ctx, "cancel message for a job that has ended; nothing cancelled", "message", m.MessageId, "job", res.ID, "state", res.Job.State)
+		case res.Outcome == scheduler.Cancelled:
+			// Its instance, if it had one, is free: the reconcile below
+			// may give it to the next job.
+			h.Log.InfoContext(ctx, "cancelled job", "message", m.MessageId, "job", res.ID, "reason", res.Job.Reason)
+			accepted = append(accepted, res.Job)
+		case res.Outcome == scheduler.Cancelling:
+			// The reconcile below frees its instance or stops its command.
+			h.Log.InfoContext(ctx, "cancelling job", "message", m.MessageId, "job", res.ID, "state", res.Job.State)
+			accepted = append(accepted, res.Job)
 		default:
 			accepted = append(accepted, res.Job)
 		}

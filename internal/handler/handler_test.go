@@ -1,23 +1,28 @@
 package handler
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
 )
 
 // fakeScheduler records the calls the handlers make.
 type fakeScheduler struct {
 	calls []string
+	// fresh is the ids of each Reconcile's fresh jobs.
+	fresh [][]string
 	// submit decides each message's outcome by message id.
 	submit func(id string) (scheduler.Result, error)
 }
@@ -31,6 +36,13 @@ func (f *fakeScheduler) Submit(_ context.Context, raw []byte, id string) (schedu
 }
 
 func (f *fakeScheduler) Reconcile(_ context.Context, o scheduler.Options) error {
+	var ids []string
+	for _, j := range o.Fresh {
+		if j != nil {
+			ids = append(ids, j.ID)
+		}
+	}
+	f.fresh = append(f.fresh, ids)
 	if o.Poll {
 		f.calls = append(f.calls, "Reconcile poll")
 	} else {
@@ -150,5 +162,41 @@ func TestIntakeBatch(t *testing.T) {
 	}
 	if last := f.calls[len(f.calls)-1]; last != "Reconcile" {
 		t.Errorf("last call %q; want one Reconcile after the batch", last)
+	}
+}
+
+// TestIntakeCancel: cancel messages are acknowledged whatever they find —
+// a job to stop, a job ended already, no job at all — and the jobs they
+// changed are handed to the reconcile that follows.
+func TestIntakeCancel(t *testing.T) {
+	var ev events.SQSEvent
+	if err := json.Unmarshal(sample(t, "sqs-cancel.json"), &ev); err != nil {
+		t.Fatal(err)
+	}
+	outcomes := []scheduler.Result{
+		{ID: "resnet-cifar10", Outcome: scheduler.Cancelling, Job: &job.Job{ID: "resnet-cifar10", State: job.Running}},
+		{ID: "resnet-cifar10", Outcome: scheduler.Ended, Job: &job.Job{ID: "resnet-cifar10", State: job.Cancelled}},
+		{ID: "resnet-cifar11", Outcome: scheduler.NoSuchJob},
+	}
+	if len(ev.Records) != len(outcomes) {
+		t.Fatalf("sample has %d records; want %d", len(ev.Records), len(outcomes))
+	}
+	byMsg := map[string]scheduler.Result{}
+	for i, r := range ev.Records {
+		byMsg[r.MessageId] = outcomes[i]
+	}
+	var logged bytes.Buffer
+	f := &fakeScheduler{submit: func(id string) (scheduler.Result, error) { return byMsg[id], nil }}
+	resp, err := (Intake{S: f, Log: slog.New(slog.NewJSONHandler(&logged, nil))}).Handle(context.Background(), ev)
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("Handle(cancels) = %v, %v; want every message acknowledged", resp.BatchItemFailures, err)
+	}
+	if diff := cmp.Diff([][]string{{"resnet-cifar10"}}, f.fresh); diff != "" {
+		t.Errorf("reconciles' fresh jobs (-want +got):\n%s", diff)
+	}
+	for _, want := range []string{"cancelling job", "cancel message for a job that has ended", "cancel message for a job that does not exist"} {
+		if !strings.Contains(logged.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logged.String())
+		}
 	}
 }

@@ -40,6 +40,16 @@ type Job struct {
 	// StalledAt is when the watchdog found the running attempt stalled.
 	StalledAt time.Time `json:"stalled_at,omitempty"`
 
+	// CancelRequestedAt is when a cancel message asked for the job to end;
+	// CancelReason is what it said. Once set, no attempt of the job starts.
+	CancelRequestedAt time.Time `json:"cancel_requested_at,omitempty"`
+	CancelReason      string    `json:"cancel_reason,omitempty"`
+	// StopCommandID is the command that asked the running attempt's wrapper
+	// to stop (its outputs synced); StopSentAt is when it was sent. Past
+	// scheduler.StopGrace the job's command is cancelled outright.
+	StopCommandID string    `json:"stop_command_id,omitempty"`
+	StopSentAt    time.Time `json:"stop_sent_at,omitempty"`
+
 	PlacedAt  time.Time `json:"placed_at,omitempty"`
 	StartedAt time.Time `json:"started_at,omitempty"`
 	EndedAt   time.Time `json:"ended_at,omitempty"`
@@ -106,6 +116,22 @@ func (j *Job) ClientToken() string {
 // SSM comments are at most 100 characters; an id is at most 64.
 func (j *Job) Comment() string {
 	return fmt.Sprintf("nightshift %s #%d", j.ID, j.Attempt)
+}
+
+// CancelRequested reports whether a cancel message asked for the job to end.
+func (j *Job) CancelRequested() bool { return !j.CancelRequestedAt.IsZero() }
+
+// CancelledReason is the reason of a job cancelled by a cancel message, with
+// what happened to it when it was (why), if anything.
+func (j *Job) CancelledReason(why string) string {
+	r := "cancelled"
+	if j.CancelReason != "" {
+		r += ": " + j.CancelReason
+	}
+	if why != "" {
+		r += " (" + why + ")"
+	}
+	return r
 }
 
 // Deadline is when the current attempt must have ended.

@@ -29,6 +29,22 @@ const heartbeatInterval = time.Minute
 // sync failed) and 99 (no usable workdir).
 const SecretExitCode = 96
 
+// StopGrace is how long the wrapper lets a job end itself after a stop
+// sent it TERM, before KILL: time for a training loop to write a
+// checkpoint, and short enough that a person who cancelled sees the job
+// end within a minute.
+const StopGrace = 30 * time.Second
+
+// StopExitCode is the exit code the wrapper records for an attempt a stop
+// ended, whatever the job's own code: 128 + SIGTERM, as a shell reports a
+// command TERM ended. Its outputs were synced and its idle timer armed.
+const StopExitCode = 143
+
+// guardInterval is how often the guard in the job's process group looks
+// for the wrapper: after SSM kills the wrapper (a cancel, the execution
+// timeout) the job goes within this. A check is one sleep and one kill -0.
+const guardInterval = time.Second
+
 // DefaultStateDir holds the per-attempt locks, heartbeats and exit codes.
 const DefaultStateDir = "/var/lib/nightshift"
 
@@ -64,6 +80,18 @@ type ScriptOptions struct {
 	StateDir string
 	// Region is where the heartbeat metric is published.
 	Region string
+	// StopGrace, when set, replaces StopGrace: how long a stopped job has
+	// to end itself before KILL, in whole seconds.
+	StopGrace time.Duration
+}
+
+// stopGraceSeconds is the stop's grace in whole seconds, at least one.
+func (o ScriptOptions) stopGraceSeconds() int {
+	g := o.StopGrace
+	if g <= 0 {
+		g = StopGrace
+	}
+	return max(1, int((g+time.Second-1)/time.Second))
 }
 
 // plan is what one attempt's wrapper is rendered from, every value worked
@@ -79,6 +107,7 @@ type plan struct {
 	deadmanMinutes, idleMinutes int
 	waitPolls, heartbeatSeconds int
 	maxRuntimeSeconds           int
+	stopGraceSeconds            int
 	env                         []envVar
 }
 
@@ -100,6 +129,7 @@ func newPlan(j *job.Job, instanceID string, keepWarm time.Duration, o ScriptOpti
 		waitPolls:         int((s.MaxRuntime.D() + DeadmanGrace) / (5 * time.Second)),
 		heartbeatSeconds:  int(heartbeatInterval / time.Second),
 		maxRuntimeSeconds: int(s.MaxRuntime.D() / time.Second),
+		stopGraceSeconds:  o.stopGraceSeconds(),
 	}
 	if p.stateDir == "" {
 		p.stateDir = DefaultStateDir
@@ -132,6 +162,8 @@ func (p plan) render() (string, error) {
 		"wait_polls": strconv.Itoa(p.waitPolls), "heartbeat_seconds": strconv.Itoa(p.heartbeatSeconds),
 		"setup": j.Spec.Setup, "command": j.Spec.Command,
 		"secret_exit": strconv.Itoa(SecretExitCode),
+		"stop_exit":   strconv.Itoa(StopExitCode), "stop_grace_seconds": strconv.Itoa(p.stopGraceSeconds),
+		"guard_seconds": strconv.Itoa(int(guardInterval / time.Second)),
 	}
 	// Each block line is one of the line templates with its holes.
 	type line struct {

@@ -39,6 +39,7 @@ func oldScript(t *testing.T, tmpl *template.Template, j *job.Job, instanceID str
 		InstanceID, Region                       string
 		Attempt, DeadmanMinutes, KeepWarmMinutes int
 		WaitPolls, HeartbeatSeconds, SecretExit  int
+		StopExit, StopGraceSeconds, GuardSeconds int
 		Env                                      []envVar
 		Inputs, Outputs                          []job.Sync
 	}{
@@ -49,6 +50,7 @@ func oldScript(t *testing.T, tmpl *template.Template, j *job.Job, instanceID str
 		KeepWarmMinutes:  max(1, int((keepWarm+time.Minute-1)/time.Minute)) + 1,
 		WaitPolls:        int((s.MaxRuntime.D() + runner.DeadmanGrace) / (5 * time.Second)),
 		HeartbeatSeconds: 60, SecretExit: 96,
+		StopExit: 143, StopGraceSeconds: 30, GuardSeconds: 1,
 		Inputs: s.Inputs, Outputs: s.Outputs,
 	}
 	if d.StateDir == "" {

@@ -44,6 +44,59 @@ ns_abort() {
 	exit "$1"
 }
 
+# Stop (runner.Stop, a person's cancel): a second command sends the wrapper
+# TERM, by the pid recorded here with its start time (by then the pid alone
+# may be another process's), or, if it comes before this copy has recorded
+# it, leaves a file "stop" that the wrapper looks for before the command.
+# SSM's own cancel kills the command's whole process group with SIGKILL: no
+# output sync, no exit code. A stop lets the job end itself: TERM to the
+# job's process group, KILL after {{stop_grace_seconds}} s, then the outputs are synced and
+# exit code {{stop_exit}} recorded, as after any job.
+ns_signals=0 ns_stop_asked='' ns_job='' ns_termed='' ns_killer=''
+ns_stop() {
+	ns_signals=$((ns_signals + 1))
+	ns_stop_asked=1
+	if [ -n "$ns_job" ]; then ns_term_job; fi
+}
+trap ns_stop TERM
+# ns_term_job sends the job's process group TERM, once, and KILL when the
+# grace is over; the wrapper ends the killer if the job ends first.
+ns_term_job() {
+	[ -z "$ns_termed" ] || return 0
+	ns_termed=1
+	ns_log "stop asked: TERM sent to the job; KILL in {{stop_grace_seconds}} s if it has not ended"
+	kill -TERM -- "-$ns_job" 2>/dev/null
+	(
+		sleep {{stop_grace_seconds}}
+		kill -KILL -- "-$ns_job" 2>/dev/null
+	) </dev/null >/dev/null 2>&1 &
+	ns_killer=$!
+}
+# ns_stopped ends the attempt, before its command runs, when a stop came.
+ns_stopped() {
+	if [ -n "$ns_stop_asked" ] || [ -e "$ns_dir/stop" ]; then ns_abort {{stop_exit}} "stopped before the command started"; fi
+}
+# ns_wait waits for each process given, through the stop's signals (a
+# trapped signal ends bash's wait early), and leaves its status in ns_rc.
+ns_wait() {
+	local p n
+	for p; do
+		while :; do
+			n=$ns_signals
+			wait "$p"
+			ns_rc=$?
+			[ "$n" != "$ns_signals" ] || break
+		done
+	done
+}
+# Field 22 of /proc/PID/stat is the process's start time; the fields are
+# counted after the command name, which may hold spaces.
+ns_started_at() {
+	local s
+	read -r s <"/proc/$1/stat" && s=${s##*) } && set -- $s && echo "${20}"
+}
+echo "$$ $(ns_started_at $$)" >"$ns_dir/pid"
+
 ns_arm {{deadman_minutes}} "dead-man timer for job "{{id}}
 ns_log "job "{{id}}" attempt {{attempt}} started; dead-man timer in {{deadman_minutes}} min"
 date -u +%s >"$ns_dir/started"
@@ -100,6 +153,7 @@ ns_secret() {
 {{env}}
 export NIGHTSHIFT_JOB_ID={{id}} NIGHTSHIFT_ATTEMPT={{attempt}}
 
+ns_stopped
 {{inputs}}
 
 # The job's output goes to SSM (and so CloudWatch Logs) and to files whose
@@ -113,15 +167,47 @@ tee -a "$ns_dir/stdout" <"$ns_out" &
 ns_tee_out=$!
 tee -a "$ns_dir/stderr" <"$ns_err" >&2 &
 ns_tee_err=$!
-(
+# The job runs in a process group of its own (set -m), so that a stop
+# signals all of it and nothing of the wrapper's (the tees, the heartbeat).
+# SSM, when it cancels the command or its execution timeout passes, kills
+# only the wrapper's group: a guard in the job's group ends the job within
+# {{guard_seconds}} s of the wrapper, however the wrapper ended. The body is
+# a function's, run in the background: one process, whose traps are the
+# job's own (a subshell body would be a second one, ended by the TERM).
+ns_run() {
+	set +m # the job's own children stay in its group
+	(
+		trap '' TERM # a stop's TERM is for the job; the guard stays till the end
+		while kill -0 $$ 2>/dev/null; do sleep {{guard_seconds}}; done
+		kill -KILL 0
+	) </dev/null >/dev/null 2>&1 &
 	set +u # activation scripts read unset variables
 	# setup
 	{{setup}}
 	# command
 	{{command}}
-) >"$ns_out" 2>"$ns_err"
-ns_code=$?
-wait "$ns_tee_out" "$ns_tee_err"
+}
+ns_stopped
+set -m
+ns_run </dev/null >"$ns_out" 2>"$ns_err" &
+ns_job=$!
+set +m
+if [ -n "$ns_stop_asked" ]; then ns_term_job; fi
+ns_wait "$ns_job"
+ns_code=$ns_rc ns_group=$ns_job
+ns_job=''
+# What the job left running is ended with it: the instance is the next job's.
+kill -KILL -- "-$ns_group" 2>/dev/null
+if [ -n "$ns_termed" ]; then
+	# The killer, ended here unless it is done: done, it killed the job.
+	kill "$ns_killer" 2>/dev/null
+	ns_wait "$ns_killer"
+	if [ "$ns_rc" -eq 0 ]; then
+		ns_log "the job had not ended {{stop_grace_seconds}} s after TERM: killed"
+	fi
+	ns_code={{stop_exit}}
+fi
+ns_wait "$ns_tee_out" "$ns_tee_err"
 rm -f "$ns_out" "$ns_err"
 # Outputs are synced even after a failure (checkpoints help). A job whose
 # command succeeded but whose outputs were not saved has not succeeded.

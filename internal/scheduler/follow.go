@@ -62,17 +62,27 @@ func (s *Scheduler) follow(ctx context.Context, w *world, j *job.Job, poll bool)
 			return err
 		}
 		from := j.State
-		if err := j.Move(job.TimedOut, fmt.Sprintf("ran past its max runtime of %v; command cancelled", j.Spec.MaxRuntime.D()), w.now); err != nil {
+		to, reason := job.TimedOut, fmt.Sprintf("ran past its max runtime of %v; command cancelled", j.Spec.MaxRuntime.D())
+		if j.CancelRequested() {
+			// Its wrapper did not stop, nor its command end on cancel (its
+			// agent is away, say), before the max runtime came.
+			to, reason = job.Cancelled, j.CancelledReason(fmt.Sprintf("command cancelled at its max runtime of %v", j.Spec.MaxRuntime.D()))
+		}
+		if err := j.Move(to, reason, w.now); err != nil {
 			return err
 		}
 		s.cost(j, inst)
 		if ok, err := s.write(ctx, j, from, release(w, j)...); ok {
 			s.freed(w, j)
-			s.log.InfoContext(ctx, "timed out", "job", j.ID, "instance", j.InstanceID)
+			s.log.InfoContext(ctx, "timed out", "job", j.ID, "instance", j.InstanceID, "state", j.State)
 			s.ended(ctx, j)
 		} else if err != nil {
 			return err
 		}
+		return nil
+	}
+	if j.CancelRequested() {
+		return s.stop(ctx, w, j, poll)
 	}
 	return nil
 }
@@ -106,6 +116,15 @@ func (s *Scheduler) complete(ctx context.Context, w *world, j *job.Job, res runn
 		to, reason = job.Cancelled, "command cancelled"
 		if !j.StalledAt.IsZero() {
 			reason = "cancelled by the watchdog: " + strings.TrimPrefix(j.Reason, "running on "+j.InstanceID+"; ")
+		}
+	}
+	if j.CancelRequested() {
+		// Cancelled: whatever ended the command, unless it had finished
+		// its work before the cancel took effect.
+		if res.Status == runner.Success {
+			reason = "exit code 0, before the cancel took effect"
+		} else {
+			to, reason = job.Cancelled, j.CancelledReason(fmt.Sprintf("command %s, exit code %d", res.Status, res.ExitCode))
 		}
 	}
 	from := j.State
@@ -151,17 +170,23 @@ func (s *Scheduler) cost(j *job.Job, i fleet.Instance) {
 	j.Cost += t.Hourly * end.Sub(j.PlacedAt).Hours()
 }
 
-// lost re-queues j after its instance went away, or fails it when its
-// retries are spent.
+// lost re-queues j after its instance went away, fails it when its
+// retries are spent, or records it cancelled when a cancel asked for it.
 func (s *Scheduler) lost(ctx context.Context, w *world, j *job.Job, why string) error {
 	from, lostAttempt := j.State, j.Attempt
 	ops := append(release(w, j), releaseSlot(w, j)...)
 	s.cost(j, w.instances[j.InstanceID])
-	if j.Attempt > j.Spec.RetryLimit() {
+	switch {
+	case j.CancelRequested():
+		// Nothing to retry: the job was to end anyway.
+		if err := j.Move(job.Cancelled, j.CancelledReason(why), w.now); err != nil {
+			return err
+		}
+	case j.Attempt > j.Spec.RetryLimit():
 		if err := j.Move(job.Failed, fmt.Sprintf("%s; retries spent (%d)", why, j.Spec.RetryLimit()), w.now); err != nil {
 			return err
 		}
-	} else {
+	default:
 		if err := j.Move(job.Queued, fmt.Sprintf("%s; retry %d of %d", why, j.Attempt, j.Spec.RetryLimit()), w.now); err != nil {
 			return err
 		}

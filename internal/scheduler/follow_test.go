@@ -18,11 +18,15 @@ import (
 )
 
 // followRunner answers every Result with res, has every agent online or
-// none, and records the commands it cancels.
+// none, finds the command found, and records the commands it cancels and
+// the jobs it stops (answering stopErr).
 type followRunner struct {
 	res     runner.Result
 	online  bool
+	found   string
+	stopErr error
 	cancels []string
+	stopped []string
 }
 
 func (r *followRunner) Online(_ context.Context, ids []string) (map[string]bool, error) {
@@ -32,7 +36,14 @@ func (r *followRunner) Online(_ context.Context, ids []string) (map[string]bool,
 	}
 	return m, nil
 }
-func (r *followRunner) Find(context.Context, *job.Job, string) (string, error) { return "", nil }
+func (r *followRunner) Find(context.Context, *job.Job, string) (string, error) { return r.found, nil }
+func (r *followRunner) Stop(_ context.Context, j *job.Job, _ string) (string, error) {
+	if r.stopErr != nil {
+		return "", r.stopErr
+	}
+	r.stopped = append(r.stopped, j.ID)
+	return "stop-" + j.ID, nil
+}
 func (r *followRunner) Send(_ context.Context, j *job.Job, _ string, _ time.Duration) (string, error) {
 	return "cmd-" + j.ID + "-next", nil
 }

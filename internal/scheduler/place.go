@@ -18,6 +18,11 @@ import (
 // place gives a QUEUED job an instance: a free one of its pool (running
 // first, then stopped), else a new one within the pool's cap.
 func (s *Scheduler) place(ctx context.Context, w *world, j *job.Job) error {
+	if j.CancelRequested() {
+		// Cancelled while placed, then sent back to the queue (its launch
+		// refused): it holds nothing now.
+		return s.endCancelled(ctx, w, j, "")
+	}
 	pool, types := s.pool(j)
 	if w.budget != "" {
 		return s.setReason(ctx, j, w.budget)
@@ -201,6 +206,9 @@ func (s *Scheduler) take(w *world, j *job.Job) {
 // advance moves a PLACED job toward RUNNING: launch or adopt its instance,
 // start it if stopped, wait for its agent, send the command.
 func (s *Scheduler) advance(ctx context.Context, w *world, j *job.Job) error {
+	if j.CancelRequested() {
+		return s.cancelPlaced(ctx, w, j)
+	}
 	if j.InstanceID == "" {
 		// A launch was intended; an instance tagged for this attempt means
 		// RunInstances ran before a crash: adopt it rather than launch again.

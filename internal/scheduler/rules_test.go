@@ -313,7 +313,8 @@ func (r *stubRunner) Send(_ context.Context, j *job.Job, _ string, _ time.Durati
 func (r *stubRunner) Result(context.Context, string, string) (runner.Result, error) {
 	return runner.Result{Status: runner.Pending}, nil
 }
-func (r *stubRunner) Cancel(context.Context, string, string) error { return nil }
+func (r *stubRunner) Cancel(context.Context, string, string) error           { return nil }
+func (r *stubRunner) Stop(context.Context, *job.Job, string) (string, error) { return "", nil }
 
 // TestPlacementOrder: one Reconcile gives the free instance to the highest
 // priority, then the oldest job, launches for the next ones up to the cap,

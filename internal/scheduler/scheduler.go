@@ -42,6 +42,7 @@ type Runner interface {
 	Send(ctx context.Context, j *job.Job, instanceID string, keepWarm time.Duration) (string, error)
 	Result(ctx context.Context, commandID, instanceID string) (runner.Result, error)
 	Cancel(ctx context.Context, commandID, instanceID string) error
+	Stop(ctx context.Context, j *job.Job, instanceID string) (string, error)
 }
 
 var (
@@ -94,6 +95,9 @@ type Config struct {
 	MaxRuntime  time.Duration
 	Setup       string
 	Retries     int
+	// SecretsPrefix is the Parameter Store path under which a job's env
+	// may name secrets (see job.Defaults); empty refuses every reference.
+	SecretsPrefix string
 }
 
 // Bounds of an "auto" keep-warm window: at least a minute, so that a job
@@ -234,19 +238,26 @@ func New(s store.Jobs, f Fleet, r Runner, n Notifier, cfg Config, now func() tim
 }
 
 // Defaults returns the job-message defaults of this deployment.
-func (s *Scheduler) Defaults() job.Defaults {
-	pools := make([]string, 0, len(s.cfg.Pools))
-	for name := range s.cfg.Pools {
-		pools = append(pools, name)
+func (s *Scheduler) Defaults() job.Defaults { return s.cfg.Defaults() }
+
+// Defaults returns the job-message defaults of a deployment with these
+// settings: what the intake validates a message against, and what the
+// command line validates one against before it sends it.
+func (c Config) Defaults() job.Defaults {
+	if c.MaxRuntime == 0 {
+		c.MaxRuntime = DefaultMaxRuntime
 	}
-	slices.Sort(pools)
+	if c.DefaultPool == "" {
+		c.DefaultPool = "default"
+	}
 	market := ""
-	if p, ok := s.cfg.Pools[s.cfg.DefaultPool]; ok {
+	if p, ok := c.Pools[c.DefaultPool]; ok {
 		market = p.Market
 	}
 	return job.Defaults{
-		Pool: s.cfg.DefaultPool, MaxRuntime: s.cfg.MaxRuntime, Retries: s.cfg.Retries,
-		Setup: s.cfg.Setup, Market: market, Pools: pools, KnownType: catalog.Known,
+		Pool: c.DefaultPool, MaxRuntime: c.MaxRuntime, Retries: c.Retries,
+		Setup: c.Setup, Market: market, Pools: slices.Sorted(maps.Keys(c.Pools)), KnownType: catalog.Known,
+		SecretsPrefix: c.SecretsPrefix,
 	}
 }
 
@@ -258,18 +269,37 @@ const (
 	Accepted  Outcome = iota // a new job was queued
 	Duplicate                // a job with this id exists; nothing was created
 	Rejected                 // the message is invalid; recorded as REJECTED when it has a usable id
+
+	// The outcomes of a cancel message.
+	Cancelled  // the job was QUEUED: it is CANCELLED
+	Cancelling // the job has an instance or a command: the reconcile that follows ends it
+	NoSuchJob  // no job has this id: nothing to cancel
+	Ended      // the job has ended already: nothing to cancel
 )
 
-func (o Outcome) String() string { return [...]string{"accepted", "duplicate", "rejected"}[o] }
+func (o Outcome) String() string {
+	return [...]string{"accepted", "duplicate", "rejected", "cancelled", "cancelling", "no such job", "ended already"}[o]
+}
 
-// Submit validates one job message and records it. messageID names the
-// message (the SQS message id) and is the job id when the message has none.
+// Submit validates one job message or cancel message, and records it.
+// messageID names the message (the SQS message id) and is the job id when
+// the message has none.
 // A returned error is transient (the store failed): the message should be
 // retried. An invalid message is not an error: it is Rejected, with the
 // reason in the returned error-free Result.
 func (s *Scheduler) Submit(ctx context.Context, raw []byte, messageID string) (Result, error) {
 	now := s.now()
-	spec, verr := job.Parse(raw, s.Defaults())
+	var spec job.Spec
+	var verr error
+	if job.IsCancel(raw) {
+		c, err := job.ParseCancel(raw)
+		if err == nil {
+			return s.cancel(ctx, c, messageID)
+		}
+		verr = err
+	} else {
+		spec, verr = job.Parse(raw, s.Defaults())
+	}
 	if verr != nil {
 		id := idOf(raw, messageID)
 		res := Result{ID: id, Outcome: Rejected, Reason: verr}
@@ -304,7 +334,8 @@ type Result struct {
 	Outcome Outcome
 	// Reason says why a message was rejected.
 	Reason error
-	// Job is the job an accepted message created.
+	// Job is the job an accepted message created, or the one a cancel
+	// message named.
 	Job *job.Job
 }
 

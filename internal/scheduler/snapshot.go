@@ -115,7 +115,19 @@ func (s *Scheduler) snapshot(ctx context.Context, o Options) (*world, error) {
 	}
 	w.jobs[job.Queued] = queued
 	for _, f := range o.Fresh {
-		if !f.State.Terminal() && !slices.ContainsFunc(w.jobs[f.State], func(j *job.Job) bool { return j.ID == f.ID }) {
+		if f.State.Terminal() {
+			continue
+		}
+		// The index may list an older version of it, in its old state (a
+		// cancel just written, say): the fresh one replaces it.
+		newer := false
+		for _, st := range job.Live {
+			w.jobs[st] = slices.DeleteFunc(w.jobs[st], func(j *job.Job) bool {
+				newer = newer || j.ID == f.ID && j.Version > f.Version
+				return j.ID == f.ID && j.Version < f.Version
+			})
+		}
+		if !newer && !slices.ContainsFunc(w.jobs[f.State], func(j *job.Job) bool { return j.ID == f.ID }) {
 			w.jobs[f.State] = append(w.jobs[f.State], f)
 		}
 	}

@@ -89,9 +89,7 @@ func New(s config.Settings, c Clients, st store.Jobs, now func() time.Time, log 
 		Script: runner.ScriptOptions{Region: s.Region, StateDir: s.StateDir},
 	})
 	n := notice.New(c.EC2, c.SNS, s.TopicARN, log, now)
-	sched := scheduler.New(st, f, r, n, scheduler.Config{
-		Pools: s.Pools, DefaultPool: config.DefaultPool, MaxRuntime: s.MaxRuntime, Setup: s.Setup, Retries: s.Retries,
-	}, now, log)
+	sched := scheduler.New(st, f, r, n, s.Scheduler(), now, log)
 	wd := watchdog.New(watchdog.Deps{
 		Cloud:  &watchdog.AWS{EC2: c.EC2, CloudWatch: c.CloudWatch, SSM: c.SSM, Fleet: f, Now: now},
 		Runner: r, Store: st, Notice: n, Config: s.Watchdog, Now: now, Log: log,

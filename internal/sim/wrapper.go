@@ -38,6 +38,8 @@ type Wrapped struct {
 	JobID     string
 	Attempt   int
 	Duplicate bool
+	// Stop: the command is runner.Stop's for the attempt, not the attempt's own.
+	Stop bool
 }
 
 // Invocation is a command invocation of the cloud with what the wrapper
@@ -69,6 +71,12 @@ func (w *World) Invocations() []Invocation {
 type wrapper struct{ w *World }
 
 func (x wrapper) Run(h *awssim.Host, r awssim.Run) awssim.Outcome {
+	if sh, err := runner.ParseStopHeader(r.Commands); err == nil {
+		x.w.mu.Lock()
+		x.w.attempts[r.CommandID+"/"+r.InstanceID] = Wrapped{JobID: sh.Job, Attempt: sh.Attempt, Stop: true}
+		x.w.mu.Unlock()
+		return x.stop(h, sh)
+	}
 	hd, err := runner.ParseHeader(r.Commands)
 	if err != nil {
 		return awssim.Outcome{Exit: 2, Output: "sim: not a nightshift wrapper: " + err.Error() + "\n"}
@@ -89,6 +97,10 @@ func (x wrapper) Run(h *awssim.Host, r awssim.Run) awssim.Outcome {
 	started := h.Now()
 	return awssim.Outcome{
 		Exit: o.Exit, Duration: o.Duration, Output: o.Output, Hang: o.Hang,
+		// A stop (see stop) ends the job after the wrapper's grace, the
+		// longest a job that ignores TERM takes; then, as after any end,
+		// the outputs are synced, the exit code written, the idle timer armed.
+		Interrupt: dir + "/stop", InterruptGrace: runner.StopGrace,
 		Every: watchdog.Progress.Period,
 		Tick: func(h *awssim.Host) {
 			since := 0.0 // a working job writes output: its last progress is just now
@@ -102,4 +114,21 @@ func (x wrapper) Run(h *awssim.Host, r awssim.Run) awssim.Outcome {
 			h.Shutdown(time.Duration(hd.IdleSeconds)*time.Second, "idle timer")
 		},
 	}
+}
+
+// stop models runner.Stop's command on the instance: for an attempt that
+// runs here it leaves the stop file, which the attempt's wrapper (Run)
+// takes as the TERM; for one that has ended or is not here it does nothing.
+// The command itself succeeds at once either way.
+func (x wrapper) stop(h *awssim.Host, sh runner.StopHeader) awssim.Outcome {
+	dir := sh.AttemptDir()
+	what := "attempt " + strconv.Itoa(sh.Attempt) + " of job " + sh.Job
+	if _, ok := h.Read(dir); !ok {
+		return awssim.Outcome{Duration: time.Second, Output: "nightshift: " + what + " is not on this instance: nothing to stop\n"}
+	}
+	if code, ok := h.Read(dir + "/exit_code"); ok {
+		return awssim.Outcome{Duration: time.Second, Output: "nightshift: " + what + " has ended already (exit code " + code + "): nothing to stop\n"}
+	}
+	h.Write(dir+"/stop", strconv.Itoa(runner.StopExitCode))
+	return awssim.Outcome{Duration: time.Second, Output: "nightshift: " + what + ": TERM sent to its wrapper\n"}
 }

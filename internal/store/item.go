@@ -119,6 +119,10 @@ func marshalJob(j *job.Job) (item, error) {
 	putS(it, "command_id", j.CommandID)
 	putS(it, "log_stream", j.LogStream)
 	putT(it, "stalled_at", j.StalledAt)
+	putT(it, "cancel_requested_at", j.CancelRequestedAt)
+	putS(it, "cancel_reason", j.CancelReason)
+	putS(it, "stop_command_id", j.StopCommandID)
+	putT(it, "stop_sent_at", j.StopSentAt)
 	if j.ExitCode != nil {
 		it["exit_code"] = num(*j.ExitCode)
 	}
@@ -263,6 +267,11 @@ func unmarshalJob(it item) (*job.Job, error) {
 		Source:         d.s("source"),
 		History:        d.history("history"),
 		HistoryDropped: d.int("history_dropped"),
+
+		CancelRequestedAt: d.t("cancel_requested_at"),
+		CancelReason:      d.s("cancel_reason"),
+		StopCommandID:     d.s("stop_command_id"),
+		StopSentAt:        d.t("stop_sent_at"),
 	}
 	if sm, ok := d.m("spec"); ok {
 		sd := decoder{it: sm, path: "spec."}
@@ -518,12 +527,13 @@ func (d *decoder) strs(name string) []string {
 	return out
 }
 
-func (d *decoder) history(name string) []job.Transition {
+// maps decodes the list attribute name, each element a map, with each.
+func maps[T any](d *decoder, name string, each func(sub *decoder) T) []T {
 	l, ok := d.l(name)
 	if !ok {
 		return nil
 	}
-	out := make([]job.Transition, len(l))
+	out := make([]T, len(l))
 	for i, v := range l {
 		m, ok := v.(*types.AttributeValueMemberM)
 		if !ok {
@@ -531,7 +541,15 @@ func (d *decoder) history(name string) []job.Transition {
 			continue
 		}
 		sub := decoder{it: m.Value, path: fmt.Sprintf("%s%s[%d].", d.path, name, i)}
-		out[i] = job.Transition{
+		out[i] = each(&sub)
+		d.setErr(sub.err)
+	}
+	return out
+}
+
+func (d *decoder) history(name string) []job.Transition {
+	return maps(d, name, func(sub *decoder) job.Transition {
+		return job.Transition{
 			At:           sub.t("at"),
 			From:         job.State(sub.s("from")),
 			To:           job.State(sub.s("to")),
@@ -542,26 +560,9 @@ func (d *decoder) history(name string) []job.Transition {
 			CommandID:    sub.s("command_id"),
 			LogStream:    sub.s("log_stream"),
 		}
-		d.setErr(sub.err)
-	}
-	return out
+	})
 }
 
 func (d *decoder) syncs(name string) []job.Sync {
-	l, ok := d.l(name)
-	if !ok {
-		return nil
-	}
-	out := make([]job.Sync, len(l))
-	for i, v := range l {
-		m, ok := v.(*types.AttributeValueMemberM)
-		if !ok {
-			d.setErr(fmt.Errorf("attribute %s%s[%d]: want M, got %T", d.path, name, i, v))
-			continue
-		}
-		sub := decoder{it: m.Value, path: fmt.Sprintf("%s%s[%d].", d.path, name, i)}
-		out[i] = job.Sync{S3: sub.s("s3"), Path: sub.s("path")}
-		d.setErr(sub.err)
-	}
-	return out
+	return maps(d, name, func(sub *decoder) job.Sync { return job.Sync{S3: sub.s("s3"), Path: sub.s("path")} })
 }

@@ -364,13 +364,18 @@ func fullJob() *job.Job {
 		CommandID:    "c0ffee00-0000-4000-8000-000000000000",
 		LogStream:    "full/2",
 		StalledAt:    at(3e9 + 7),
-		ExitCode:     &exit,
-		PlacedAt:     at(1e9 + 1),
-		StartedAt:    at(3e9),
-		EndedAt:      at(4e9),
-		UpdatedAt:    at(5e9),
-		Cost:         1.2345678901234567,
-		Source:       "0b1c2d3e-msg",
+
+		CancelRequestedAt: at(3e9 + 11),
+		CancelReason:      "wrong learning rate",
+		StopCommandID:     "5709c0de-0000-4000-8000-000000000000",
+		StopSentAt:        at(3e9 + 13),
+		ExitCode:          &exit,
+		PlacedAt:          at(1e9 + 1),
+		StartedAt:         at(3e9),
+		EndedAt:           at(4e9),
+		UpdatedAt:         at(5e9),
+		Cost:              1.2345678901234567,
+		Source:            "0b1c2d3e-msg",
 		History: []job.Transition{
 			// Every field of an entry set, and one with only what an
 			// entry always has: zero fields must stay zero.
