@@ -52,7 +52,7 @@ check-reflect:
 	$(GO) test ./internal/bench -run '^TestNoReflectMethod$$' -count=1 -v
 
 run:
-	$(GO) run ./cmd/nightshift run
+	$(GO) run ./cmd/nightshift local
 
 # Randomized histories with fault injection, every invariant checked after
 # every step, in parallel over the cores: make soak SEEDS=5000 [FIRST=1]
@@ -99,7 +99,7 @@ $(RIE):
 
 test: deps
 	$(GO) vet ./...
-	NIGHTSHIFT_RIE=$(RIE) NIGHTSHIFT_PYTHON=$(PYTHON) $(GO) test -count=1 ./...
+	NIGHTSHIFT_RIE=$(RIE) NIGHTSHIFT_PYTHON=$(PYTHON) $(GO) test -count=1 -timeout 30m ./...
 	# A few concurrent histories under the race detector: the handlers, the
 	# store and the harness share state across invocations.
 	$(GO) test -count=1 -race -run 'TestConcurrentRace$$' ./internal/chaos

@@ -1,85 +1,145 @@
-// Command nightshift is nightshift's command line. For now it has one
-// command, run: a local run of the real handlers on the simulated cloud.
+// Command nightshift is nightshift's command line: submit jobs to a
+// deployed stack, list and follow them, read their output, cancel and
+// re-run them, see the instances and what they cost — and run the whole
+// pipeline locally on the simulated cloud.
+//
+// It talks to AWS with the user's own credentials, as the AWS CLI does,
+// and finds the stack's queue, table and log group from its CloudFormation
+// outputs. Everything it shows is in the AWS console too.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
-const usage = `usage: nightshift run [flags]
+func main() {
+	os.Exit(Main(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv, isTerminal(os.Stdout)))
+}
 
-run sends a job message through nightshift's real handlers and Reconcile
-against a simulated AWS (EC2, SSM, EventBridge, SQS, DynamoDB in memory, on a
-virtual clock), executing the job's wrapper script for real with bash in a
-scratch directory. No AWS account, no network: on the instances, aws and
-shutdown are stand-ins (an S3 sync is skipped and says so).
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
-flags:
-`
+// Exit statuses, as Go command lines have them.
+const (
+	exitOK     = 0
+	exitFailed = 1 // the command failed, or the job it waited for did
+	exitUsage  = 2 // the command line is wrong: nothing was done
+)
 
-func main() { os.Exit(cli(context.Background(), os.Args[1:], os.Stdout, os.Stderr)) }
+// DefaultStack is the stack name when neither --stack nor
+// NIGHTSHIFT_STACK gives one: the README's sam deploy names it so.
+const DefaultStack = "nightshift"
 
-// minKeepWarm is the shortest fixed keep-warm window the local run takes:
-// the instance's own idle timer counts in whole minutes, and the watchdog
-// ticks once a minute.
-const minKeepWarm = time.Minute
-
-// cli runs the command line args and returns the exit status: 0, 1 when
-// the run failed, 2 for a usage error (nothing run).
-func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) < 1 || args[0] != "run" {
-		printUsage(stderr, runFlags(nil))
-		return 2
+// Main runs the command line and returns its exit status.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string, tty bool) int {
+	a := &app{
+		stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, now: time.Now, tty: tty,
+		sleep: func(ctx context.Context, d time.Duration) error {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+				return nil
+			}
+		},
 	}
-	var o runOptions
-	fs := runFlags(&o)
-	fs.SetOutput(stderr)
-	// The flag package prints this itself for -h and for a bad flag.
-	fs.Usage = func() { printUsage(stderr, fs) }
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+	a.connect = a.connectAWS
+	return a.main(ctx, args)
+}
+
+func (a *app) main(ctx context.Context, args []string) int {
+	// NO_COLOR (no-color.org): set to anything, no colour. A dumb terminal
+	// gets none either, nor does anything that is not a terminal.
+	a.color = a.tty && a.getenv("NO_COLOR") == "" && a.getenv("TERM") != "dumb"
+	root := a.root()
+	root.SetArgs(args)
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.msg != "" {
+			fmt.Fprintln(a.stderr, "nightshift:", ee.msg)
 		}
-		return 2
+		return ee.code
 	}
-	switch {
-	case fs.NArg() == 1:
-		fmt.Fprintf(stderr, "nightshift run: unexpected argument %s (a job message goes in -job)\n", fs.Arg(0))
-		return 2
-	case fs.NArg() > 1:
-		fmt.Fprintf(stderr, "nightshift run: unexpected arguments %s (a job message goes in -job)\n", strings.Join(fs.Args(), " "))
-		return 2
-	case o.KeepWarm != 0 && o.KeepWarm < minKeepWarm:
-		fmt.Fprintf(stderr, "nightshift run: -keep-warm %v: want at least %v, or no -keep-warm for auto\n", o.KeepWarm, minKeepWarm)
-		return 2
+	fmt.Fprintln(a.stderr, "nightshift:", err)
+	var ue *usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		fmt.Fprintln(a.stderr, "Run 'nightshift --help' for usage.")
+		return exitUsage
 	}
-	if err := run(ctx, o, stdout); err != nil {
-		fmt.Fprintln(stderr, "nightshift run:", err)
-		return 1
-	}
-	return 0
+	return exitFailed
 }
 
-func printUsage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprint(w, usage)
-	fs.SetOutput(w)
-	fs.PrintDefaults()
+// isCobraUsage reports whether err is cobra's own complaint about the
+// command line (an unknown command or flag, a wrong argument count).
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "flag needs an argument", "invalid argument", "accepts ", "requires at least", "requires at most", "if any flags in the group"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
-func runFlags(o *runOptions) *flag.FlagSet {
-	if o == nil {
-		o = &runOptions{}
+func (a *app) root() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "nightshift",
+		Short: "Run GPU training jobs on EC2, and stop paying when they end",
+		Long: `nightshift runs training jobs on GPU EC2 instances: it launches or starts
+an instance, runs the job through SSM Run Command, records every step,
+and stops the instance when the job ends and nothing else needs it.
+
+The commands below talk to a deployed nightshift stack with your own AWS
+credentials (as the AWS CLI: environment, profile, SSO; --profile and
+--region, or AWS_PROFILE and AWS_REGION; AWS_ENDPOINT_URL is honoured).
+'nightshift local' needs no AWS account at all.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// The flags are read once, for every subcommand.
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if a.stackName == "" {
+				a.stackName = a.getenv("NIGHTSHIFT_STACK")
+			}
+			if a.stackName == "" {
+				a.stackName = DefaultStack
+			}
+			return nil
+		},
 	}
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.StringVar(&o.Message, "job", defaultJob, "the job message (JSON), or @FILE to read it from a file")
-	fs.DurationVar(&o.KeepWarm, "keep-warm", 0, "a fixed keep-warm window for the pool, at least 1m (default: auto, the instance's measured start-to-ready time, as deployed)")
-	fs.StringVar(&o.Dir, "dir", "", "scratch directory for the instances' disks (default: a new temporary directory, removed afterwards)")
-	return fs
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.stackName, "stack", "", "the nightshift stack's name (default $NIGHTSHIFT_STACK, else \""+DefaultStack+"\")")
+	pf.StringVar(&a.region, "region", "", "the AWS Region (default: the SDK's, from AWS_REGION or the profile)")
+	pf.StringVar(&a.profile, "profile", "", "the AWS profile (default: the SDK's, from AWS_PROFILE)")
+	pf.BoolVar(&a.json, "json", false, "print records as one JSON document on stdout, for scripts")
+	root.AddGroup(&cobra.Group{ID: "jobs", Title: "Jobs:"}, &cobra.Group{ID: "fleet", Title: "Instances and cost:"}, &cobra.Group{ID: "local", Title: "Without AWS:"})
+	for _, c := range []*cobra.Command{a.submitCmd(), a.lsCmd(), a.showCmd(), a.logsCmd(), a.cancelCmd(), a.retryCmd()} {
+		c.GroupID = "jobs"
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{a.instancesCmd(), a.costCmd()} {
+		c.GroupID = "fleet"
+		root.AddCommand(c)
+	}
+	local := a.localCmd()
+	local.GroupID = "local"
+	root.AddCommand(local)
+	return root
 }

@@ -52,38 +52,39 @@ func TestLocalRunFailingJob(t *testing.T) {
 }
 
 // TestUsageErrors: a keep-warm window that is negative or under a minute,
-// and arguments past the flags, are usage errors (exit 2) that say what is
-// wrong, before anything runs; -h prints the usage once and succeeds.
+// an argument where none is taken, an unknown flag or command, are usage
+// errors (exit 2) that say what is wrong on stderr, before anything runs;
+// --help prints the usage on stdout and succeeds.
 func TestUsageErrors(t *testing.T) {
 	tests := []struct {
 		name     string
 		give     []string
-		want     int
 		wantText string // in stderr
 	}{
-		{name: "negative keep-warm", give: []string{"run", "-keep-warm", "-5m"}, want: 2, wantText: "-keep-warm -5m0s: want at least 1m0s"},
-		{name: "keep-warm under a minute", give: []string{"run", "-keep-warm", "30s"}, want: 2, wantText: "-keep-warm 30s: want at least 1m0s"},
-		{name: "an extra argument", give: []string{"run", `{"command": "echo hi"}`}, want: 2, wantText: `unexpected argument {"command": "echo hi"}`},
-		{name: "arguments after the flags", give: []string{"run", "-keep-warm", "5m", "now", "please"}, want: 2, wantText: `unexpected arguments now please`},
-		{name: "no command", give: nil, want: 2, wantText: "usage: nightshift run"},
-		{name: "an unknown flag", give: []string{"run", "-fast"}, want: 2, wantText: "flag provided but not defined: -fast"},
+		{name: "negative keep-warm", give: []string{"local", "--keep-warm", "-5m"}, wantText: "--keep-warm -5m0s: want at least 1m0s"},
+		{name: "keep-warm under a minute", give: []string{"local", "--keep-warm", "30s"}, wantText: "--keep-warm 30s: want at least 1m0s"},
+		{name: "an extra argument", give: []string{"local", `{"command": "echo hi"}`}, wantText: `unknown command "{\"command\": \"echo hi\"}" for "nightshift local"`},
+		{name: "the old alias, with arguments", give: []string{"run", "--keep-warm", "5m", "now"}, wantText: `unknown command "now" for "nightshift local"`},
+		{name: "an unknown flag", give: []string{"local", "--fast"}, wantText: "unknown flag: --fast"},
+		{name: "an unknown command", give: []string{"launch"}, wantText: `unknown command "launch" for "nightshift"`},
+		{name: "a bad duration", give: []string{"local", "--keep-warm", "soon"}, wantText: `invalid argument "soon" for "--keep-warm"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			if got := cli(context.Background(), tt.give, &stdout, &stderr); got != tt.want || !strings.Contains(stderr.String(), tt.wantText) {
-				t.Errorf("cli(%q) = %d, stderr %q; want %d and %q", tt.give, got, stderr.String(), tt.want, tt.wantText)
+			got := Main(context.Background(), tt.give, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" }, false)
+			if got != exitUsage || !strings.Contains(stderr.String(), tt.wantText) {
+				t.Errorf("Main(%q) = %d, stderr %q; want %d and %q", tt.give, got, stderr.String(), exitUsage, tt.wantText)
 			}
 			if stdout.Len() > 0 {
-				t.Errorf("cli(%q) wrote %q to stdout; want nothing run", tt.give, stdout.String())
+				t.Errorf("Main(%q) wrote %q to stdout; want nothing run", tt.give, stdout.String())
 			}
 		})
 	}
 	var stdout, stderr bytes.Buffer
-	got := cli(context.Background(), []string{"run", "-h"}, &stdout, &stderr)
-	text := stdout.String() + stderr.String()
-	if got != 0 || strings.Count(text, "usage: nightshift run") != 1 || strings.Count(text, "-keep-warm duration") != 1 {
-		t.Errorf("cli(run -h) = %d, output %q; want 0 and the usage once", got, text)
+	got := Main(context.Background(), []string{"local", "--help"}, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" }, false)
+	if text := stdout.String(); got != 0 || strings.Count(text, "nightshift local [flags]") != 1 || strings.Count(text, "--keep-warm duration") != 1 || stderr.Len() > 0 {
+		t.Errorf("Main(local --help) = %d, stdout %q, stderr %q; want 0 and the usage once on stdout", got, text, stderr.String())
 	}
 }
 

@@ -87,6 +87,24 @@ func render(tpl template, p string) string {
 	for id, r := range tpl.resources("AWS::SSM::Parameter") {
 		p = strings.ReplaceAll(p, "<"+id+">", pattern(get(r, "Properties", "Name")))
 	}
+	// The ARNs of the resources a policy names by !GetAtt X.Arn or !Ref
+	// (a log group's name), from the names the template gives them.
+	arns := []struct{ typ, name, arn string }{
+		{"AWS::DynamoDB::Table", "TableName", "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/"},
+		{"AWS::SQS::Queue", "QueueName", "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:"},
+		{"AWS::Serverless::Function", "FunctionName", "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"},
+		{"AWS::Logs::LogGroup", "LogGroupName", ""},
+	}
+	for _, a := range arns {
+		for id, r := range tpl.resources(a.typ) {
+			// A resource without a name gets one CloudFormation makes up.
+			name := "*"
+			if n := get(r, "Properties", a.name); n != nil {
+				name = pattern(n)
+			}
+			p = strings.ReplaceAll(p, "<"+id+">", a.arn+name)
+		}
+	}
 	p = placeholder.ReplaceAllStringFunc(p, func(ph string) string {
 		name := strings.Trim(ph, "${}")
 		switch name {

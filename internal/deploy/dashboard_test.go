@@ -309,12 +309,12 @@ func TestDashboardURL(t *testing.T) {
 
 // TestWatchdogMayCountLiveJobs: the tick's figures count the live jobs
 // with Query (Select COUNT) on the table's live index; the watchdog's role
-// must allow it there. The policy checks write the table's ARN as
-// <JobsTable> (pinResources).
+// must allow it there (the table's ARN as render writes it, in the sample
+// deployment).
 func TestWatchdogMayCountLiveJobs(t *testing.T) {
 	tpl := loadTemplate(t)
 	stmts := principalStatements(t, tpl, "WatchdogFunction")
-	index := "<JobsTable>/index/live"
+	index := "arn:aws:dynamodb:" + sampleRegion + ":" + sampleAccount + ":table/nightshift-JobsTable-1A2B3C4D5E6F/index/live"
 	if !allowed(tpl, stmts, "dynamodb:Query", index) {
 		t.Errorf("WatchdogFunction may not dynamodb:Query %s: the tick's COUNT queries would fail", index)
 	}
