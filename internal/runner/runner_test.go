@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -96,22 +97,69 @@ func (in *instance) runTo(t *testing.T, j *job.Job, keepWarm time.Duration, stdo
 	cmd := exec.Command("/bin/sh", "-c", launcher)
 	cmd.Dir = in.dir
 	cmd.Env = in.env()
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.WaitDelay = outputCloseTimeout
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	err = cmd.Run()
+	closed := pipeOutput(t, cmd, stdout, stderr)
+	err = cmd.Wait()
+	// SSM ends a command when every writer of its output has closed it,
+	// whatever the exit code: a process that keeps it open holds the
+	// command open. (exec's WaitDelay says so only of a command that
+	// succeeded.)
+	select {
+	case <-closed:
+	case <-time.After(outputCloseTimeout):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		t.Fatalf("wrapper for %s exited (%v) but its output stayed open for %v: SSM would wait for it", j.ID, err, outputCloseTimeout)
+	}
 	// The heartbeat loop's sleep outlives the wrapper; end it.
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	var exit *exec.ExitError
 	switch {
-	case errors.Is(err, exec.ErrWaitDelay):
-		t.Fatalf("wrapper for %s exited but its output stayed open for %v: SSM would wait for it", j.ID, outputCloseTimeout)
 	case errors.As(err, &exit):
 		return exit.ExitCode()
 	case err != nil:
 		t.Fatalf("run wrapper for %s: %v", j.ID, err)
 	}
 	return 0
+}
+
+// pipeOutput starts cmd with a pipe of its own for stdout and one for
+// stderr (one for both when they are one writer, as exec makes them),
+// copied to the writers. The channel it returns is closed when every
+// holder of the pipes, the command's children among them, has closed them.
+func pipeOutput(t *testing.T, cmd *exec.Cmd, stdout, stderr io.Writer) <-chan struct{} {
+	t.Helper()
+	var writers []*os.File
+	var copies sync.WaitGroup
+	pipe := func(to io.Writer) *os.File {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		writers = append(writers, w)
+		copies.Go(func() {
+			defer r.Close()
+			_, _ = io.Copy(to, r)
+		})
+		return w
+	}
+	out := pipe(stdout)
+	cmd.Stdout, cmd.Stderr = out, out
+	if stderr != stdout {
+		cmd.Stderr = pipe(stderr)
+	}
+	err := cmd.Start()
+	for _, w := range writers {
+		w.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() {
+		copies.Wait()
+		close(closed)
+	}()
+	return closed
 }
 
 // shutdowns returns the recorded shutdown calls, each as its first two

@@ -40,10 +40,12 @@ const StopGrace = 30 * time.Second
 // command TERM ended. Its outputs were synced and its idle timer armed.
 const StopExitCode = 143
 
-// guardInterval is how often the guard in the job's process group looks
-// for the wrapper: after SSM kills the wrapper (a cancel, the execution
-// timeout) the job goes within this. A check is one sleep and one kill -0.
-const guardInterval = time.Second
+// pollInterval is how often the wrapper looks for the end of the job, and
+// the guard in the job's process group for the wrapper's: the stop's TERM
+// takes effect within this, and after SSM kills the wrapper (a cancel, the
+// execution timeout) the job goes within this. A look is one sleep and one
+// kill -0.
+const pollInterval = time.Second
 
 // DefaultStateDir holds the per-attempt locks, heartbeats and exit codes.
 const DefaultStateDir = "/var/lib/nightshift"
@@ -163,7 +165,7 @@ func (p plan) render() (string, error) {
 		"setup": j.Spec.Setup, "command": j.Spec.Command,
 		"secret_exit": strconv.Itoa(SecretExitCode),
 		"stop_exit":   strconv.Itoa(StopExitCode), "stop_grace_seconds": strconv.Itoa(p.stopGraceSeconds),
-		"guard_seconds": strconv.Itoa(int(guardInterval / time.Second)),
+		"poll_seconds": strconv.Itoa(int(pollInterval / time.Second)), "poll_ms": strconv.Itoa(int(pollInterval / time.Millisecond)),
 	}
 	// Each block line is one of the line templates with its holes.
 	type line struct {

@@ -39,7 +39,8 @@ func oldScript(t *testing.T, tmpl *template.Template, j *job.Job, instanceID str
 		InstanceID, Region                       string
 		Attempt, DeadmanMinutes, KeepWarmMinutes int
 		WaitPolls, HeartbeatSeconds, SecretExit  int
-		StopExit, StopGraceSeconds, GuardSeconds int
+		StopExit, StopGraceSeconds, PollSeconds  int
+		PollMillis                               int
 		Env                                      []envVar
 		Inputs, Outputs                          []job.Sync
 	}{
@@ -50,7 +51,7 @@ func oldScript(t *testing.T, tmpl *template.Template, j *job.Job, instanceID str
 		KeepWarmMinutes:  max(1, int((keepWarm+time.Minute-1)/time.Minute)) + 1,
 		WaitPolls:        int((s.MaxRuntime.D() + runner.DeadmanGrace) / (5 * time.Second)),
 		HeartbeatSeconds: 60, SecretExit: 96,
-		StopExit: 143, StopGraceSeconds: 30, GuardSeconds: 1,
+		StopExit: 143, StopGraceSeconds: 30, PollSeconds: 1, PollMillis: 1000,
 		Inputs: s.Inputs, Outputs: s.Outputs,
 	}
 	if d.StateDir == "" {

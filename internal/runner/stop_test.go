@@ -1,7 +1,6 @@
 package runner_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -32,11 +31,28 @@ const waitBound = 10 * time.Second
 // running is a wrapper started on a scratch instance, not waited for yet.
 type running struct {
 	cmd    *exec.Cmd
-	lines  chan string // the wrapper's stdout, line by line
-	done   chan struct{}
+	lines  chan string     // the wrapper's stdout, line by line
+	closed <-chan struct{} // every writer of its output has closed it
 	mu     sync.Mutex
 	stdout strings.Builder
+	line   []byte // the part of stdout's last line written yet
 	stderr bytes.Buffer
+}
+
+// Write takes the wrapper's stdout, and sends each line to lines.
+func (x *running) Write(p []byte) (int, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.stdout.Write(p)
+	x.line = append(x.line, p...)
+	for {
+		i := bytes.IndexByte(x.line, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		x.lines <- string(x.line[:i])
+		x.line = x.line[i+1:]
+	}
 }
 
 // start runs j's launcher as run does, in the background. extra, when set,
@@ -48,33 +64,14 @@ func (in *instance) start(t *testing.T, j *job.Job, opts runner.ScriptOptions, e
 	if err != nil {
 		t.Fatalf("Launcher(%s) = %v", j.ID, err)
 	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := &running{lines: make(chan string, 1000), done: make(chan struct{})}
+	x := &running{lines: make(chan string, 1000)}
 	x.cmd = exec.Command("/bin/sh", "-c", launcher)
 	x.cmd.Dir, x.cmd.Env = in.dir, in.env()
-	x.cmd.Stdout, x.cmd.Stderr = w, &x.stderr
 	x.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if extra != nil {
 		x.cmd.ExtraFiles = []*os.File{extra}
 	}
-	if err := x.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	go func() {
-		defer close(x.done)
-		s := bufio.NewScanner(r)
-		for s.Scan() {
-			x.mu.Lock()
-			x.stdout.WriteString(s.Text() + "\n")
-			x.mu.Unlock()
-			x.lines <- s.Text()
-		}
-		r.Close()
-	}()
+	x.closed = pipeOutput(t, x.cmd, x, &x.stderr)
 	t.Cleanup(func() { _ = syscall.Kill(-x.cmd.Process.Pid, syscall.SIGKILL) })
 	return x
 }
@@ -85,30 +82,39 @@ func (x *running) waitFor(t *testing.T, want string) {
 	timeout := time.After(waitBound)
 	for {
 		select {
-		case l, ok := <-x.lines:
-			if !ok {
-				t.Fatalf("the wrapper's stdout ended before %q; stderr:\n%s", want, x.stderr.String())
-			}
+		case l := <-x.lines:
 			if l == want {
 				return
 			}
-		case <-x.done:
-			t.Fatalf("the wrapper's stdout closed before %q; stdout:\n%s\nstderr:\n%s", want, x.out(), x.stderr.String())
+		case <-x.closed:
+			for len(x.lines) > 0 {
+				if <-x.lines == want {
+					return
+				}
+			}
+			t.Fatalf("the wrapper's output closed before %q; stdout:\n%s\nstderr:\n%s", want, x.out(), x.stderr.String())
 		case <-timeout:
-			t.Fatalf("no %q from the wrapper within %v", want, waitBound)
+			t.Fatalf("no %q from the wrapper within %v; stderr:\n%s", want, waitBound, x.killedStderr())
 		}
 	}
 }
 
-// wait waits for the wrapper to exit and its stdout to close; it returns
+// wait waits for the wrapper to exit and its output to close; it returns
 // the exit code.
 func (x *running) wait(t *testing.T) int {
 	t.Helper()
-	err := x.cmd.Wait()
+	done := make(chan error, 1)
+	go func() { done <- x.cmd.Wait() }()
+	var err error
 	select {
-	case <-x.done:
+	case err = <-done:
 	case <-time.After(waitBound):
-		t.Fatalf("the wrapper's stdout stayed open %v after it exited: SSM would wait for it", waitBound)
+		t.Fatalf("the wrapper has not exited %v after it was stopped\nstderr so far:\n%s", waitBound, x.killedStderr())
+	}
+	select {
+	case <-x.closed:
+	case <-time.After(waitBound):
+		t.Fatalf("the wrapper's output stayed open %v after it exited (%v): SSM would wait for it", waitBound, err)
 	}
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
@@ -124,6 +130,18 @@ func (x *running) out() string {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.stdout.String()
+}
+
+// killedStderr ends the wrapper and all it started (a test that gives
+// up on it), and returns its stderr once the pipe has closed.
+func (x *running) killedStderr() string {
+	_ = syscall.Kill(-x.cmd.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-x.closed:
+		return x.stderr.String()
+	case <-time.After(waitBound):
+		return "(still open: a process outside the wrapper's group holds it)"
+	}
 }
 
 // stop runs the stop command of j's current attempt with /bin/sh, as SSM

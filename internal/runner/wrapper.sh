@@ -52,13 +52,12 @@ ns_abort() {
 # output sync, no exit code. A stop lets the job end itself: TERM to the
 # job's process group, KILL after {{stop_grace_seconds}} s, then the outputs are synced and
 # exit code {{stop_exit}} recorded, as after any job.
-ns_signals=0 ns_stop_asked='' ns_job='' ns_termed='' ns_killer=''
-ns_stop() {
-	ns_signals=$((ns_signals + 1))
-	ns_stop_asked=1
-	if [ -n "$ns_job" ]; then ns_term_job; fi
-}
-trap ns_stop TERM
+ns_stop_asked='' ns_job='' ns_termed='' ns_killer=''
+# The trap only notes the stop; the wrapper acts on it between commands.
+# It never waits for a process with bash's wait while a stop may come: a
+# trapped signal ends that wait early, and a later wait for the same
+# process can then miss its end and never return (bash 5.2).
+trap 'ns_stop_asked=1' TERM
 # ns_term_job sends the job's process group TERM, once, and KILL when the
 # grace is over; the wrapper ends the killer if the job ends first.
 ns_term_job() {
@@ -75,19 +74,6 @@ ns_term_job() {
 # ns_stopped ends the attempt, before its command runs, when a stop came.
 ns_stopped() {
 	if [ -n "$ns_stop_asked" ] || [ -e "$ns_dir/stop" ]; then ns_abort {{stop_exit}} "stopped before the command started"; fi
-}
-# ns_wait waits for each process given, through the stop's signals (a
-# trapped signal ends bash's wait early), and leaves its status in ns_rc.
-ns_wait() {
-	local p n
-	for p; do
-		while :; do
-			n=$ns_signals
-			wait "$p"
-			ns_rc=$?
-			[ "$n" != "$ns_signals" ] || break
-		done
-	done
 }
 # Field 22 of /proc/PID/stat is the process's start time; the fields are
 # counted after the command name, which may hold spaces.
@@ -155,6 +141,7 @@ export NIGHTSHIFT_JOB_ID={{id}} NIGHTSHIFT_ATTEMPT={{attempt}}
 
 ns_stopped
 {{inputs}}
+ns_stopped
 
 # The job's output goes to SSM (and so CloudWatch Logs) and to files whose
 # modification times are its progress. The two tees are the wrapper's own
@@ -171,14 +158,14 @@ ns_tee_err=$!
 # signals all of it and nothing of the wrapper's (the tees, the heartbeat).
 # SSM, when it cancels the command or its execution timeout passes, kills
 # only the wrapper's group: a guard in the job's group ends the job within
-# {{guard_seconds}} s of the wrapper, however the wrapper ended. The body is
+# {{poll_seconds}} s of the wrapper, however the wrapper ended. The body is
 # a function's, run in the background: one process, whose traps are the
 # job's own (a subshell body would be a second one, ended by the TERM).
 ns_run() {
 	set +m # the job's own children stay in its group
 	(
 		trap '' TERM # a stop's TERM is for the job; the guard stays till the end
-		while kill -0 $$ 2>/dev/null; do sleep {{guard_seconds}}; done
+		while kill -0 $$ 2>/dev/null; do sleep {{poll_seconds}}; done
 		kill -KILL 0
 	) </dev/null >/dev/null 2>&1 &
 	set +u # activation scripts read unset variables
@@ -187,27 +174,38 @@ ns_run() {
 	# command
 	{{command}}
 }
-ns_stopped
 set -m
 ns_run </dev/null >"$ns_out" 2>"$ns_err" &
 ns_job=$!
 set +m
-if [ -n "$ns_stop_asked" ]; then ns_term_job; fi
-ns_wait "$ns_job"
-ns_code=$ns_rc ns_group=$ns_job
+# The wrapper looks for the job's end, at first often (a short job's end is
+# seen at once), then every {{poll_seconds}} s, as the guard looks for the wrapper's: a
+# stop's TERM, trapped, takes effect between two looks. The end is seen
+# once bash has reaped the job, which the wait for the sleep does.
+ns_nap=50 # ms
+while kill -0 "$ns_job" 2>/dev/null; do
+	if [ -n "$ns_stop_asked" ]; then ns_term_job; fi
+	printf -v ns_s '%d.%03d' $((ns_nap / 1000)) $((ns_nap % 1000))
+	sleep "$ns_s"
+	ns_nap=$((ns_nap * 2 < {{poll_ms}} ? ns_nap * 2 : {{poll_ms}}))
+done
+# The job has ended: a stop now has nothing to stop, and no signal may cut
+# the waits short from here on.
+trap '' TERM
+wait "$ns_job"
+ns_code=$? ns_group=$ns_job
 ns_job=''
 # What the job left running is ended with it: the instance is the next job's.
 kill -KILL -- "-$ns_group" 2>/dev/null
 if [ -n "$ns_termed" ]; then
 	# The killer, ended here unless it is done: done, it killed the job.
 	kill "$ns_killer" 2>/dev/null
-	ns_wait "$ns_killer"
-	if [ "$ns_rc" -eq 0 ]; then
+	if wait "$ns_killer"; then
 		ns_log "the job had not ended {{stop_grace_seconds}} s after TERM: killed"
 	fi
 	ns_code={{stop_exit}}
 fi
-ns_wait "$ns_tee_out" "$ns_tee_err"
+wait "$ns_tee_out" "$ns_tee_err"
 rm -f "$ns_out" "$ns_err"
 # Outputs are synced even after a failure (checkpoints help). A job whose
 # command succeeded but whose outputs were not saved has not succeeded.
