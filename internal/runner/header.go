@@ -93,27 +93,41 @@ func (p plan) header() Header {
 
 // line is the header as the launcher's first line. JSON escapes newlines,
 // so a value cannot end the comment and become shell.
-func (h Header) line() (string, error) {
+func (h Header) line() (string, error) { return headerLine(headerPrefix, HeaderVersion, h) }
+
+// headerLine writes a header's line: its prefix, version and v as JSON.
+func headerLine(prefix, version string, v any) (string, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false) // "&" and "<" in a workdir stay readable in the console
-	if err := enc.Encode(h); err != nil {
+	if err := enc.Encode(v); err != nil {
 		return "", err
 	}
-	return headerPrefix + HeaderVersion + " " + strings.TrimSuffix(b.String(), "\n"), nil
+	return prefix + version + " " + strings.TrimSuffix(b.String(), "\n"), nil
+}
+
+// headerBody returns the JSON of the header with prefix on the first line
+// of commands: errNone when that line is no such header, ErrHeaderVersion
+// when it is another version of it.
+func headerBody(commands, prefix, version, what string, errNone error) (string, error) {
+	first, _, _ := strings.Cut(commands, "\n")
+	rest, ok := strings.CutPrefix(first, prefix)
+	if !ok {
+		return "", errNone
+	}
+	v, body, _ := strings.Cut(rest, " ")
+	if v != version {
+		return "", fmt.Errorf("%w: %s%q (this reader knows %s)", ErrHeaderVersion, what, v, version)
+	}
+	return body, nil
 }
 
 // ParseHeader reads the header on the first line of commands, the text of
 // SSM's "commands" parameter that Launcher wrote.
 func ParseHeader(commands string) (Header, error) {
-	first, _, _ := strings.Cut(commands, "\n")
-	rest, ok := strings.CutPrefix(first, headerPrefix)
-	if !ok {
-		return Header{}, ErrNoHeader
-	}
-	version, body, _ := strings.Cut(rest, " ")
-	if version != HeaderVersion {
-		return Header{}, fmt.Errorf("%w: %q (this reader knows %s)", ErrHeaderVersion, version, HeaderVersion)
+	body, err := headerBody(commands, headerPrefix, HeaderVersion, "", ErrNoHeader)
+	if err != nil {
+		return Header{}, err
 	}
 	// Pointers tell a missing field from a zero one.
 	var raw struct {

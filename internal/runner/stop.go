@@ -1,14 +1,12 @@
 package runner
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -55,14 +53,9 @@ func (h StopHeader) AttemptDir() string {
 // of SSM's "commands" parameter that StopCommand wrote. Its errors are
 // ErrNoStopHeader, ErrHeaderVersion and ErrBadHeader.
 func ParseStopHeader(commands string) (StopHeader, error) {
-	first, _, _ := strings.Cut(commands, "\n")
-	rest, ok := strings.CutPrefix(first, stopHeaderPrefix)
-	if !ok {
-		return StopHeader{}, ErrNoStopHeader
-	}
-	version, body, _ := strings.Cut(rest, " ")
-	if version != StopHeaderVersion {
-		return StopHeader{}, fmt.Errorf("%w: stop header %q (this reader knows %s)", ErrHeaderVersion, version, StopHeaderVersion)
+	body, err := headerBody(commands, stopHeaderPrefix, StopHeaderVersion, "stop header ", ErrNoStopHeader)
+	if err != nil {
+		return StopHeader{}, err
 	}
 	var raw struct {
 		Job      *string `json:"job"`
@@ -82,13 +75,7 @@ func ParseStopHeader(commands string) (StopHeader, error) {
 }
 
 func (h StopHeader) line() (string, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(h); err != nil {
-		return "", err
-	}
-	return stopHeaderPrefix + StopHeaderVersion + " " + strings.TrimSuffix(b.String(), "\n"), nil
+	return headerLine(stopHeaderPrefix, StopHeaderVersion, h)
 }
 
 // stopText is the stop command, run by /bin/sh (dash on Ubuntu): it sends
