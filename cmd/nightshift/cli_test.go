@@ -624,3 +624,31 @@ func TestReadmeShowsRealOutput(t *testing.T) {
 		t.Errorf("the README shows %d commands with their output; want the Use it section's", n)
 	}
 }
+
+// TestCancelWait: cancel --wait waits until the job has ended and prints
+// how it ended.
+func TestCancelWait(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	w.onSleep = func(n int) {
+		if n != 2 {
+			return
+		}
+		j, err := w.jobs.Job(ctx, "bert-finetune")
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.CancelRequestedAt, j.CancelReason = w.now, "no longer needed"
+		move(t, j, job.Cancelled, "cancelled: no longer needed", w.now)
+		if err := w.jobs.Update(ctx, j, job.Queued); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, stdout, stderr := w.run(t, []string{"cancel", "--wait", "--reason", "no longer needed", "bert-finetune"}, "", false, nil)
+	if code != 0 || stdout != "bert-finetune: CANCELLED (cancelled: no longer needed)\n" {
+		t.Errorf("cancel --wait = %d, stdout %q, stderr %q; want 0 and the job's end", code, stdout, stderr)
+	}
+	if w.sleeps < 2 || len(w.sqs.sent) != 1 {
+		t.Errorf("polled %d times, sent %q; want polls until the end and one cancel", w.sleeps, w.sqs.sent)
+	}
+}
