@@ -272,7 +272,7 @@ func (m *Memory) FreeSlot(ctx context.Context, s Slot) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := slotKey(s.Pool, s.Index)
-	if cur, ok := m.slots[k]; !ok || cur.Version != s.Version {
+	if cur, ok := m.slots[k]; !ok || !cur.sameTake(s) {
 		return fmt.Errorf("free slot %s/%d: %w", s.Pool, s.Index, ErrConflict)
 	}
 	delete(m.slots, k)
@@ -291,7 +291,7 @@ func (m *Memory) AdoptSlot(ctx context.Context, s Slot, instanceID string, at ti
 	defer m.mu.Unlock()
 	k := slotKey(s.Pool, s.Index)
 	cur, ok := m.slots[k]
-	if !ok || cur.Version != s.Version {
+	if !ok || !cur.sameTake(s) {
 		return fmt.Errorf("adopt slot %s/%d: %w", s.Pool, s.Index, ErrConflict)
 	}
 	cur.InstanceID, cur.BoundAt = instanceID, at.UTC()

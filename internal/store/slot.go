@@ -39,6 +39,15 @@ type Slot struct {
 	Version          int64
 }
 
+// sameTake reports whether s is the slot o was read from, at the same
+// version. The version alone does not tell: a freed slot taken again starts
+// at version 1, so a pass holding the old one could free or bind the new
+// one (another launch's) — which let a fifth instance into a pool of four
+// in a concurrent history. The take's job, attempt and time tell.
+func (s Slot) sameTake(o Slot) bool {
+	return s.Version == o.Version && s.JobID == o.JobID && s.Attempt == o.Attempt && s.TakenAt.Equal(o.TakenAt)
+}
+
 // SlotKind says what a SlotOp does.
 type SlotKind int
 

@@ -79,6 +79,26 @@ func (d *DynamoDB) slotWrite(j *job.Job, op SlotOp) types.TransactWriteItem {
 	}
 }
 
+// sameTake is the condition that the slot item is the one read (see
+// Slot.sameTake): its version, and the take's job, attempt and time.
+const sameTake = "#version = :v AND #job = :job AND #attempt = :attempt AND #taken = :taken"
+
+func sameTakeNames(names map[string]string) map[string]string {
+	if names == nil {
+		names = map[string]string{}
+	}
+	names["#version"], names["#job"], names["#attempt"], names["#taken"] = "version", "job_id", "attempt", "taken_at"
+	return names
+}
+
+func sameTakeValues(s Slot, values item) item {
+	if values == nil {
+		values = item{}
+	}
+	values[":v"], values[":job"], values[":attempt"], values[":taken"] = num(s.Version), str(s.JobID), num(s.Attempt), timeValue(s.TakenAt)
+	return values
+}
+
 // Slots lists a pool's taken slots, by index, with a consistent read.
 func (d *DynamoDB) Slots(ctx context.Context, pool string) ([]Slot, error) {
 	var slots []Slot
@@ -106,9 +126,9 @@ func (d *DynamoDB) FreeSlot(ctx context.Context, s Slot) error {
 	_, err := d.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                 aws.String(d.table),
 		Key:                       slotItemKey(s.Pool, s.Index),
-		ConditionExpression:       aws.String("#version = :v"),
-		ExpressionAttributeNames:  map[string]string{"#version": "version"},
-		ExpressionAttributeValues: item{":v": num(s.Version)},
+		ConditionExpression:       aws.String(sameTake),
+		ExpressionAttributeNames:  sameTakeNames(nil),
+		ExpressionAttributeValues: sameTakeValues(s, nil),
 	})
 	if conditionFailed(err) || transactionConflict(err) {
 		return fmt.Errorf("free slot %s/%d: %w", s.Pool, s.Index, ErrConflict)
@@ -128,9 +148,9 @@ func (d *DynamoDB) AdoptSlot(ctx context.Context, s Slot, instanceID string, at 
 		TableName:                 aws.String(d.table),
 		Key:                       slotItemKey(s.Pool, s.Index),
 		UpdateExpression:          aws.String("SET #iid = :iid, #bound = :at, #version = #version + :one"),
-		ConditionExpression:       aws.String("#version = :v"),
-		ExpressionAttributeNames:  map[string]string{"#iid": "instance_id", "#bound": "bound_at", "#version": "version"},
-		ExpressionAttributeValues: item{":iid": str(instanceID), ":at": timeValue(at), ":one": num(1), ":v": num(s.Version)},
+		ConditionExpression:       aws.String(sameTake),
+		ExpressionAttributeNames:  sameTakeNames(map[string]string{"#iid": "instance_id", "#bound": "bound_at"}),
+		ExpressionAttributeValues: sameTakeValues(s, item{":iid": str(instanceID), ":at": timeValue(at), ":one": num(1)}),
 	})
 	if conditionFailed(err) || transactionConflict(err) {
 		return fmt.Errorf("adopt slot %s/%d: %w", s.Pool, s.Index, ErrConflict)

@@ -82,6 +82,32 @@ func testSlots(t *testing.T, s store.Jobs) {
 	}
 }
 
+// testSlotTakenAgain: a slot freed and taken again by another launch
+// starts at version 1 again, so a pass still holding the first take's slot
+// (read at version 1) must not free or bind the second's: the version alone
+// would let it, and the pool would have one instance more than its cap.
+func testSlotTakenAgain(t *testing.T, s store.Jobs) {
+	a, b := newJob("a", 0, t0), newJob("b", 0, t0)
+	mustCreate(t, s, a, b)
+	mustMove(t, s, a, job.Placed, take("gpu", 0))
+	first := store.Slot{Pool: "gpu", Index: 0, JobID: "a", Attempt: 1, TakenAt: t0, Version: 1}
+	wantSlots(t, s, "gpu", []store.Slot{first})
+	if err := s.FreeSlot(t.Context(), first); err != nil {
+		t.Fatalf("FreeSlot(first take) = %v", err)
+	}
+	// Taken again at the same instant (a clock that did not move), by b.
+	mustMove(t, s, b, job.Placed, take("gpu", 0))
+	second := store.Slot{Pool: "gpu", Index: 0, JobID: "b", Attempt: 1, TakenAt: t0, Version: 1}
+	wantSlots(t, s, "gpu", []store.Slot{second})
+	if err := s.FreeSlot(t.Context(), first); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("FreeSlot(the first take, again) = %v; want ErrConflict: the slot is b's now", err)
+	}
+	if err := s.AdoptSlot(t.Context(), first, "i-a", t0.Add(1)); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("AdoptSlot(the first take) = %v; want ErrConflict: the slot is b's now", err)
+	}
+	wantSlots(t, s, "gpu", []store.Slot{second})
+}
+
 // testSlotRace: many launches racing for a pool's slots, each taking the
 // first slot its own view shows free, never take more than there are.
 func testSlotRace(t *testing.T, s store.Jobs) {

@@ -53,6 +53,7 @@ func testJobs(t *testing.T, newStore newStoreFunc) {
 		{"Head", testHead},
 		{"FreeLease", testFreeLease},
 		{"Slots", testSlots},
+		{"SlotTakenAgain", testSlotTakenAgain},
 		{"SlotRace", testSlotRace},
 		{"BadSlotOps", testBadSlotOps},
 		{"PoolStatus", testPoolStatus},
