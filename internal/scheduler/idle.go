@@ -34,7 +34,15 @@ func (s *Scheduler) tidyLeases(ctx context.Context, w *world) error {
 			errs = append(errs, err)
 			continue
 		}
-		l := store.Lease{InstanceID: id, Pool: i.Pool, IdleSince: w.now}
+		// No job has held it: it has been free since it was launched (for a
+		// job whose write of it failed, or that was cancelled before it
+		// could), and its keep-warm counts from then, not from this pass —
+		// adopted minutes late, it would otherwise run a keep-warm too long.
+		idle := w.now
+		if !i.LaunchTime.IsZero() && i.LaunchTime.Before(idle) {
+			idle = i.LaunchTime
+		}
+		l := store.Lease{InstanceID: id, Pool: i.Pool, IdleSince: idle}
 		if err := s.store.PutLease(ctx, l); err != nil {
 			errs = append(errs, err)
 			continue

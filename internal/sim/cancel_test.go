@@ -2,10 +2,12 @@ package sim_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nightshift-dev/nightshift/internal/awssim"
 	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/runner"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
@@ -145,5 +147,54 @@ func TestCancelRunning(t *testing.T) {
 	w.Poll(ctx)
 	if after := jobOf(t, w, "run"); after.Version != before.Version || after.Reason != before.Reason {
 		t.Errorf("a second cancel changed the ended job: %s (v%d) → %s (v%d)", before.Reason, before.Version, after.Reason, after.Version)
+	}
+}
+
+// TestCancelledLaunchKeptWarmFromItsLaunch: a job cancelled while its
+// launch's instance was never recorded (the invocation died after
+// RunInstances) leaves an instance no job ever held. It is adopted as free,
+// and its keep-warm counts from its launch, not from the pass that adopted
+// it: it stops within keep-warm and a few periods of its launch.
+func TestCancelledLaunchKeptWarmFromItsLaunch(t *testing.T) {
+	ctx := context.Background()
+	keep := 10 * time.Minute
+	w := newWorld(t, sim.Config{Pools: map[string]scheduler.Pool{"default": {Types: []string{"g4dn.xlarge"}, MaxInstances: 2, KeepWarm: job.Duration(keep)}}})
+	crashed := false
+	w.Cloud.After = func(op string) error {
+		if op == "RunInstances" && !crashed {
+			crashed = true
+			return awssim.ErrCrash
+		}
+		return nil
+	}
+	if _, err := w.Svc.Scheduler.Submit(ctx, []byte(`{"id": "orphan", "command": "train", "max_runtime": "1h"}`), "m-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Svc.Scheduler.Reconcile(ctx, scheduler.Options{}); !errors.Is(err, awssim.ErrCrash) {
+		t.Fatalf("Reconcile() = %v; want the injected crash", err)
+	}
+	insts := managed(w)
+	if len(insts) != 1 {
+		t.Fatalf("%d instances; want the one launched before the crash", len(insts))
+	}
+	launched := insts[0].LaunchTime
+	// The control plane then misses a few minutes: the instance is adopted
+	// late.
+	// The cancel is recorded, and the invocation ends before its reconcile.
+	if _, err := w.Svc.Scheduler.Submit(ctx, []byte(`{"cancel": "orphan"}`), "m-2"); err != nil {
+		t.Fatal(err)
+	}
+	if j := jobOf(t, w, "orphan"); j.State != job.Cancelled {
+		t.Fatalf("orphan: %s (%s); want CANCELLED", j.State, j.Reason)
+	}
+	w.Down = true
+	w.Run(ctx, 6*time.Minute)
+	w.Down = false
+	stopped := func() bool { return managed(w)[0].State == "stopped" }
+	if !w.RunUntil(ctx, time.Hour, stopped) {
+		t.Fatalf("the orphan's instance still %s", managed(w)[0].State)
+	}
+	if ran := w.Clock.Now().Sub(launched); ran > keep+3*scheduler.Period {
+		t.Errorf("the instance no job held ran %v after its launch; want its keep-warm (%v) and a few periods", ran, keep)
 	}
 }
