@@ -72,6 +72,17 @@ type cloud struct {
 	// without the deployment's pool names, and the intake checks them).
 	settings    config.Settings
 	settingsErr error
+	// readSettings, when set, reads them: on first need (submit, retry,
+	// cost), so that commands that only read jobs make no Lambda call.
+	readSettings func(ctx context.Context) (config.Settings, error)
+}
+
+// loadSettings reads the deployment's settings if they are not read yet.
+func (c *cloud) loadSettings(ctx context.Context) {
+	if c.readSettings != nil {
+		c.settings, c.settingsErr = c.readSettings(ctx)
+		c.readSettings = nil
+	}
 }
 
 // defaults are what a message is validated against here.
@@ -139,7 +150,8 @@ func newCloud(ctx context.Context, cfg aws.Config, stackName string) (*cloud, er
 		logs:  cloudwatchlogs.NewFromConfig(cfg),
 		ec2:   ec2.NewFromConfig(cfg),
 	}
-	c.settings, c.settingsErr = settings(ctx, lambda.NewFromConfig(cfg), st)
+	fn := lambda.NewFromConfig(cfg)
+	c.readSettings = func(ctx context.Context) (config.Settings, error) { return settings(ctx, fn, st) }
 	return c, nil
 }
 

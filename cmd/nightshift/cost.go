@@ -94,6 +94,7 @@ func (a *app) costReport(ctx context.Context, c *cloud, from time.Time) (*costRe
 		return nil, usagef("--since: at most %d days back", maxCostDays)
 	}
 	rep := &costReport{Since: from}
+	c.loadSettings(ctx)
 	if c.settingsErr == nil {
 		rep.DailyBudget, rep.MonthlyBudget = c.settings.Watchdog.DailyBudget, c.settings.Watchdog.MonthlyBudget
 	}

@@ -162,7 +162,7 @@ type submitted struct {
 
 // submit validates raw, sends it, and waits or follows if asked.
 func (a *app) submit(ctx context.Context, c *cloud, raw []byte, wait, follow bool) error {
-	id, err := a.validate(c, raw)
+	id, err := a.validate(ctx, c, raw)
 	if err != nil {
 		return err
 	}
@@ -203,7 +203,8 @@ func (a *app) submit(ctx context.Context, c *cloud, raw []byte, wait, follow boo
 // validate parses raw as the intake would and returns the job id it
 // names (empty: the message id will be); a refusal says the intake's
 // error and that nothing was sent.
-func (a *app) validate(c *cloud, raw []byte) (string, error) {
+func (a *app) validate(ctx context.Context, c *cloud, raw []byte) (string, error) {
+	c.loadSettings(ctx)
 	if job.IsCancel(raw) {
 		return "", &exitError{code: exitFailed, msg: "this is a cancel message: use nightshift cancel ID"}
 	}
