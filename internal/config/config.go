@@ -75,6 +75,10 @@ type Settings struct {
 	// name secrets (NIGHTSHIFT_SECRETS_PREFIX, the template's
 	// SecretsPrefix); the instance role may read only those.
 	SecretsPrefix string
+	// NotebookIdle and NotebookIdleConnected are the notebook idle timeouts
+	// (NIGHTSHIFT_NOTEBOOK_IDLE, NIGHTSHIFT_NOTEBOOK_IDLE_CONNECTED); zero:
+	// job.DefaultNotebookIdle and job.DefaultNotebookIdleConnected.
+	NotebookIdle, NotebookIdleConnected time.Duration
 	// Stack is the CloudFormation stack's name: the Stack dimension of
 	// every metric, so that two stacks in one account do not mix.
 	Stack string
@@ -82,7 +86,8 @@ type Settings struct {
 
 // Scheduler returns the scheduler's part of the settings.
 func (s Settings) Scheduler() scheduler.Config {
-	return scheduler.Config{Pools: s.Pools, DefaultPool: DefaultPool, MaxRuntime: s.MaxRuntime, Setup: s.Setup, Retries: s.Retries, SecretsPrefix: s.SecretsPrefix}
+	return scheduler.Config{Pools: s.Pools, DefaultPool: DefaultPool, MaxRuntime: s.MaxRuntime, Setup: s.Setup, Retries: s.Retries, SecretsPrefix: s.SecretsPrefix,
+		NotebookIdle: s.NotebookIdle, NotebookIdleConnected: s.NotebookIdleConnected}
 }
 
 // FromEnv reads the settings; getenv is os.Getenv outside tests.
@@ -135,6 +140,21 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		}
 		if s.MaxRuntime != 0 && (s.MaxRuntime < job.MinRuntime || s.MaxRuntime > job.MaxRuntimeLimit) {
 			return s, fmt.Errorf("NIGHTSHIFT_DEFAULT_MAX_RUNTIME: %v: want %v to %v", s.MaxRuntime, job.MinRuntime, job.MaxRuntimeLimit)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"NIGHTSHIFT_NOTEBOOK_IDLE", &s.NotebookIdle}, {"NIGHTSHIFT_NOTEBOOK_IDLE_CONNECTED", &s.NotebookIdleConnected}} {
+		v := getenv(d.name)
+		if v == "" {
+			continue
+		}
+		if *d.dst, err = time.ParseDuration(v); err != nil {
+			return s, fmt.Errorf("%s: %w", d.name, err)
+		}
+		if *d.dst < job.MinNotebookIdle || *d.dst > job.MaxNotebookIdle {
+			return s, fmt.Errorf("%s: %v: want %v to %v", d.name, *d.dst, job.MinNotebookIdle, job.MaxNotebookIdle)
 		}
 	}
 	if v := getenv("NIGHTSHIFT_DEFAULT_RETRIES"); v != "" {

@@ -162,3 +162,23 @@ func TestFromEnvSecretsPrefix(t *testing.T) {
 		}
 	}
 }
+
+func TestFromEnvNotebookIdle(t *testing.T) {
+	s, err := FromEnv(env(map[string]string{"NIGHTSHIFT_TABLE": "t", "NIGHTSHIFT_NOTEBOOK_IDLE": "7m", "NIGHTSHIFT_NOTEBOOK_IDLE_CONNECTED": "45m"}))
+	if err != nil || s.NotebookIdle != 7*time.Minute || s.NotebookIdleConnected != 45*time.Minute {
+		t.Fatalf("FromEnv(notebook idle 7m, 45m) = %v, %v, %v", s.NotebookIdle, s.NotebookIdleConnected, err)
+	}
+	if d := s.Scheduler().Defaults(); d.NotebookIdle != 7*time.Minute || d.NotebookIdleConnected != 45*time.Minute {
+		t.Errorf("Scheduler().Defaults() notebook idle = %v, %v; want the settings' 7m, 45m", d.NotebookIdle, d.NotebookIdleConnected)
+	}
+	for _, bad := range []map[string]string{
+		{"NIGHTSHIFT_NOTEBOOK_IDLE": "5x"},
+		{"NIGHTSHIFT_NOTEBOOK_IDLE": "30s"},
+		{"NIGHTSHIFT_NOTEBOOK_IDLE_CONNECTED": "48h"},
+	} {
+		bad["NIGHTSHIFT_TABLE"] = "t"
+		if _, err := FromEnv(env(bad)); err == nil {
+			t.Errorf("FromEnv(%v) = nil error; want one naming the variable", bad)
+		}
+	}
+}

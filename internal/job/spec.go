@@ -73,6 +73,9 @@ type Spec struct {
 	OnStall string `json:"on_stall,omitempty"`
 	// StallTimeout overrides the deployment's stall timeout for this job.
 	StallTimeout Duration `json:"stall_timeout,omitzero"`
+	// Notebook, when set, makes the job a JupyterLab session on the
+	// notebook's own instance instead of a command (see Notebook).
+	Notebook *Notebook `json:"notebook,omitempty"`
 }
 
 // When a job's end is published (notify), on the stack's SNS topic: a
@@ -281,6 +284,9 @@ type Defaults struct {
 	Pools []string
 	// KnownType reports whether an instance type is one nightshift can run.
 	KnownType func(string) bool
+	// NotebookIdle and NotebookIdleConnected are the deployment's notebook
+	// idle timeouts (zero: DefaultNotebookIdle, DefaultNotebookIdleConnected).
+	NotebookIdle, NotebookIdleConnected time.Duration
 	// SecretsPrefix is the Parameter Store path under which an env value
 	// may name a parameter ({"ssm": NAME}), such as /nightshift/secrets/:
 	// the path the instance role may read. Empty: secrets are off, and a
@@ -327,7 +333,7 @@ var (
 	// a name without the leading "/" is not in a hierarchy, so under no
 	// prefix).
 	paramPattern = regexp.MustCompile(`^(/[A-Za-z0-9_.-]+)+$`)
-	fields       = []string{"id", "name", "command", "workdir", "setup", "env", "instance", "max_runtime", "inputs", "outputs", "retries", "priority", "notify", "scheduled_at", "on_stall", "stall_timeout"}
+	fields       = []string{"id", "name", "command", "workdir", "setup", "env", "instance", "max_runtime", "inputs", "outputs", "retries", "priority", "notify", "scheduled_at", "on_stall", "stall_timeout", "notebook"}
 )
 
 // Parameter Store's limits on a parameter name.
@@ -433,8 +439,13 @@ func (s *Spec) foldSchedule() error {
 }
 
 func (s *Spec) validate(d Defaults) error {
+	if s.Notebook != nil {
+		if err := s.Notebook.validate(s); err != nil {
+			return err
+		}
+	}
 	switch {
-	case strings.TrimSpace(s.Command) == "":
+	case s.Notebook == nil && strings.TrimSpace(s.Command) == "":
 		return &Error{Kind: ErrMissingCommand, Field: "command", Msg: "a job needs a command, e.g. {\"command\": \"python train.py\"}"}
 	case s.ID != "" && !ValidID(s.ID):
 		return &Error{Kind: ErrBadID, Field: "id", Msg: fmt.Sprintf("%q: want 1-64 characters of A-Z a-z 0-9 . _ -", s.ID)}
@@ -528,6 +539,12 @@ func (s *Spec) applyDefaults(d Defaults) {
 	}
 	if s.MaxRuntime == 0 {
 		s.MaxRuntime = Duration(d.MaxRuntime)
+		if s.Notebook != nil {
+			s.MaxRuntime = Duration(max(d.MaxRuntime, DefaultNotebookMaxRuntime))
+		}
+	}
+	if s.Notebook != nil {
+		s.Notebook.applyDefaults(s, d)
 	}
 	if s.Setup == "" {
 		s.Setup = d.Setup

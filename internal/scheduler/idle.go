@@ -187,6 +187,9 @@ func (s *Scheduler) stopIdle(ctx context.Context, w *world) error {
 // pool's window, or with "auto" the instance's own measured start-to-ready
 // time (tag nightshift:ready-seconds), bounded.
 func (s *Scheduler) keepWarm(i fleet.Instance) time.Duration {
+	if isNotebookPool(i.Pool) {
+		return 0 // a notebook's instance waits for no one: its next session starts it again
+	}
 	p := s.cfg.Pools[i.Pool]
 	if !p.KeepWarmAuto {
 		if d := p.KeepWarm.D(); d > 0 {

@@ -30,7 +30,11 @@ func (s *Scheduler) place(ctx context.Context, w *world, j *job.Job) error {
 	if err, ok := w.blocked[j.Pool]; ok {
 		return s.setReason(ctx, j, err.Error())
 	}
-	if i, ok := s.free(w, j.Pool, types); ok {
+	freeTypes := types
+	if j.Spec.Notebook != nil {
+		freeTypes = nil // the notebook's own instance, whatever its type: its disk holds the person's files
+	}
+	if i, ok := s.free(w, j.Pool, freeTypes); ok {
 		from := j.State
 		j.InstanceID, j.InstanceType = i.ID, i.Type
 		if err := j.Move(job.Placed, "placed on free instance "+i.ID, w.now); err != nil {
@@ -360,8 +364,8 @@ func (s *Scheduler) running(ctx context.Context, w *world, j *job.Job, cmd strin
 	return err
 }
 
-// free picks a free instance of the pool that can run one of types:
-// running and online first, then running, pending, stopped.
+// free picks a free instance of the pool that can run one of types (nil:
+// any type): running and online first, then running, pending, stopped.
 func (s *Scheduler) free(w *world, pool string, types []string) (fleet.Instance, bool) {
 	rank := func(i fleet.Instance) int {
 		switch {
@@ -381,7 +385,7 @@ func (s *Scheduler) free(w *world, pool string, types []string) (fleet.Instance,
 	for _, id := range slices.Sorted(maps.Keys(w.instances)) {
 		i := w.instances[id]
 		l, ok := w.leases[id]
-		if !ok || l.Held() || !l.StoppingAt.IsZero() || w.taken[id] || i.Pool != pool || !slices.Contains(types, i.Type) || rank(i) == 9 {
+		if !ok || l.Held() || !l.StoppingAt.IsZero() || w.taken[id] || i.Pool != pool || types != nil && !slices.Contains(types, i.Type) || rank(i) == 9 {
 			continue
 		}
 		if i.State == fleet.StateRunning && !w.online[id] && w.now.Sub(i.LaunchTime) > AgentTimeout {

@@ -16,6 +16,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nightshift-dev/nightshift/internal/catalog"
@@ -98,6 +99,9 @@ type Config struct {
 	// SecretsPrefix is the Parameter Store path under which a job's env
 	// may name secrets (see job.Defaults); empty refuses every reference.
 	SecretsPrefix string
+	// NotebookIdle and NotebookIdleConnected are the deployment's notebook
+	// idle timeouts (see job.Notebook); zero: job's defaults.
+	NotebookIdle, NotebookIdleConnected time.Duration
 }
 
 // Bounds of an "auto" keep-warm window: at least a minute, so that a job
@@ -185,6 +189,8 @@ func parsePool(name string, b []byte) (Pool, error) {
 	switch {
 	case name == "":
 		return p, errors.New("want a name a job can give as instance.pool")
+	case strings.Contains(name, ":"):
+		return p, errors.New(`want a name without ":" (notebooks have pools of their own, named "notebook:NAME")`)
 	case len(p.Types) == 0 || p.MaxInstances < 0:
 		return p, errors.New("want at least one instance type and max_instances ≥ 0 (0 pauses launching)")
 	case p.VolumeGB != 0 && (p.VolumeGB < job.MinVolumeGB || p.VolumeGB > job.MaxVolumeGB):
@@ -257,7 +263,7 @@ func (c Config) Defaults() job.Defaults {
 	return job.Defaults{
 		Pool: c.DefaultPool, MaxRuntime: c.MaxRuntime, Retries: c.Retries,
 		Setup: c.Setup, Market: market, Pools: slices.Sorted(maps.Keys(c.Pools)), KnownType: catalog.Known,
-		SecretsPrefix: c.SecretsPrefix,
+		SecretsPrefix: c.SecretsPrefix, NotebookIdle: c.NotebookIdle, NotebookIdleConnected: c.NotebookIdleConnected,
 	}
 }
 
@@ -316,7 +322,11 @@ func (s *Scheduler) Submit(ctx context.Context, raw []byte, messageID string) (R
 	if spec.ID == "" {
 		spec.ID = messageID
 	}
-	j := job.New(spec, spec.Instance.Pool, now)
+	pool := spec.Instance.Pool
+	if spec.Notebook != nil {
+		pool = job.NotebookPool(spec.Notebook.Name)
+	}
+	j := job.New(spec, pool, now)
 	j.Source = messageID
 	if err := s.store.Create(ctx, j); err != nil {
 		if errors.Is(err, store.ErrExists) {
@@ -358,6 +368,9 @@ func idOf(raw []byte, messageID string) string {
 // pool returns the job's pool settings and the instance types it may run on.
 func (s *Scheduler) pool(j *job.Job) (Pool, []string) {
 	p := s.cfg.Pools[j.Pool]
+	if j.Spec.Notebook != nil {
+		p = notebookPool(s.cfg.Pools[j.Spec.Instance.Pool])
+	}
 	types := p.Types
 	if len(j.Spec.Instance.Types) > 0 {
 		types = j.Spec.Instance.Types

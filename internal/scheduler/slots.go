@@ -78,7 +78,8 @@ func (s *Scheduler) tidySlots(ctx context.Context, w *world) error {
 		}
 	}
 	var errs []error
-	for _, pool := range slices.Sorted(maps.Keys(s.cfg.Pools)) {
+	// The configured pools, and the notebook pools the snapshot read.
+	for _, pool := range slices.Sorted(maps.Keys(w.slots)) {
 		for _, sl := range w.slots[pool] {
 			errs = append(errs, s.tidySlot(ctx, w, sl, placed[sl.JobID]))
 		}

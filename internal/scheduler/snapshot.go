@@ -38,6 +38,8 @@ type world struct {
 	pools map[string]store.PoolStatus
 	// gone marks the instances listed shutting-down or terminated.
 	gone map[string]bool
+	// gonePools are the pools of the instances listed terminated.
+	gonePools []string
 }
 
 func (s *Scheduler) snapshot(ctx context.Context, o Options) (*world, error) {
@@ -91,6 +93,7 @@ func (s *Scheduler) snapshot(ctx context.Context, o Options) (*world, error) {
 		}
 		if !i.Live() {
 			w.gone[i.ID] = true
+			w.gonePools = append(w.gonePools, i.Pool)
 			continue
 		}
 		w.instances[i.ID] = i
@@ -130,6 +133,9 @@ func (s *Scheduler) snapshot(ctx context.Context, o Options) (*world, error) {
 		if !newer && !slices.ContainsFunc(w.jobs[f.State], func(j *job.Job) bool { return j.ID == f.ID }) {
 			w.jobs[f.State] = append(w.jobs[f.State], f)
 		}
+	}
+	if err := s.readNotebookSlots(ctx, w); err != nil {
+		return nil, err
 	}
 	slices.SortStableFunc(w.jobs[job.Queued], func(a, b *job.Job) int {
 		if a.Priority != b.Priority {
