@@ -127,3 +127,11 @@ func cmpOr(d, def time.Duration) time.Duration {
 
 // IsNotebook reports whether the spec asks for a notebook.
 func (s *Spec) IsNotebook() bool { return s.Notebook != nil }
+
+// NotebookReady starts the line a notebook's wrapper prints (to the
+// command's output, so to its log stream) once JupyterLab answers, followed
+// by its URL on the instance: http://127.0.0.1:PORT/lab?token=TOKEN. The
+// token is made afresh on the instance for each session; whoever may read
+// the command's output may open the notebook, as whoever may start a
+// Session Manager session to the instance may reach its port.
+const NotebookReady = "nightshift: notebook ready: "
