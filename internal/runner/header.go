@@ -53,6 +53,9 @@ type Header struct {
 	// wrapper ends the attempt with SecretExitCode when one cannot be
 	// read. Absent when the job names none.
 	Secrets map[string]string `json:"secrets,omitempty"`
+	// Notebook, for a notebook job, says what its wrapper runs in place of
+	// a command: JupyterLab, ended when its person has left.
+	Notebook *HeaderNotebook `json:"notebook,omitempty"`
 }
 
 // Errors ParseHeader returns.
@@ -79,6 +82,7 @@ func (p plan) header() Header {
 		Job: p.job.ID, Attempt: p.job.Attempt,
 		DeadmanSeconds: 60 * p.deadmanMinutes, IdleSeconds: 60 * p.idleMinutes,
 		StateDir: p.stateDir, Workdir: p.workdir, MaxRuntimeSeconds: p.maxRuntimeSeconds,
+		Notebook: p.headerNotebook(),
 	}
 	for _, e := range p.env {
 		if e.param != "" {
@@ -140,6 +144,8 @@ func ParseHeader(commands string) (Header, error) {
 		MaxRuntimeSeconds *int    `json:"max_runtime_seconds"`
 		// Secrets came later (a field added): it may be absent.
 		Secrets map[string]string `json:"secrets"`
+		// Notebook came later too.
+		Notebook *HeaderNotebook `json:"notebook"`
 	}
 	if err := json.Unmarshal([]byte(body), &raw); err != nil {
 		return Header{}, fmt.Errorf("%w: %w", ErrBadHeader, err)
@@ -159,7 +165,7 @@ func ParseHeader(commands string) (Header, error) {
 	h := Header{
 		Job: *raw.Job, Attempt: *raw.Attempt, DeadmanSeconds: *raw.DeadmanSeconds, IdleSeconds: *raw.IdleSeconds,
 		StateDir: *raw.StateDir, Workdir: *raw.Workdir, MaxRuntimeSeconds: *raw.MaxRuntimeSeconds,
-		Secrets: raw.Secrets,
+		Secrets: raw.Secrets, Notebook: raw.Notebook,
 	}
 	if len(h.Secrets) == 0 {
 		h.Secrets = nil
@@ -178,6 +184,8 @@ func ParseHeader(commands string) (Header, error) {
 		return Header{}, fmt.Errorf("%w: timers %d s dead-man, %d s idle, %d s max runtime", ErrBadHeader, h.DeadmanSeconds, h.IdleSeconds, h.MaxRuntimeSeconds)
 	case h.StateDir == "" || h.Workdir == "":
 		return Header{}, fmt.Errorf("%w: empty state_dir or workdir", ErrBadHeader)
+	case h.Notebook != nil && (h.Notebook.Name == "" || h.Notebook.Port <= 0 || h.Notebook.IdleSeconds <= 0 || h.Notebook.IdleConnectedSeconds <= 0 || h.Notebook.LookSeconds <= 0):
+		return Header{}, fmt.Errorf("%w: notebook %+v", ErrBadHeader, *h.Notebook)
 	}
 	return h, nil
 }

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	_ "embed"
 	"encoding/base64"
 	"fmt"
@@ -85,6 +86,10 @@ type ScriptOptions struct {
 	// StopGrace, when set, replaces StopGrace: how long a stopped job has
 	// to end itself before KILL, in whole seconds.
 	StopGrace time.Duration
+	// NotebookLook and NotebookPort, when set, replace NotebookLook and
+	// job.NotebookPort (tests).
+	NotebookLook time.Duration
+	NotebookPort int
 }
 
 // stopGraceSeconds is the stop's grace in whole seconds, at least one.
@@ -111,6 +116,10 @@ type plan struct {
 	maxRuntimeSeconds           int
 	stopGraceSeconds            int
 	env                         []envVar
+	// notebookPort and notebookLook: the notebook's port on the instance and
+	// how often its wrapper looks at what its person does.
+	notebookPort int
+	notebookLook time.Duration
 }
 
 // envVar is one environment variable of the job: its value, or, when param
@@ -132,6 +141,8 @@ func newPlan(j *job.Job, instanceID string, keepWarm time.Duration, o ScriptOpti
 		heartbeatSeconds:  int(heartbeatInterval / time.Second),
 		maxRuntimeSeconds: int(s.MaxRuntime.D() / time.Second),
 		stopGraceSeconds:  o.stopGraceSeconds(),
+		notebookPort:      cmp.Or(o.NotebookPort, job.NotebookPort),
+		notebookLook:      max(time.Second, cmp.Or(o.NotebookLook, NotebookLook)),
 	}
 	if p.stateDir == "" {
 		p.stateDir = DefaultStateDir
@@ -143,7 +154,11 @@ func newPlan(j *job.Job, instanceID string, keepWarm time.Duration, o ScriptOpti
 	// this process runs on.
 	p.workdir, p.createWorkdir = s.Workdir, false
 	if !path.IsAbs(p.workdir) {
-		p.workdir, p.createWorkdir = path.Join(p.stateDir, workSubdir, j.ID, s.Workdir), true
+		base := path.Join(p.stateDir, workSubdir, j.ID)
+		if s.Notebook != nil {
+			base = notebookDir(p.stateDir, s.Notebook.Name)
+		}
+		p.workdir, p.createWorkdir = path.Join(base, s.Workdir), true
 	}
 	for name, v := range s.Env {
 		p.env = append(p.env, envVar{name: name, value: v.Value, param: v.SSM})
@@ -166,6 +181,13 @@ func (p plan) render() (string, error) {
 		"secret_exit": strconv.Itoa(SecretExitCode),
 		"stop_exit":   strconv.Itoa(StopExitCode), "stop_grace_seconds": strconv.Itoa(p.stopGraceSeconds),
 		"poll_seconds": strconv.Itoa(int(pollInterval / time.Second)), "poll_ms": strconv.Itoa(int(pollInterval / time.Millisecond)),
+	}
+	if j.Spec.Notebook != nil {
+		cmd, err := p.notebookCommand()
+		if err != nil {
+			return "", err
+		}
+		holes["command"] = cmd
 	}
 	// Each block line is one of the line templates with its holes.
 	type line struct {
