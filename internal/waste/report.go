@@ -63,7 +63,8 @@ func Compare(ctx context.Context, name string, tr *Trace, p Params) (*Report, er
 	}
 	rep.Elapsed.Replay = time.Since(t0)
 	rep.Replay = ns
-	rep.Rows = append(rep.Rows, Row{fmt.Sprintf("**nightshift** (real handlers on the simulated AWS; keep-warm %s, notebooks idle %s)", KeepWarmWords(p.KeepWarm), short(p.IdleTimeout)), ns.Result})
+	rep.Rows = append(rep.Rows, Row{fmt.Sprintf("**nightshift** (real handlers on the simulated AWS; keep-warm %s; watched notebooks idle %s; notebook idle %s, %s connected)",
+		KeepWarmWords(p.KeepWarm), short(p.IdleTimeout), short(p.NotebookIdle), short(p.NotebookIdleConnected)), ns.Result})
 	t1 := time.Now()
 	for _, pol := range Baselines(tr, p) {
 		rep.Rows = append(rep.Rows, Row{pol.String(), Model(tr, p, pol)})
@@ -104,7 +105,7 @@ func (r *Report) Markdown(w io.Writer) error {
 			b.WriteString(" and")
 		}
 		if ni.N > 0 {
-			fmt.Fprintf(&b, " notebooks %s after their user left (%s; idle timeout %s)", spread(ni), plural(ni.N, "stop"), short(p.IdleTimeout))
+			fmt.Fprintf(&b, " notebooks %s after their last activity or connection (%s; idle timeout %s)", spread(ni), plural(ni.N, "stop"), short(p.IdleTimeout))
 		}
 		b.WriteString(".\n")
 	}
