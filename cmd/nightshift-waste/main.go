@@ -22,7 +22,8 @@ const usage = `usage: nightshift-waste [flags] TRACE...
        nightshift-waste -gen month [-seed N] > traces/small-team-month.trace
 
 For each trace, prints one markdown table: GPU instance-hours billed, hours
-training, idle hours, job wait p50/p95 and dollars, for nightshift and for
+training, idle hours, notebook interruptions (stops under someone's work),
+job wait p50/p95 and dollars, for nightshift and for
 stopping by hand, SkyPilot autostop, the SageMaker auto-stop-idle sample, a
 nightly Instance Scheduler stop, and the lower bound. The trace format and
 every model are in docs/waste.md.
