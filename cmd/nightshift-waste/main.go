@@ -22,7 +22,8 @@ const usage = `usage: nightshift-waste [flags] TRACE...
        nightshift-waste -gen month [-seed N] > traces/small-team-month.trace
 
 For each trace, prints one markdown table: GPU instance-hours billed, hours
-training, idle hours, job wait p50/p95 and dollars, for nightshift and for
+training, idle hours, notebook interruptions (stops under someone's work),
+job wait p50/p95 and dollars, for nightshift and for
 stopping by hand, SkyPilot autostop, the SageMaker auto-stop-idle sample, a
 nightly Instance Scheduler stop, and the lower bound. The trace format and
 every model are in docs/waste.md.
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&p.Cap, "cap", p.Cap, "most pool instances of every policy (nightshift's MaxInstances)")
 	fs.Var(keepWarmFlag{&p.KeepWarm}, "keep-warm", `nightshift's keep-warm window: "auto" (measured start-to-ready, the default) or a duration`)
 	fs.DurationVar(&p.IdleTimeout, "idle-timeout", p.IdleTimeout, "nightshift's idle timeout for watched notebooks")
+	fs.DurationVar(&p.NotebookIdle, "notebook-idle", p.NotebookIdle, "nightshift's notebook jobs: stop after this long with no kernel activity and no browser connected")
+	fs.DurationVar(&p.NotebookIdleConnected, "notebook-idle-connected", p.NotebookIdleConnected, "nightshift's notebook jobs: stop after this long with no kernel activity, a browser connected")
 	looks := fs.String("looks", "09:00,13:00,18:00", "when someone looks at the instances on workdays (by hand; resubmitting killed jobs)")
 	stop := fs.String("stop-at", "20:00", "time of the nightly stop (Instance Scheduler)")
 	if err := fs.Parse(args); err != nil {

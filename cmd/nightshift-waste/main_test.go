@@ -14,7 +14,7 @@ import (
 
 func TestRunTable(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"-keep-warm", "2m", "../../traces/one-long-job.trace"}, &out); err != nil {
+	if err := run(context.Background(), []string{"-keep-warm", "2m", "-notebook-idle", "7m", "-notebook-idle-connected", "45m", "../../traces/one-long-job.trace"}, &out); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	rows := 0
@@ -23,8 +23,11 @@ func TestRunTable(t *testing.T) {
 			rows++
 		}
 	}
-	if rows != 6 || !strings.Contains(out.String(), "keep-warm 2m") {
-		t.Errorf("run printed %d policy rows:\n%s\nwant 6 (nightshift, 4 baselines, bound), with keep-warm 2m", rows, out.String())
+	if rows != 6 || !strings.Contains(out.String(), "keep-warm 2m") || !strings.Contains(out.String(), "notebook idle 7m, 45m connected") {
+		t.Errorf("run printed %d policy rows:\n%s\nwant 6 (nightshift, 4 baselines, bound), with keep-warm 2m and notebook idle 7m, 45m connected", rows, out.String())
+	}
+	if !strings.Contains(out.String(), "| interruptions |") {
+		t.Errorf("run printed no interruptions column:\n%s", out.String())
 	}
 }
 
@@ -51,7 +54,7 @@ func TestRunErrors(t *testing.T) {
 	if err := run(context.Background(), []string{bad}, &bytes.Buffer{}); !errors.As(err, &le) || le.Line != 2 {
 		t.Errorf("run(bad trace) = %v; want a line 2 error", err)
 	}
-	for _, args := range [][]string{{}, {"-looks", "9am", bad}, {"-type", "m5.large", bad}, {"-gen", "year"}} {
+	for _, args := range [][]string{{}, {"-looks", "9am", bad}, {"-type", "m5.large", bad}, {"-gen", "year"}, {"-notebook-idle", "0s", "../../traces/one-long-job.trace"}, {"-notebook-idle-connected", "-1m", "../../traces/one-long-job.trace"}} {
 		if err := run(context.Background(), args, &bytes.Buffer{}); err == nil {
 			t.Errorf("run(%q) = nil; want an error", args)
 		}

@@ -1,7 +1,6 @@
 package waste
 
 import (
-	"maps"
 	"slices"
 	"time"
 
@@ -22,18 +21,19 @@ type Policy interface {
 	KillAt(start time.Time) time.Time
 	// Resubmit returns when the owner of a killed job submits it again.
 	Resubmit(killed time.Time) time.Time
+	// notebook returns the policy's rule for a notebook instance that
+	// became ready at ready (see checker).
+	notebook(ready time.Time) checker
 }
 
 // Idle describes an instance that has just gone idle.
 type Idle struct {
-	// Since is when its last job or notebook session ended.
+	// Since is when its last job ended.
 	Since time.Time
-	// BusyFrom is when that job or session began.
+	// BusyFrom is when that job began.
 	BusyFrom time.Time
 	// Ready is when the instance last finished booting.
 	Ready time.Time
-	// Notebook is set for a notebook instance.
-	Notebook bool
 }
 
 // state is an instance's state in the engine.
@@ -43,14 +43,13 @@ const (
 	stopped  state = iota // or not launched yet
 	pending               // booting: launched or started, not ready
 	free                  // ready, nothing running
-	busy                  // a job's command runs, or the notebook's user is active
+	busy                  // a job's command runs
 	stopping              // billed until stopped (as the simulator bills it)
 )
 
-// machine is one instance of the engine.
+// machine is one pool instance of the engine.
 type machine struct {
-	notebook string
-	state    state
+	state state
 	// gen bumps on every change of state: a timer set for an older
 	// generation does nothing.
 	gen      int
@@ -60,9 +59,7 @@ type machine struct {
 	// task is the job the instance boots for or runs.
 	task              *task
 	busyFrom, busyEnd time.Time
-	// sessions are notebook active times waiting to start, in order.
-	sessions []time.Duration
-	starts   int
+	starts            int
 	// spans are the busy intervals, in order.
 	spans []span
 }
@@ -81,41 +78,32 @@ type task struct {
 // trace are dispatched at once, in nightshift's queue order (priority, then
 // age), to a free ready instance, else a stopped one (started), else a new
 // one while the pool is under its cap; otherwise they wait for the first
-// instance to free up. A notebook has its own instance, outside the cap,
-// started when its user arrives. One job per instance at a time.
+// instance to free up. One job per instance at a time. Notebooks, each on
+// its own instance outside the cap, are modelled apart (modelNotebooks).
 type engine struct {
-	p         Params
-	pol       Policy
-	now       time.Time
-	clock     *vclock.Clock
-	pool      []*machine
-	notebooks map[string]*machine
-	queue     []*task
-	res       Result
+	p     Params
+	pol   Policy
+	now   time.Time
+	clock *vclock.Clock
+	pool  []*machine
+	queue []*task
+	res   Result
 }
 
-// simulate runs the trace through the engine with policy pol.
+// simulate runs the trace's jobs through the engine with policy pol.
 func simulate(tr *Trace, p Params, pol Policy) *engine {
-	e := &engine{p: p, pol: pol, notebooks: map[string]*machine{}, clock: vclock.NewAt(time.Time{})}
+	e := &engine{p: p, pol: pol, clock: vclock.NewAt(time.Time{})}
 	for _, ev := range tr.Events {
-		e.at(ev.At, func() { e.arrive(ev) })
+		if ev.Kind != Notebook {
+			e.at(ev.At, func() { e.arrive(ev) })
+		}
 	}
 	e.clock.Drain()
-	for _, m := range e.machines() {
+	for _, m := range e.pool {
 		e.res.Billed += m.billed
 		e.res.Starts += m.starts
 	}
-	e.res.USD = e.res.Billed.Hours() * p.Price
 	return e
-}
-
-// machines returns the pool's instances, then the notebooks'.
-func (e *engine) machines() []*machine {
-	out := slices.Clone(e.pool)
-	for _, name := range slices.Sorted(maps.Keys(e.notebooks)) {
-		out = append(out, e.notebooks[name])
-	}
-	return out
 }
 
 // at runs f when the engine's clock reaches t.
@@ -138,24 +126,8 @@ func (e *engine) after(m *machine, t time.Time, f func()) {
 }
 
 func (e *engine) arrive(ev Event) {
-	if ev.Kind != Notebook {
-		e.queue = append(e.queue, &task{ev: ev})
-		e.dispatch()
-		return
-	}
-	m := e.notebooks[ev.Name]
-	if m == nil {
-		m = &machine{notebook: ev.Name}
-		e.notebooks[ev.Name] = m
-	}
-	m.sessions = append(m.sessions, ev.Duration)
-	switch m.state {
-	case free:
-		e.activate(m)
-	case stopped:
-		e.boot(m)
-	}
-	// pending, busy, stopping: the session starts when the instance is ready.
+	e.queue = append(e.queue, &task{ev: ev})
+	e.dispatch()
 }
 
 // dispatch gives queued jobs instances, highest priority then oldest first.
@@ -205,12 +177,9 @@ func (e *engine) boot(m *machine) {
 	m.billFrom = e.now.Add(e.p.Pending)
 	e.after(m, e.now.Add(e.p.Pending+e.p.Agent), func() {
 		m.state, m.ready = free, e.now
-		switch {
-		case m.task != nil:
+		if m.task != nil {
 			e.run(m)
-		case len(m.sessions) > 0:
-			e.activate(m)
-		default:
+		} else {
 			e.idle(m, e.now)
 		}
 	})
@@ -219,13 +188,6 @@ func (e *engine) boot(m *machine) {
 // run starts m's job.
 func (e *engine) run(m *machine) {
 	e.work(m, m.task.ev.Duration, m.task.exempt)
-}
-
-// activate starts m's next notebook session.
-func (e *engine) activate(m *machine) {
-	d := m.sessions[0]
-	m.sessions = m.sessions[1:]
-	e.work(m, d, false)
 }
 
 // work makes m busy for d, unless the policy kills it first.
@@ -238,7 +200,7 @@ func (e *engine) work(m *machine, d time.Duration, exempt bool) {
 	e.after(m, m.busyEnd, func() { e.finish(m) })
 }
 
-// finish ends m's job or session.
+// finish ends m's job.
 func (e *engine) finish(m *machine) {
 	e.res.Training += e.now.Sub(m.busyFrom)
 	m.spans = append(m.spans, span{m.busyFrom, e.now})
@@ -247,22 +209,16 @@ func (e *engine) finish(m *machine) {
 		e.res.Waits = append(e.res.Waits, m.busyFrom.Sub(t.ev.At))
 		m.task = nil
 	}
-	switch {
-	case m.notebook != "" && len(m.sessions) > 0:
-		e.activate(m)
+	e.dispatch() // the next queued job may take m at once
+	if m.state != free {
 		return
-	case m.notebook == "":
-		e.dispatch() // the next queued job may take m at once
-		if m.state != free {
-			return
-		}
 	}
 	e.idle(m, m.busyFrom)
 }
 
 // idle sets the policy's stop timer on m, idle from now.
 func (e *engine) idle(m *machine, busyFrom time.Time) {
-	s := e.pol.StopAt(Idle{Since: e.now, BusyFrom: busyFrom, Ready: m.ready, Notebook: m.notebook != ""})
+	s := e.pol.StopAt(Idle{Since: e.now, BusyFrom: busyFrom, Ready: m.ready})
 	e.after(m, latest(s, e.now), func() { e.stop(m) })
 }
 
@@ -272,32 +228,21 @@ func (e *engine) stop(m *machine) {
 	m.state = stopping
 	e.after(m, e.now.Add(e.p.StopDelay), func() {
 		m.state = stopped
-		switch {
-		case m.notebook == "":
-			e.dispatch()
-		case len(m.sessions) > 0:
-			e.boot(m)
-		}
+		e.dispatch()
 	})
 }
 
-// kill stops m under its work. A job's partial run is lost and its owner
-// submits it again; a notebook's user starts the instance again at once and
-// carries on for the rest of the session.
+// kill stops m under its job: the partial run is lost and its owner
+// submits it again.
 func (e *engine) kill(m *machine) {
-	if t := m.task; t != nil {
-		e.res.Killed += e.now.Sub(m.busyFrom)
-		t.exempt = true
-		m.task = nil
-		e.at(latest(e.pol.Resubmit(e.now), e.now), func() {
-			e.queue = append(e.queue, t)
-			e.dispatch()
-		})
-	} else {
-		e.res.Training += e.now.Sub(m.busyFrom)
-		m.spans = append(m.spans, span{m.busyFrom, e.now})
-		m.sessions = append([]time.Duration{m.busyEnd.Sub(e.now)}, m.sessions...)
-	}
+	t := m.task
+	e.res.Killed += e.now.Sub(m.busyFrom)
+	t.exempt = true
+	m.task = nil
+	e.at(latest(e.pol.Resubmit(e.now), e.now), func() {
+		e.queue = append(e.queue, t)
+		e.dispatch()
+	})
 	e.stop(m)
 }
 

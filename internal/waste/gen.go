@@ -40,12 +40,21 @@ func Generate(w io.Writer, name string, seed uint64) error {
 	fmt.Fprintf(&b, "# A small team's month, generated: go run ./cmd/nightshift-waste -gen month -seed %d\n", seed)
 	b.WriteString("# Workdays: bursts of jobs between 09:30 and 17:30; some jobs exit non-zero after a few minutes.\n")
 	b.WriteString("# Every night at 02:00: the nightly evaluation (cron). Thursdays around 15:00: a long training run.\n")
-	b.WriteString("# Notebooks: alice most mornings, bob some afternoons; alice leaves hers open over the first weekend.\n")
-	b.WriteString("# at,kind,name,duration[,priority[,exit]] — see docs/waste.md\n")
+	b.WriteString("# Notebooks: alice most mornings, bob some afternoons; now and then someone reads results for a while\n")
+	b.WriteString("# (read:), or leaves a cell training with the laptop closed (busy:) and comes back to it; alice\n")
+	b.WriteString("# leaves her tab open over the first weekend.\n")
+	b.WriteString("# at,kind,name,duration[,priority[,exit]]; at,notebook,name,phases[,end] — see docs/waste.md\n")
 	fmt.Fprintf(&b, "start,%s,%s\n", monthStart.Format("2006-01-02"), monthZone)
 	for _, l := range g.lines {
-		fmt.Fprintf(&b, "d%d %02d:%02d,%s,%s,%s", l.at/day, l.at%day/time.Hour, l.at%time.Hour/time.Minute, l.kind, l.name, durText(l.dur))
+		fmt.Fprintf(&b, "d%d %02d:%02d,%s,%s,", l.at/day, l.at%day/time.Hour, l.at%time.Hour/time.Minute, l.kind, l.name)
+		if l.kind == Notebook {
+			b.WriteString(phaseText(l.phases))
+		} else {
+			b.WriteString(durText(l.dur))
+		}
 		switch {
+		case l.end != "" && l.end != Leave:
+			fmt.Fprintf(&b, ",%s", l.end)
 		case l.exit != 0:
 			fmt.Fprintf(&b, ",%d,%d", l.prio, l.exit)
 		case l.prio != 0:
@@ -69,6 +78,9 @@ type genLine struct {
 	dur        time.Duration
 	prio, exit int
 	note       string
+	// phases and end are a notebook session's.
+	phases []Phase
+	end    End
 }
 
 type gen struct {
@@ -145,17 +157,48 @@ func (g *gen) burst(at time.Duration) {
 
 // notebooks adds the day's notebook sessions: alice most mornings, bob
 // some afternoons; on the first Friday alice stays until 18:30, after the
-// last look of the day, and leaves her notebook open over the weekend.
+// last look of the day, and walks away leaving her tab open over the
+// weekend.
 func (g *gen) notebooks(d int, base time.Duration, wd time.Weekday) {
 	if d == 4 {
-		g.add(genLine{at: base + 16*time.Hour + 10*time.Minute, kind: Notebook, name: "alice-nb", dur: 2*time.Hour + 20*time.Minute,
-			note: "walks away at 18:30 and leaves it open over the weekend"})
+		g.add(genLine{at: base + 16*time.Hour + 10*time.Minute, kind: Notebook, name: "alice-nb",
+			phases: []Phase{{Work, 2*time.Hour + 20*time.Minute}}, end: Open,
+			note: "walks away at 18:30 and leaves the tab open over the weekend"})
 	} else if g.r.Float64() < 0.6 {
-		g.add(genLine{at: base + g.minutes(9*60, 10*60+30), kind: Notebook, name: "alice-nb", dur: g.minutes(45, 150)})
+		g.add(genLine{at: base + g.minutes(9*60, 10*60+30), kind: Notebook, name: "alice-nb", phases: g.session(45, 150)})
 	}
 	if (wd == time.Tuesday || wd == time.Thursday) && g.r.Float64() < 0.8 {
-		g.add(genLine{at: base + g.minutes(14*60, 16*60), kind: Notebook, name: "bob-nb", dur: g.minutes(30, 120)})
+		g.add(genLine{at: base + g.minutes(14*60, 16*60), kind: Notebook, name: "bob-nb", phases: g.session(30, 120)})
 	}
+}
+
+// session draws a session's phases, lo to hi minutes of work: most are
+// work alone; about one in four has 15-45 min of reading results in the
+// middle; about one in seven leaves a training cell running 1-3 h with the
+// laptop closed, and the person comes back to work on its results.
+func (g *gen) session(lo, hi int) []Phase {
+	w := g.minutes(lo, hi)
+	switch x := g.r.Float64(); {
+	case x < 0.25:
+		first := (w / 2).Truncate(time.Minute)
+		return []Phase{{Work, first}, {Read, g.minutes(15, 45)}, {Work, w - first}}
+	case x < 0.4:
+		return []Phase{{Work, g.minutes(20, 60)}, {Busy, g.minutes(60, 180)}, {Work, g.minutes(15, 45)}}
+	}
+	return []Phase{{Work, w}}
+}
+
+// phaseText renders phases as the generated trace writes them: 1h10m read:25m 50m.
+func phaseText(ps []Phase) string {
+	var out []string
+	for _, p := range ps {
+		if p.Activity == Work {
+			out = append(out, durText(p.Duration))
+		} else {
+			out = append(out, string(p.Activity)+":"+durText(p.Duration))
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // durText renders a duration as the trace writes it: 45m, 2h05m.

@@ -47,7 +47,7 @@ func TestGenerateMonth(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse(Generate(month, 1)): %v", err)
 	}
-	var cron, long, failing int
+	var cron, long, failing, reads, busies int
 	weekend := false
 	for k, ev := range tr.Events {
 		local := ev.At.In(tr.Loc)
@@ -60,9 +60,19 @@ func TestGenerateMonth(t *testing.T) {
 		if ev.Exit != 0 {
 			failing++
 		}
-		// A notebook left open over a weekend: a Friday session ending
+		if ev.Kind == Notebook {
+			for _, ph := range ev.Session.Phases {
+				switch ph.Activity {
+				case Read:
+					reads++
+				case Busy:
+					busies++
+				}
+			}
+		}
+		// A tab left open over a weekend: a Friday session ending open
 		// after the last look (18:00), and no session of it until Monday.
-		if ev.Kind == Notebook && local.Weekday() == time.Friday && ev.At.Add(ev.Duration).In(tr.Loc).Hour() >= 18 {
+		if ev.Kind == Notebook && local.Weekday() == time.Friday && ev.Session.End == Open && ev.At.Add(ev.Duration).In(tr.Loc).Hour() >= 18 {
 			weekend = true
 			for _, next := range tr.Events[k+1:] {
 				if next.Kind == Notebook && next.Name == ev.Name && next.At.Sub(ev.At) < 60*time.Hour {
@@ -71,8 +81,8 @@ func TestGenerateMonth(t *testing.T) {
 			}
 		}
 	}
-	if s := tr.Summary(); s.Days != monthDays || cron != monthDays || long < 4 || failing == 0 || !weekend {
-		t.Errorf("month: %d days, %d cron jobs, %d long jobs, %d failing, weekend notebook %v; want %d, %d, ≥4, >0, true",
-			s.Days, cron, long, failing, weekend, monthDays, monthDays)
+	if s := tr.Summary(); s.Days != monthDays || cron != monthDays || long < 4 || failing == 0 || !weekend || reads == 0 || busies == 0 {
+		t.Errorf("month: %d days, %d cron jobs, %d long jobs, %d failing, weekend notebook %v, %d read and %d busy phases; want %d, %d, ≥4, >0, true, >0, >0",
+			s.Days, cron, long, failing, weekend, reads, busies, monthDays, monthDays)
 	}
 }

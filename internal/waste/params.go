@@ -37,6 +37,12 @@ type Params struct {
 	// window (0: "auto", each instance's measured start-to-ready time, the
 	// deployment default) and the watchdog's idle timeout for watched notebooks.
 	KeepWarm, IdleTimeout time.Duration
+	// NotebookIdle and NotebookIdleConnected are for nightshift's own
+	// notebook jobs: how long a notebook with no kernel activity is kept up
+	// with no browser connected, and with one connected. Today's replay
+	// (watched instances launched by hand) uses only IdleTimeout; these are
+	// carried, and shown, for the notebook-job driver (notebookDriver).
+	NotebookIdle, NotebookIdleConnected time.Duration
 
 	// Looks are the times of day someone looks at the instances, on
 	// Workdays (policy "by hand"; also when a killed job is resubmitted).
@@ -58,6 +64,12 @@ const (
 	sagemakerCron = 5 * time.Minute
 	// schedulerRun is how often Instance Scheduler on AWS runs (its default).
 	schedulerRun = 5 * time.Minute
+	// defaultNotebookIdle and defaultNotebookIdleConnected: a notebook job
+	// nobody is connected to and nothing runs on is stopped after 5 min (as
+	// SkyPilot's autostop); one with a browser connected but no kernel
+	// activity after 60 min (as the SageMaker sample).
+	defaultNotebookIdle          = 5 * time.Minute
+	defaultNotebookIdleConnected = 60 * time.Minute
 )
 
 // DefaultParams are nightshift's deployment defaults (g4dn.xlarge, a pool
@@ -71,6 +83,7 @@ func DefaultParams() Params {
 		Type: typ, Price: t.Hourly, Cap: 2,
 		Pending: awssim.DefaultBoot, Agent: awssim.DefaultAgent, StopDelay: awssim.DefaultStop,
 		KeepWarm: 0, IdleTimeout: watchdog.DefaultIdleTimeout,
+		NotebookIdle: defaultNotebookIdle, NotebookIdleConnected: defaultNotebookIdleConnected,
 		Looks:    []time.Duration{9 * time.Hour, 13 * time.Hour, 18 * time.Hour},
 		Workdays: []time.Weekday{time.Monday, time.Tuesday, time.Wednesday, time.Thursday, time.Friday},
 		StopAt:   20 * time.Hour,
@@ -90,6 +103,8 @@ func (p Params) Check() error {
 		return fmt.Errorf("looks: want at least one time of day and one workday")
 	case p.StopAt < 0 || p.StopAt >= 24*time.Hour:
 		return fmt.Errorf("nightly stop %v: want a time of day", p.StopAt)
+	case p.IdleTimeout <= 0 || p.NotebookIdle <= 0 || p.NotebookIdleConnected <= 0:
+		return fmt.Errorf("idle timeouts %v, %v, %v: want each > 0", p.IdleTimeout, p.NotebookIdle, p.NotebookIdleConnected)
 	}
 	for _, l := range p.Looks {
 		if l < 0 || l >= 24*time.Hour {

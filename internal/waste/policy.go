@@ -83,6 +83,16 @@ func (byHand) KillAt(time.Time) time.Time       { return time.Time{} }
 func (h byHand) Resubmit(t time.Time) time.Time { return h.looks.next(t) }
 func (h byHand) String() string                 { return "by hand (looks " + h.looks.String() + ")" }
 
+// notebook: at each look, the person stops a notebook nobody is in a
+// session on — a busy kernel is someone's work, a tab left open by someone
+// who has gone is not.
+func (h byHand) notebook(time.Time) checker { return handChecker{h.looks} }
+
+type handChecker struct{ looks looks }
+
+func (h handChecker) next(t time.Time) time.Time                     { return h.looks.next(t) }
+func (handChecker) stops(_ time.Time, pr Presence, _ time.Time) bool { return !pr.InSession }
+
 // autostop is SkyPilot's autostop (sky/skylet/events.py AutostopEvent):
 // every check (60 s, from the skylet's start at boot) that finds a job
 // running, or an SSH session open, resets the last-active time to the
@@ -101,6 +111,29 @@ func (a autostop) StopAt(i Idle) time.Time {
 func (autostop) KillAt(time.Time) time.Time     { return time.Time{} }
 func (autostop) Resubmit(t time.Time) time.Time { return t }
 
+// notebook: the skylet checks every minute from the boot; a connected
+// browser is an open SSH tunnel (active); it does not see Jupyter's
+// kernels, so a cell training with the laptop closed is idle to it.
+func (a autostop) notebook(ready time.Time) checker {
+	return &autostopChecker{a: a, ready: ready, last: ready}
+}
+
+type autostopChecker struct {
+	a           autostop
+	ready, last time.Time
+}
+
+func (c *autostopChecker) next(t time.Time) time.Time {
+	return gridAtOrAfter(c.ready, c.a.check, t.Add(1))
+}
+
+func (c *autostopChecker) stops(t time.Time, pr Presence, _ time.Time) bool {
+	if pr.Connected {
+		c.last = t
+	}
+	return t.Sub(c.last)/c.a.check*c.a.check >= c.a.idle
+}
+
 func (a autostop) String() string {
 	return fmt.Sprintf("SkyPilot autostop (%v idle, checked every %v)", short(a.idle), short(a.check))
 }
@@ -118,6 +151,18 @@ func (s sagemaker) StopAt(i Idle) time.Time {
 
 func (sagemaker) KillAt(time.Time) time.Time     { return time.Time{} }
 func (sagemaker) Resubmit(t time.Time) time.Time { return t }
+
+// notebook: autostop.py stops the instance when no kernel is busy and the
+// last kernel activity (or, with none, the instance's start) is more than
+// the idle time ago; --ignore-connections: a connected browser does not
+// count, and reading runs no cell.
+func (s sagemaker) notebook(time.Time) checker { return s }
+
+func (s sagemaker) next(t time.Time) time.Time { return t.Truncate(s.cron).Add(s.cron) }
+
+func (s sagemaker) stops(t time.Time, pr Presence, lastActive time.Time) bool {
+	return !pr.KernelBusy && t.Sub(lastActive) > s.idle
+}
 
 func (s sagemaker) String() string {
 	return fmt.Sprintf("SageMaker auto-stop-idle sample (%v idle, cron every %v)", short(s.idle), short(s.cron))
@@ -158,6 +203,15 @@ func (n nightly) next(t time.Time, strict bool) time.Time {
 	return time.Time{}
 }
 
+// notebook: the daily stop stops a running notebook whatever its person
+// is doing.
+func (n nightly) notebook(time.Time) checker { return nightlyChecker{n} }
+
+type nightlyChecker struct{ n nightly }
+
+func (c nightlyChecker) next(t time.Time) time.Time              { return c.n.next(t, true) }
+func (nightlyChecker) stops(time.Time, Presence, time.Time) bool { return true }
+
 func (n nightly) String() string {
 	return fmt.Sprintf("nightly stop at %s (Instance Scheduler, stop-only period)", clock(n.at))
 }
@@ -170,6 +224,9 @@ func (immediate) String() string                 { return "lower bound (one boot
 func (immediate) StopAt(i Idle) time.Time        { return i.Since }
 func (immediate) KillAt(time.Time) time.Time     { return time.Time{} }
 func (immediate) Resubmit(t time.Time) time.Time { return t }
+
+// notebook: the bound's notebooks are computed by boundNotebooks.
+func (immediate) notebook(time.Time) checker { return nil }
 
 // short renders 5m0s as 5m and 1h0m0s as 60m.
 func short(d time.Duration) string {

@@ -180,7 +180,74 @@ func TestPolicies(t *testing.T) {
 			// 19:01-20:00:30), who starts it again: billed from 20:01:30,
 			// active 20:02:30-21:04:30, then up until Tuesday 20:00.
 			name: "notebook under the nightly stop", policy: "nightly", give: "d0 19:00,notebook,nb,2h\n",
-			want: Result{Billed: dur("24h58m30s"), Training: 2 * time.Hour, Starts: 2},
+			want: Result{Billed: dur("24h58m30s"), Training: 2 * time.Hour, Starts: 2, Interruptions: 1},
+		},
+		// Sessions with phases. Ready 10:02 after a 10:00 arrival.
+		{
+			// Work 10:02-10:32: the 10:31 check is the last to see the
+			// tunnel; the cell trains with the laptop closed from 10:32, idle
+			// to the skylet: stopped at 10:36 (4 min of the run lost), billed
+			// 10:01-10:36:30. Started again at once: ready 10:38:30, the run
+			// again in full, kept up (a sky job), until 11:38:30; work until
+			// 11:48:30 (last check 11:47:30); stopped 11:52:30.
+			name: "SkyPilot stops a busy kernel with the laptop closed", policy: "autostop", give: "d0 10:00,notebook,nb,30m busy:1h 10m\n",
+			want: Result{Billed: dur("1h51m"), Training: dur("1h40m"), Killed: dur("4m"), Starts: 2, Interruptions: 1},
+		},
+		{
+			// Reading keeps the tunnel open: stopped 4 min after the work.
+			name: "SkyPilot: reading with the tab open is not idle", policy: "autostop", give: "d0 10:00,notebook,nb,30m read:70m 10m\n",
+			want: Result{Billed: dur("1h55m30s"), Training: dur("1h50m"), Starts: 1},
+		},
+		{
+			// The last kernel activity is 10:32; reading runs no cell; the
+			// first tick more than 60 min later is 11:35, 63 min into the
+			// reading: stopped under the reader (billed 10:01-11:35:30).
+			// Ready again 11:37:30, 7 min more reading, work until 11:54:30;
+			// stopped 12:55 (billed 11:36:30-12:55:30).
+			name: "SageMaker stops someone reading for 70 minutes", policy: "sagemaker", give: "d0 10:00,notebook,nb,30m read:70m 10m\n",
+			want: Result{Billed: dur("2h53m30s"), Training: dur("1h50m"), Starts: 2, Interruptions: 1},
+		},
+		{
+			// A busy kernel is not idle to the sample: the cell trains
+			// 10:32-11:32; stopped at the first tick after 12:32, 12:35.
+			name: "SageMaker waits for a busy kernel", policy: "sagemaker", give: "d0 10:00,notebook,nb,30m busy:1h\n",
+			want: Result{Billed: dur("2h34m30s"), Training: dur("1h30m"), Starts: 1},
+		},
+		{
+			// Leaves at 12:02; the 13:00 look stops it; they come back at
+			// 13:20, within 30 min: an interruption. Ready 13:22, work until
+			// 14:22, stopped at 18:00.
+			name: "by hand: the person comes back 20 min after a look", policy: "hand", give: "d0 10:00,notebook,nb,2h\nd0 13:20,notebook,nb,1h\n",
+			want: Result{Billed: dur("7h39m"), Training: 3 * time.Hour, Starts: 2, Interruptions: 1},
+		},
+		{
+			// The cell trains 11:32-14:32 over the 13:00 look: someone's work.
+			name: "by hand: a busy kernel is not stopped", policy: "hand", give: "d0 11:00,notebook,nb,30m busy:3h\n",
+			want: Result{Billed: dur("6h59m30s"), Training: dur("3h30m"), Starts: 1},
+		},
+		{
+			// The tab is open but its person has gone: stopped at 13:00.
+			name: "by hand: a tab left open is stopped", policy: "hand", give: "d0 10:00,notebook,nb,1h,open\n",
+			want: Result{Billed: dur("2h59m30s"), Training: time.Hour, Starts: 1},
+		},
+		{
+			// The tunnel stays open OpenTabLimit (72 h) after 11:02: the
+			// last check to see it is Thursday 11:01; stopped 11:06.
+			name: "SkyPilot: a tab left open keeps it up", policy: "autostop", give: "d0 10:00,notebook,nb,1h,open\n",
+			want: Result{Billed: dur("73h5m30s"), Training: time.Hour, Starts: 1},
+		},
+		{
+			// The cell trains 19:32-20:32; the 20:00 stop loses 28 min of it
+			// (billed 19:01-20:00:30). Ready again 20:02:30, the run again,
+			// out of the schedule, until 21:02:30; stopped Tuesday 20:00
+			// (billed 20:01:30-20:00:30).
+			name: "nightly stop kills a busy kernel", policy: "nightly", give: "d0 19:00,notebook,nb,30m busy:1h\n",
+			want: Result{Billed: dur("24h58m30s"), Training: dur("1h30m"), Killed: dur("28m"), Starts: 2, Interruptions: 1},
+		},
+		{
+			// Billed while in a session (2h10m), plus one boot and one stop.
+			name: "bound: notebook phases, whatever the end", policy: "bound", give: "d0 10:00,notebook,nb,30m read:40m busy:1h,open\n",
+			want: Result{Billed: dur("2h11m30s"), Training: dur("2h10m"), Starts: 1},
 		},
 	}
 	for _, tt := range tests {

@@ -50,8 +50,9 @@ type Replayed struct {
 	// last command's end to the stop (DESIGN.md L1: at most keep-warm plus
 	// one watchdog period).
 	PoolIdle Spread
-	// NotebookIdle spans, over every stop of a notebook, the time from its
-	// user leaving to the stop (L1: the idle timeout plus one period).
+	// NotebookIdle spans, over every stop of a notebook, the time from the
+	// end of its last use the watchdog could see — activity, or a browser
+	// connected — to the stop (L1: the idle timeout plus one period).
 	NotebookIdle Spread
 	// Findings are what went wrong in nightshift while replaying: jobs that
 	// did not end as their trace line says, handler errors, notebooks
@@ -87,27 +88,22 @@ type replay struct {
 	actions *vclock.Clock
 	// jobIDs maps a trace event's index to its nightshift job id (a cron
 	// job's id has its schedule time folded in), learned when it runs.
-	jobIDs    map[int]string
-	notebooks map[string]*notebook
-	byID      map[string]*notebook
-	findings  []string
+	jobIDs map[int]string
+	// nb acts out the notebook sessions (replay_notebook.go).
+	nb       notebookDriver
+	findings []string
 	// stops are the times instances began stopping, from EC2's events.
 	stops map[string][]time.Time
-}
-
-// notebook is a notebook instance and the spans its user was active, in sim time.
-type notebook struct {
-	name, id string
-	active   []span
 }
 
 // Replay runs the trace through nightshift's real intake, dispatch and
 // watchdog handlers and Reconcile against the simulated cloud: each job is
 // sent to the queue at its time (a cron job with scheduled_at, as
 // EventBridge Scheduler sends it), its command runs for its duration and
-// exits with its code; each notebook is an instance launched by hand, tagged
-// nightshift:watch=true, started again by its user for each session, busy
-// while the user is active and quiet afterwards. It reads the bill from the
+// exits with its code; each notebook is an instance launched by hand,
+// tagged nightshift:watch=true, started again by its person for each
+// session, its metrics busy in work and busy phases, a Session Manager
+// session open while a browser is connected (see watchedNotebooks). It reads the bill from the
 // simulated EC2 and the jobs' start times from the jobs table.
 func Replay(ctx context.Context, tr *Trace, p Params) (Replayed, error) {
 	if err := p.Check(); err != nil {
@@ -128,9 +124,9 @@ func newReplay(ctx context.Context, tr *Trace, p Params) *replay {
 	w.Cloud.Boot, w.Cloud.Agent, w.Cloud.StopDelay = p.Pending, p.Agent, p.StopDelay
 	rp := &replay{
 		ctx: ctx, tr: tr, p: p, w: w, shift: vclock.Epoch.Sub(tr.Start),
-		jobIDs: map[int]string{}, notebooks: map[string]*notebook{}, byID: map[string]*notebook{},
-		stops: map[string][]time.Time{}, actions: vclock.New(),
+		jobIDs: map[int]string{}, stops: map[string][]time.Time{}, actions: vclock.New(),
 	}
+	rp.nb = newWatchedNotebooks(rp)
 	// EventBridge loses nothing; the hook only watches the events go by.
 	w.Drop = func(e awssim.Event) bool {
 		if e.DetailType == "EC2 Instance State-change Notification" && e.Detail["state"] == "stopping" {
@@ -139,7 +135,7 @@ func newReplay(ctx context.Context, tr *Trace, p Params) *replay {
 		return false
 	}
 	w.Exec = sim.ExecFunc(rp.exec)
-	w.Cloud.Usage = rp.usage
+	w.Cloud.Usage = rp.nb.usage
 	for k, ev := range tr.Events {
 		rp.at(ev.At.Add(rp.shift), func() { rp.arrive(k, ev) })
 	}
@@ -174,7 +170,7 @@ func (rp *replay) finding(format string, args ...any) {
 // arrive acts out trace event k at its time.
 func (rp *replay) arrive(k int, ev Event) {
 	if ev.Kind == Notebook {
-		rp.session(ev)
+		rp.nb.arrive(ev)
 		return
 	}
 	msg := map[string]any{
@@ -227,82 +223,6 @@ func (rp *replay) exec(r sim.Run) sim.Outcome {
 	rp.jobIDs[k] = r.JobID
 	ev := rp.tr.Events[k]
 	return sim.Outcome{Duration: ev.Duration, Exit: ev.Exit}
-}
-
-// usage is what a notebook instance's metrics show: busy while its user is
-// active (any part of the minute), quiet otherwise. Other instances get the
-// simulator's own model (busy while a command runs).
-func (rp *replay) usage(id string, t time.Time) (awssim.Usage, bool) {
-	nb, ok := rp.byID[id]
-	if !ok {
-		return awssim.Usage{}, false
-	}
-	end := t.Add(time.Minute)
-	for k := len(nb.active) - 1; k >= 0; k-- {
-		s := nb.active[k]
-		if s.from.Before(end) && t.Before(s.to) {
-			return activeUsage, true
-		}
-		if !s.to.After(t) {
-			break
-		}
-	}
-	return leftOpenUsage, true
-}
-
-// session is a notebook's user arriving: they launch the instance the
-// first time, start it when stopped (after it has finished stopping), and
-// are active from when it is ready — or from when their previous session
-// ends, if that one started late.
-func (rp *replay) session(ev Event) {
-	now := rp.w.Clock.Now()
-	boot := rp.p.Pending + rp.p.Agent
-	nb := rp.notebooks[ev.Name]
-	if nb == nil {
-		id := rp.w.Launch(rp.p.Type, map[string]string{watchdog.TagWatch: "true", "Name": ev.Name})
-		nb = &notebook{name: ev.Name, id: id}
-		rp.notebooks[ev.Name], rp.byID[id] = nb, nb
-		rp.activate(nb, now.Add(boot), ev)
-		return
-	}
-	inst, ok := rp.instance(nb.id)
-	if !ok {
-		rp.finding("line %d: notebook instance %s of %s is gone", ev.Line, nb.id, nb.name)
-		return
-	}
-	switch inst.State {
-	case "running", "pending":
-		start := latest(now, inst.LaunchTime.Add(boot))
-		if n := len(nb.active); n > 0 {
-			start = latest(start, nb.active[n-1].to)
-		}
-		rp.activate(nb, start, ev)
-	case "stopped":
-		if err := rp.w.Cloud.ByHand(nb.id, "start"); err != nil {
-			rp.finding("line %d: the user of %s could not start it: %v", ev.Line, nb.name, err)
-			return
-		}
-		rp.activate(nb, now.Add(boot), ev)
-	case "stopping":
-		rp.at(now.Add(rp.p.StopDelay), func() { rp.session(ev) })
-	default:
-		rp.finding("line %d: notebook instance %s of %s is %s", ev.Line, nb.id, nb.name, inst.State)
-	}
-}
-
-// activate records the user active on nb from start for the session's
-// duration, and checks afterwards that the instance stayed up meanwhile.
-func (rp *replay) activate(nb *notebook, start time.Time, ev Event) {
-	s := span{start, start.Add(ev.Duration)}
-	nb.active = append(nb.active, s)
-	inst, _ := rp.instance(nb.id)
-	stops := inst.Stops
-	rp.at(s.to, func() {
-		if i, _ := rp.instance(nb.id); i.Stops != stops || i.State != "running" {
-			rp.finding("line %d: notebook %s (%s) was stopped while its user was active (%s, by %s, last action %q)",
-				ev.Line, nb.name, nb.id, i.State, i.StoppedBy, i.Tags["nightshift:last-action"])
-		}
-	})
 }
 
 func (rp *replay) instance(id string) (awssim.Instance, bool) {
@@ -368,11 +288,7 @@ func (rp *replay) measure() Replayed {
 		rp.finding("job commands ran %v in all; the trace's jobs last %v", ran, want)
 	}
 	r.Training = ran
-	for _, name := range slices.Sorted(maps.Keys(rp.notebooks)) {
-		for _, s := range rp.notebooks[name].active {
-			r.Training += s.to.Sub(s.from)
-		}
-	}
+	rp.nb.measure(&r, rp.stops)
 	r.Ticks = int(w.Clock.Now().Sub(vclock.Epoch) / scheduler.Period)
 	for _, n := range w.Cloud.Calls {
 		r.APICalls += n
@@ -390,8 +306,8 @@ func (rp *replay) measure() Replayed {
 	return r
 }
 
-// idleBeforeStops measures, for every stop, how long the instance had been
-// idle: since its last command ended (pool) or its user left (notebook).
+// idleBeforeStops measures, for every stop of a pool instance, how long it
+// had been idle: since its last command ended. (Notebooks: measure.)
 func (rp *replay) idleBeforeStops(r *Replayed) {
 	lastEnd := func(ends []time.Time, before time.Time) (time.Time, bool) {
 		var last time.Time
@@ -408,19 +324,12 @@ func (rp *replay) idleBeforeStops(r *Replayed) {
 			ends[inv.InstanceID] = append(ends[inv.InstanceID], inv.Ended)
 		}
 	}
-	for _, nb := range rp.notebooks {
-		for _, s := range nb.active {
-			ends[nb.id] = append(ends[nb.id], s.to)
-		}
-	}
 	for _, id := range slices.Sorted(maps.Keys(rp.stops)) {
+		if rp.nb.owns(id) {
+			continue
+		}
 		for _, at := range rp.stops[id] {
-			end, ok := lastEnd(ends[id], at)
-			switch {
-			case !ok:
-			case rp.byID[id] != nil:
-				r.NotebookIdle.add(at.Sub(end))
-			default:
+			if end, ok := lastEnd(ends[id], at); ok {
 				r.PoolIdle.add(at.Sub(end))
 			}
 		}

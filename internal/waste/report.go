@@ -40,7 +40,10 @@ func Baselines(tr *Trace, p Params) []Policy {
 
 // Model runs the trace through the baseline engine under policy pol.
 func Model(tr *Trace, p Params, pol Policy) Result {
-	return simulate(tr, p, pol).res
+	r := simulate(tr, p, pol).res
+	modelNotebooks(tr, p, pol, &r)
+	r.USD = r.Billed.Hours() * p.Price
+	return r
 }
 
 // Bound returns the lower bound for the trace (see bound).
@@ -60,7 +63,8 @@ func Compare(ctx context.Context, name string, tr *Trace, p Params) (*Report, er
 	}
 	rep.Elapsed.Replay = time.Since(t0)
 	rep.Replay = ns
-	rep.Rows = append(rep.Rows, Row{fmt.Sprintf("**nightshift** (real handlers on the simulated AWS; keep-warm %s, notebooks idle %s)", KeepWarmWords(p.KeepWarm), short(p.IdleTimeout)), ns.Result})
+	rep.Rows = append(rep.Rows, Row{fmt.Sprintf("**nightshift** (real handlers on the simulated AWS; keep-warm %s; watched notebooks idle %s; notebook idle %s, %s connected)",
+		KeepWarmWords(p.KeepWarm), short(p.IdleTimeout), short(p.NotebookIdle), short(p.NotebookIdleConnected)), ns.Result})
 	t1 := time.Now()
 	for _, pol := range Baselines(tr, p) {
 		rep.Rows = append(rep.Rows, Row{pol.String(), Model(tr, p, pol)})
@@ -83,12 +87,12 @@ func (r *Report) Markdown(w io.Writer) error {
 	fmt.Fprintf(&b, "Every policy: %s at $%.3f/h; at most %d pool instances, one job each (notebooks outside the cap); "+
 		"boot %s pending (not billed) + %s to ready (billed); stop %s (billed, as the simulator bills it).\n\n",
 		p.Type, p.Price, p.Cap, short(p.Pending), short(p.Agent), short(p.StopDelay))
-	b.WriteString("| policy | billed h | training h | idle h | killed h | starts | wait p50 | wait p95 | USD |\n")
-	b.WriteString("|:--|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| policy | billed h | training h | idle h | killed h | starts | interruptions | wait p50 | wait p95 | USD |\n")
+	b.WriteString("|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, row := range r.Rows {
-		fmt.Fprintf(&b, "| %s | %.2f | %.2f | %.2f | %.2f | %d | %s | %s | %.2f |\n",
+		fmt.Fprintf(&b, "| %s | %.2f | %.2f | %.2f | %.2f | %d | %d | %s | %s | %.2f |\n",
 			row.Name, row.Billed.Hours(), row.Training.Hours(), row.Idle().Hours(), row.Killed.Hours(),
-			row.Starts, waitText(row.Wait(50)), waitText(row.Wait(95)), row.USD)
+			row.Starts, row.Interruptions, waitText(row.Wait(50)), waitText(row.Wait(95)), row.USD)
 	}
 	fmt.Fprintf(&b, "\nnightshift replay: %d watchdog ticks, %d simulated AWS calls, %v wall time; baselines and bound: %v.\n",
 		r.Replay.Ticks, r.Replay.APICalls, r.Elapsed.Replay.Round(time.Millisecond), r.Elapsed.Models.Round(time.Millisecond))
@@ -101,7 +105,7 @@ func (r *Report) Markdown(w io.Writer) error {
 			b.WriteString(" and")
 		}
 		if ni.N > 0 {
-			fmt.Fprintf(&b, " notebooks %s after their user left (%s; idle timeout %s)", spread(ni), plural(ni.N, "stop"), short(p.IdleTimeout))
+			fmt.Fprintf(&b, " notebooks %s after their last activity or connection (%s; idle timeout %s)", spread(ni), plural(ni.N, "stop"), short(p.IdleTimeout))
 		}
 		b.WriteString(".\n")
 	}

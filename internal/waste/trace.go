@@ -23,8 +23,9 @@ const (
 	Job Kind = "job"
 	// Cron is a job a schedule submits (EventBridge Scheduler for nightshift).
 	Cron Kind = "cron"
-	// Notebook is a session on a notebook instance: its user is active for
-	// the duration, then walks away and leaves it open.
+	// Notebook is a session on a notebook instance: its person's phases
+	// (work, read, busy) from the moment it is ready, then its end (see
+	// Session).
 	Notebook Kind = "notebook"
 )
 
@@ -54,8 +55,12 @@ type Event struct {
 	At   time.Time
 	Kind Kind
 	// Name names the job, or the notebook instance (one per name).
-	Name     string
+	Name string
+	// Duration is how long a job's command runs, or the time in a
+	// notebook session's phases.
 	Duration time.Duration
+	// Session is a notebook line's phases and end; nil for a job.
+	Session *Session
 	// Priority orders queued jobs (higher first), as nightshift does.
 	Priority int
 	// Exit is the exit code the job's command ends with, after Duration.
@@ -98,7 +103,8 @@ type raw struct {
 	abs bool
 }
 
-// Parse reads a trace: one event a line, "at,kind,name,duration[,priority[,exit]]",
+// Parse reads a trace: one event a line, "at,kind,name,duration[,priority[,exit]]"
+// for a job, "at,notebook,name,phases[,end]" for a notebook session,
 // with an optional first line "start,YYYY-MM-DD[,Time/Zone]". A '#' starts
 // a comment. See docs/waste.md.
 func Parse(r io.Reader) (*Trace, error) {
@@ -202,15 +208,19 @@ func (tr *Trace) resolve(lines []raw, start time.Time) error {
 }
 
 // checkNotebooks rejects overlapping sessions of one notebook: one person
-// cannot start a session on an instance they are already using.
+// cannot start a session on an instance they are already using. It tells
+// each session when the next one of its notebook arrives.
 func (tr *Trace) checkNotebooks() error {
 	last := map[string]Event{}
 	for _, ev := range tr.Events {
 		if ev.Kind != Notebook {
 			continue
 		}
-		if prev, ok := last[ev.Name]; ok && ev.At.Before(prev.At.Add(prev.Duration)) {
-			return &LineError{ev.Line, "at", fmt.Sprintf("notebook %s: this session starts before the one on line %d ends (%s)", ev.Name, prev.Line, prev.At.Add(prev.Duration).In(tr.Loc).Format("Mon 15:04"))}
+		if prev, ok := last[ev.Name]; ok {
+			if ev.At.Before(prev.At.Add(prev.Duration)) {
+				return &LineError{ev.Line, "at", fmt.Sprintf("notebook %s: this session starts before the one on line %d ends (%s)", ev.Name, prev.Line, prev.At.Add(prev.Duration).In(tr.Loc).Format("Mon 15:04"))}
+			}
+			prev.Session.Next = ev.At
 		}
 		last[ev.Name] = ev
 	}
@@ -236,19 +246,19 @@ func parseLine(n int, f []string) (raw, error) {
 		return r, &LineError{n, "name", fmt.Sprintf("%q: want 1-%d characters of A-Z a-z 0-9 . _ -", f[2], MaxNameLen)}
 	}
 	r.ev.Name = f[2]
+	if r.ev.Kind == Notebook {
+		return r, r.parseSession(n, f)
+	}
 	d, err := time.ParseDuration(f[3])
 	switch {
 	case err != nil:
 		return r, &LineError{n, "duration", fmt.Sprintf("%q: want a duration such as 45m or 2h30m", f[3])}
 	case d < time.Second:
 		return r, &LineError{n, "duration", fmt.Sprintf("%q: want at least 1s", f[3])}
-	case r.ev.Kind != Notebook && d > MaxJobDuration:
+	case d > MaxJobDuration:
 		return r, &LineError{n, "duration", fmt.Sprintf("%q: a job runs at most %v (nightshift's max_runtime is 48h)", f[3], MaxJobDuration)}
 	}
 	r.ev.Duration = d
-	if r.ev.Kind == Notebook && len(f) > 4 {
-		return r, &LineError{n, "line", "a notebook line has no priority or exit code: at,notebook,name,active-duration"}
-	}
 	if len(f) > 4 && f[4] != "" {
 		p, err := strconv.Atoi(f[4])
 		if err != nil || p < 0 || p > MaxPriority {
@@ -264,6 +274,25 @@ func parseLine(n int, f []string) (raw, error) {
 		r.ev.Exit = e
 	}
 	return r, nil
+}
+
+// parseSession reads a notebook line's phases and end.
+func (r *raw) parseSession(n int, f []string) error {
+	if len(f) > 5 {
+		return &LineError{n, "line", fmt.Sprintf("want at,notebook,name,phases[,end], got %d fields", len(f))}
+	}
+	phases, err := parsePhases(n, f[3])
+	if err != nil {
+		return err
+	}
+	s := &Session{Phases: phases, End: Leave}
+	if len(f) > 4 {
+		if s.End, err = parseEnd(n, f[4]); err != nil {
+			return err
+		}
+	}
+	r.ev.Session, r.ev.Duration = s, s.Duration()
+	return nil
 }
 
 // parseAt reads "dN HH:MM[:SS]" or an RFC 3339 time.

@@ -45,6 +45,10 @@ func FuzzParse(f *testing.F) {
 		"d0 10:00,job,a,1h,1000\n",
 		"d0 10:00,job,a,1h,0,256\n",
 		"d0 10:00,notebook,nb,1h,5\n",
+		"d0 09:40,notebook,nb,1h read:40m busy:2h 30m,open\nd3 10:00,notebook,nb,work:20m,leave\n",
+		"d0 10:00,notebook,nb,1h read:4x\n",
+		"d0 10:00,notebook,nb,1h,close\n",
+		"d0 10:00,notebook,nb,busy:1h busy:1h ,open\n",
 	} {
 		f.Add(s)
 	}
@@ -120,9 +124,38 @@ func checkTrace(t *testing.T, text string, tr *Trace) {
 		if ev.Priority < 0 || ev.Priority > MaxPriority || ev.Exit < 0 || ev.Exit > 255 {
 			t.Errorf("Parse(%q) line %d priority %d exit %d", text, ev.Line, ev.Priority, ev.Exit)
 		}
+		checkSession(t, text, tr, i)
 	}
 	if s := tr.Summary(); s.Days < 0 || s.Jobs+s.Cron+s.Sessions != len(tr.Events) {
 		t.Errorf("Parse(%q) Summary() = %+v for %d events", text, s, len(tr.Events))
+	}
+}
+
+// checkSession checks a notebook event's session: phases that add up to
+// its duration within the limit, a known end, and Next set to the next
+// session of the notebook, if any.
+func checkSession(t *testing.T, text string, tr *Trace, i int) {
+	t.Helper()
+	ev := tr.Events[i]
+	if (ev.Kind == Notebook) != (ev.Session != nil) {
+		t.Fatalf("Parse(%q) line %d kind %s session %v; want a session for a notebook only", text, ev.Line, ev.Kind, ev.Session)
+	}
+	if ev.Session == nil {
+		return
+	}
+	s := ev.Session
+	if len(s.Phases) == 0 || s.Duration() != ev.Duration || ev.Duration > MaxSessionDuration || s.End != Leave && s.End != Open {
+		t.Errorf("Parse(%q) line %d session %+v duration %v", text, ev.Line, s, ev.Duration)
+	}
+	var next time.Time
+	for _, later := range tr.Events[i+1:] {
+		if later.Kind == Notebook && later.Name == ev.Name {
+			next = later.At
+			break
+		}
+	}
+	if !s.Next.Equal(next) {
+		t.Errorf("Parse(%q) line %d Next %v; want the next session's %v", text, ev.Line, s.Next, next)
 	}
 }
 
@@ -133,9 +166,11 @@ func render(tr *Trace) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "start,%s,%s\n", tr.Start.Format("2006-01-02"), tr.Loc)
 	for _, ev := range tr.Events {
-		fmt.Fprintf(&b, "%s,%s,%s,%s", ev.At.UTC().Format(time.RFC3339), ev.Kind, ev.Name, ev.Duration)
-		if ev.Kind != Notebook {
-			fmt.Fprintf(&b, ",%d,%d", ev.Priority, ev.Exit)
+		fmt.Fprintf(&b, "%s,%s,%s,", ev.At.UTC().Format(time.RFC3339), ev.Kind, ev.Name)
+		if ev.Kind == Notebook {
+			fmt.Fprintf(&b, "%s,%s", ev.Session.PhaseText(), ev.Session.End)
+		} else {
+			fmt.Fprintf(&b, "%s,%d,%d", ev.Duration, ev.Priority, ev.Exit)
 		}
 		b.WriteString("\n")
 	}

@@ -32,7 +32,8 @@ d12 23:59,job,late_one,1s,999,255
 		t.Errorf("Parse start = %v in %v; want %v in Europe/Paris", got, tr.Loc, want)
 	}
 	want := []Event{
-		{Line: 7, At: time.Date(2026, 11, 2, 9, 0, 0, 0, paris), Kind: Notebook, Name: "alice-nb", Duration: 90 * time.Minute},
+		{Line: 7, At: time.Date(2026, 11, 2, 9, 0, 0, 0, paris), Kind: Notebook, Name: "alice-nb", Duration: 90 * time.Minute,
+			Session: &Session{Phases: []Phase{{Work, 90 * time.Minute}}, End: Leave}},
 		{Line: 4, At: time.Date(2026, 11, 2, 9, 14, 0, 0, paris), Kind: Job, Name: "train-resnet", Duration: 45 * time.Minute},
 		{Line: 5, At: time.Date(2026, 11, 2, 9, 14, 30, 0, paris), Kind: Job, Name: "sweep-lr.3", Duration: 150 * time.Minute, Priority: 5},
 		{Line: 6, At: time.Date(2026, 11, 3, 2, 0, 0, 0, paris), Kind: Cron, Name: "nightly-eval", Duration: 50 * time.Minute, Exit: 1},
@@ -96,7 +97,15 @@ func TestParseErrors(t *testing.T) {
 		{"priority too high", "d0 10:00,job,a,1h,1000\n", 1, "priority"},
 		{"exit code not a number", "d0 10:00,job,a,1h,0,oops\n", 1, "exit"},
 		{"exit code too large", "d0 10:00,job,a,1h,0,256\n", 1, "exit"},
-		{"notebook with a priority", "d0 10:00,notebook,nb,1h,5\n", 1, "line"},
+		{"notebook with a priority", "d0 10:00,notebook,nb,1h,5\n", 1, "end"},
+		{"notebook with a priority and an exit code", "d0 10:00,notebook,nb,1h,leave,0\n", 1, "line"},
+		{"notebook with a bad phase", "d0 10:00,notebook,nb,1h read:4x\n", 1, "phases"},
+		{"notebook with an unknown activity", "d0 10:00,notebook,nb,nap:1h\n", 1, "phases"},
+		{"notebook with a zero phase", "d0 10:00,notebook,nb,1h busy:0s\n", 1, "phases"},
+		{"notebook with no phase", "d0 10:00,notebook,nb, ,open\n", 1, "phases"},
+		{"notebook with a bad end", "d0 10:00,notebook,nb,1h,close\n", 1, "end"},
+		{"notebook phases past the session limit", "d0 10:00,notebook,nb,100h busy:100h\n", 1, "phases"},
+		{"overlapping sessions, counting every phase", "d0 10:00,notebook,nb,1h read:40m\nd0 11:30,notebook,nb,1h\n", 2, "at"},
 		{"second start line", "start,2026-11-30\nstart,2026-12-01\n", 2, "start"},
 		{"start after events", "d0 10:00,job,a,1h\nstart,2026-11-30\n", 2, "start"},
 		{"start with a bad date", "start,30/11/2026\n", 1, "start"},
