@@ -134,7 +134,8 @@ type Cloud struct {
 	commands  []*Invocation
 	events    []Event
 	seq       int
-	sessions  []string
+	sessions  []session
+	jupyter   map[string]Jupyter
 	notes     []Notification
 	published map[metricKey][]point
 	queue     queue

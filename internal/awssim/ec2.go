@@ -457,6 +457,7 @@ func (c *Cloud) stop(i *Instance, by string) {
 	if i.State != "pending" && i.State != "running" {
 		return
 	}
+	c.endSessions(i.ID) // its agent goes down with it: so do its sessions
 	i.gen++
 	i.Stops++
 	gen := i.gen
@@ -491,6 +492,7 @@ func (c *Cloud) terminate(i *Instance, by string) {
 	if i.State == "terminated" || i.State == "shutting-down" {
 		return
 	}
+	c.endSessions(i.ID) // its agent goes down with it: so do its sessions
 	i.gen++
 	i.Stops++
 	gen := i.gen

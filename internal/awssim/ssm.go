@@ -477,17 +477,18 @@ func (c *Cloud) getParameter(in *ssm.GetParameterInput) (*ssm.GetParameterOutput
 }
 
 // Session opens (open=true) or closes a Session Manager session to an
-// instance, as a person does.
+// instance, as a person does with the console or the CLI; closing closes
+// every session to it.
 func (c *Cloud) Session(instanceID string, open bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if open {
-		c.sessions = append(c.sessions, instanceID)
+		c.seq++
+		c.sessions = append(c.sessions, session{id: fmt.Sprintf("someone-%d", c.seq), target: instanceID})
 		return
 	}
-	c.sessions = slices.DeleteFunc(c.sessions, func(s string) bool { return s == instanceID })
+	c.sessions = slices.DeleteFunc(c.sessions, func(s session) bool { return s.target == instanceID })
 }
-
 // DescribeSessions lists the active sessions, 50 per page unless
 // MaxResults says otherwise. The history (State History) and filters are
 // not modelled.
@@ -513,8 +514,8 @@ func (c *Cloud) describeSessions(in *ssm.DescribeSessionsInput) (*ssm.DescribeSe
 		return nil, err
 	}
 	out := &ssm.DescribeSessionsOutput{NextToken: next}
-	for k, target := range c.sessions[start:end] {
-		out.Sessions = append(out.Sessions, types.Session{SessionId: aws.String(fmt.Sprintf("someone-%d", start+k)), Target: aws.String(target), Status: types.SessionStatusConnected})
+	for _, s := range c.sessions[start:end] {
+		out.Sessions = append(out.Sessions, types.Session{SessionId: aws.String(s.id), Target: aws.String(s.target), Status: types.SessionStatusConnected, DocumentName: s.document})
 	}
 	return out, nil
 }

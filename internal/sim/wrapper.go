@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/nightshift-dev/nightshift/internal/awssim"
+	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/runner"
 	"github.com/nightshift-dev/nightshift/internal/watchdog"
 )
@@ -90,6 +91,9 @@ func (x wrapper) Run(h *awssim.Host, r awssim.Run) awssim.Outcome {
 		return awssim.Outcome{Idle: true, Await: dir + "/exit_code", Output: "nightshift: attempt already started on this instance; reporting its result\n"}
 	}
 	h.Shutdown(time.Duration(hd.DeadmanSeconds)*time.Second, "dead-man timer")
+	if hd.Notebook != nil {
+		return notebook(h, hd)
+	}
 	o := Outcome{Duration: time.Minute}
 	if x.w.Exec != nil {
 		o = x.w.Exec(Run{Run: r, JobID: hd.Job, Attempt: hd.Attempt})
@@ -131,4 +135,65 @@ func (x wrapper) stop(h *awssim.Host, sh runner.StopHeader) awssim.Outcome {
 	}
 	h.Write(dir+"/stop", strconv.Itoa(runner.StopExitCode))
 	return awssim.Outcome{Duration: time.Second, Output: "nightshift: " + what + ": TERM sent to its wrapper\n"}
+}
+
+// notebook models a notebook's wrapper (internal/runner/notebook.sh):
+// JupyterLab runs until its person has left. Every look it reads what the
+// notebook shows (Host.Jupyter, the Session Manager sessions) as the real
+// one reads Jupyter's REST API, pgrep and nvidia-smi; every minute it
+// publishes the most it saw as NotebookState; once nobody has been
+// connected with nothing running for the idle timeout, or a browser
+// connected with nothing running for the connected one, it ends JupyterLab
+// and exits 0. A stop (TERM) ends JupyterLab within seconds.
+func notebook(h *awssim.Host, hd runner.Header) awssim.Outcome {
+	nb, dir := *hd.Notebook, hd.AttemptDir()
+	look := time.Duration(nb.LookSeconds) * time.Second
+	present, busy, sent, most := h.Now(), h.Now(), h.Now(), 0
+	return awssim.Outcome{
+		// It never ends by itself but through the look below; SSM's
+		// execution timeout (max runtime) ends it otherwise.
+		Exit: 0, Duration: time.Duration(hd.MaxRuntimeSeconds)*time.Second + time.Hour,
+		Output:    job.NotebookReady + "http://127.0.0.1:" + strconv.Itoa(nb.Port) + "/lab?token=sim\n",
+		Interrupt: dir + "/stop", InterruptGrace: notebookStopGrace,
+		Every:     look,
+		Tick: func(h *awssim.Host) {
+			now, st := h.Now(), NotebookState(h.Jupyter(), h.Sessions(), nb.GPUPercent)
+			if st >= runner.NotebookConnected {
+				present = now
+			}
+			if st >= runner.NotebookBusy {
+				busy = now
+			}
+			most = max(most, st)
+			if now.Sub(sent) >= time.Minute {
+				h.PutMetric(watchdog.NotebookState.Namespace, watchdog.NotebookState.Name, float64(most))
+				sent, most = now, 0
+			}
+			if now.Sub(present) >= time.Duration(nb.IdleSeconds)*time.Second || now.Sub(busy) >= time.Duration(nb.IdleConnectedSeconds)*time.Second {
+				if _, stopping := h.Read(dir + "/stop"); !stopping {
+					h.Write(dir+"/stop", "0") // ends itself, exit 0, as after a TERM of its own
+				}
+			}
+		},
+		Then: func(h *awssim.Host, exit int) {
+			h.Write(dir+"/exit_code", strconv.Itoa(exit))
+			h.Shutdown(time.Duration(hd.IdleSeconds)*time.Second, "idle timer")
+		},
+	}
+}
+
+// notebookStopGrace is how long JupyterLab takes to end on TERM.
+const notebookStopGrace = 2 * time.Second
+
+// NotebookState is what a notebook's wrapper makes of what it sees: busy
+// (a kernel busy or active, the GPU busy), connected (a browser or a
+// Session Manager session), or away.
+func NotebookState(j awssim.Jupyter, sessions, gpuPercent int) int {
+	switch {
+	case j.KernelBusy || j.GPU >= float64(gpuPercent):
+		return runner.NotebookBusy
+	case j.Connections > 0 || sessions > 0:
+		return runner.NotebookConnected
+	}
+	return runner.NotebookAway
 }

@@ -214,6 +214,10 @@ func marshalSpec(s *job.Spec) *types.AttributeValueMemberM {
 	if s.StallTimeout != 0 {
 		m["stall_timeout"] = num(int64(s.StallTimeout))
 	}
+	if n := s.Notebook; n != nil {
+		// The idle timeouts in nanoseconds, as max_runtime.
+		m["notebook"] = &types.AttributeValueMemberM{Value: item{"name": str(n.Name), "idle": num(int64(n.Idle)), "idle_connected": num(int64(n.IdleConnected))}}
+	}
 	return &types.AttributeValueMemberM{Value: m}
 }
 
@@ -312,6 +316,11 @@ func (d *decoder) spec() job.Spec {
 			AMI:      in.s("ami"),
 		}
 		d.setErr(in.err)
+	}
+	if nm, ok := d.m("notebook"); ok {
+		nd := decoder{it: nm, path: d.path + "notebook."}
+		s.Notebook = &job.Notebook{Name: nd.s("name"), Idle: job.Duration(nd.i64("idle")), IdleConnected: job.Duration(nd.i64("idle_connected"))}
+		d.setErr(nd.err)
 	}
 	return s
 }

@@ -14,6 +14,10 @@ var (
 	// Progress is published by the job wrapper: seconds since the job last
 	// wrote output or touched $NIGHTSHIFT_HEARTBEAT.
 	Progress = Metric{Namespace: "nightshift", Name: "SecondsSinceProgress", Stat: "Maximum", Period: time.Minute}
+	// NotebookState is published by a notebook's wrapper every minute: the
+	// most of what it saw its person do (runner.NotebookAway 0, Connected
+	// 1, Busy 2).
+	NotebookState = Metric{Namespace: "nightshift", Name: "NotebookState", Stat: "Maximum", Period: time.Minute}
 )
 
 // Metric names one CloudWatch metric and how to read it.

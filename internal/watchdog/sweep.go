@@ -54,6 +54,12 @@ func (w *Watchdog) Sweep(ctx context.Context) (Report, error) {
 	errs = append(errs, err)
 	stalls, err := w.stalled(ctx, managed, running, now)
 	errs = append(errs, err)
+	notebooks, err := w.idleNotebooks(ctx, managed, running, now)
+	errs = append(errs, err)
+	for _, f := range notebooks {
+		errs = append(errs, w.endNotebook(ctx, f))
+		rep.Actions = append(rep.Actions, f.action)
+	}
 	for _, f := range idle {
 		errs = append(errs, w.stop(ctx, f))
 		rep.Actions = append(rep.Actions, f.action)
@@ -165,7 +171,7 @@ func (w *Watchdog) stalled(ctx context.Context, managed []Instance, running []*j
 	longest := time.Duration(0)
 	for _, j := range running {
 		in := StallInput{Now: now, Started: j.StartedAt, Reported: !j.StalledAt.IsZero(), Timeout: StallTimeout(j, w.cfg.StallTimeout), GPUPercent: w.cfg.GPUPercent}
-		if !up[j.InstanceID] || !in.Due() {
+		if !up[j.InstanceID] || !in.Due() || j.Spec.Notebook != nil { // a notebook is idle (idleNotebooks), never stalled
 			continue
 		}
 		jobs, ins = append(jobs, j), append(ins, in)

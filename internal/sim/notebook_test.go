@@ -1,0 +1,138 @@
+package sim_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nightshift-dev/nightshift/internal/awssim"
+	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/sim"
+)
+
+// notebookInstance returns notebook name's instance, if it has one.
+func notebookInstance(w *sim.World, name string) (awssim.Instance, bool) {
+	var out []awssim.Instance
+	for _, i := range managed(w) {
+		if i.Tags["nightshift:pool"] == job.NotebookPool(name) {
+			out = append(out, i)
+		}
+	}
+	if len(out) != 1 {
+		return awssim.Instance{}, false
+	}
+	return out[0], true
+}
+
+// watchStops records when each instance began to stop, from EC2's events
+// as they go by (none is lost).
+func watchStops(w *sim.World) map[string]time.Time {
+	stops := map[string]time.Time{}
+	w.Drop = func(e awssim.Event) bool {
+		if e.DetailType == "EC2 Instance State-change Notification" && e.Detail["state"] == "stopping" {
+			stops[e.Detail["instance-id"]] = e.At
+		}
+		return false
+	}
+	return stops
+}
+
+// TestNotebookSession: a notebook message gets the notebook its own
+// instance (outside the pool's cap), JupyterLab runs under the wrapper,
+// and once its person has closed the laptop the session ends by itself
+// after the idle timeout and the instance stops at once; the next session
+// of the same name starts the same instance again, its disk kept.
+func TestNotebookSession(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{Pools: oneInstance})
+	stops := watchStops(w)
+	longJobs(w)
+	w.Send(`{"id": "busy", "command": "train", "max_runtime": "3h"}`) // the pool's one instance
+	w.Send(`{"id": "nb-1", "notebook": {"name": "alice", "idle": "5m"}}`)
+	if !w.RunUntil(ctx, 30*time.Minute, stateIs(w, "nb-1", job.Running)) {
+		j := jobOf(t, w, "nb-1")
+		t.Fatalf("nb-1: %s (%s); want RUNNING: a notebook is outside the pool's cap", j.State, j.Reason)
+	}
+	inst, ok := notebookInstance(w, "alice")
+	if !ok || jobOf(t, w, "nb-1").InstanceID != inst.ID || jobOf(t, w, "busy").InstanceID == inst.ID {
+		t.Fatalf("notebook alice's instance %+v; want one of its own, running nb-1", inst)
+	}
+	// The person works for an hour through a port-forwarding session.
+	w.Cloud.Session(inst.ID, true)
+	w.Cloud.SetJupyter(inst.ID, awssim.Jupyter{Connections: 1, KernelBusy: true, GPU: 80})
+	w.Run(ctx, time.Hour)
+	if j := jobOf(t, w, "nb-1"); j.State != job.Running {
+		t.Fatalf("nb-1 while its person works: %s (%s); want RUNNING", j.State, j.Reason)
+	}
+	// Laptop closed: the session and the browser go.
+	left := w.Clock.Now()
+	w.Cloud.Session(inst.ID, false)
+	w.Cloud.SetJupyter(inst.ID, awssim.Jupyter{})
+	if !w.RunUntil(ctx, 30*time.Minute, stateIs(w, "nb-1", job.Succeeded)) {
+		j := jobOf(t, w, "nb-1")
+		t.Fatalf("nb-1 after its person left: %s (%s); want SUCCEEDED, ended by itself", j.State, j.Reason)
+	}
+	w.Run(ctx, 5*time.Minute)
+	stop := stops[inst.ID]
+	if stop.IsZero() {
+		t.Fatalf("notebook instance %s never stopped after its session ended", inst.ID)
+	}
+	// Within the idle timeout, one look, the stop's seconds.
+	if d := stop.Sub(left); d < 5*time.Minute || d > 5*time.Minute+30*time.Second {
+		t.Errorf("instance stopping %v after its person left; want within 5m–5m30s (idle 5m, looks every 15 s)", d)
+	}
+	// The next session: the same instance, started again.
+	w.Send(`{"id": "nb-2", "notebook": "alice"}`)
+	if !w.RunUntil(ctx, 30*time.Minute, stateIs(w, "nb-2", job.Running)) {
+		j := jobOf(t, w, "nb-2")
+		t.Fatalf("nb-2: %s (%s); want RUNNING", j.State, j.Reason)
+	}
+	if got := jobOf(t, w, "nb-2").InstanceID; got != inst.ID {
+		t.Errorf("nb-2 on %s; want %s, the notebook's own instance, started again", got, inst.ID)
+	}
+	if n := len(managed(w)); n != 2 {
+		t.Errorf("%d managed instances; want 2: the pool's and the notebook's", n)
+	}
+}
+
+// TestNotebookNeverStoppedUnderItsPerson: a busy kernel with the laptop
+// closed, and a person reading with the tab open for 40 minutes, are never
+// idle; the tab left open ends the session after the connected timeout.
+func TestNotebookNeverStoppedUnderItsPerson(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{})
+	stops := watchStops(w)
+	w.Send(`{"id": "nb", "notebook": {"name": "bob", "idle": "5m", "idle_connected": "1h"}}`)
+	if !w.RunUntil(ctx, 30*time.Minute, stateIs(w, "nb", job.Running)) {
+		t.Fatalf("nb: %s; want RUNNING", jobOf(t, w, "nb").State)
+	}
+	inst, _ := notebookInstance(w, "bob")
+	w.Cloud.SetJupyter(inst.ID, awssim.Jupyter{KernelBusy: true}) // training in a cell, laptop closed
+	w.Run(ctx, 3*time.Hour)
+	w.Cloud.SetJupyter(inst.ID, awssim.Jupyter{Connections: 1}) // reading the results
+	w.Run(ctx, 40*time.Minute)
+	if j := jobOf(t, w, "nb"); j.State != job.Running {
+		t.Fatalf("nb after 3 h busy and 40 min reading: %s (%s); want RUNNING", j.State, j.Reason)
+	}
+	// Walks away with the tab open: an hour after the kernel was last
+	// busy, the session ends.
+	open := w.Clock.Now()
+	if !w.RunUntil(ctx, 2*time.Hour, stateIs(w, "nb", job.Succeeded)) {
+		t.Fatalf("nb with the tab left open: %s; want SUCCEEDED after the connected timeout", jobOf(t, w, "nb").State)
+	}
+	w.Run(ctx, 5*time.Minute)
+	// The hour counts from the last busy look, 40 min before the tab was left.
+	if d := stops[inst.ID].Sub(open); d < 20*time.Minute || d > 21*time.Minute {
+		t.Errorf("stopped %v after the reading began to be left alone; want 20–21 min (1 h from the kernel's last busy look)", d)
+	}
+	out := ""
+	for _, inv := range w.Invocations() {
+		if inv.JobID == "nb" {
+			out += inv.Output
+		}
+	}
+	if !strings.Contains(out, job.NotebookReady) {
+		t.Errorf("notebook output %q; want the ready line", out)
+	}
+}
