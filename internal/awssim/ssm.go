@@ -489,6 +489,7 @@ func (c *Cloud) Session(instanceID string, open bool) {
 	}
 	c.sessions = slices.DeleteFunc(c.sessions, func(s session) bool { return s.target == instanceID })
 }
+
 // DescribeSessions lists the active sessions, 50 per page unless
 // MaxResults says otherwise. The history (State History) and filters are
 // not modelled.

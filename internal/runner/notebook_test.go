@@ -44,7 +44,7 @@ http.server.HTTPServer((args["ip"], int(args["port"])), H).serve_forever()
 type notebookInstance struct {
 	*instance
 	jupyter, gpu string
-	port       int
+	port         int
 }
 
 func newNotebookInstance(t *testing.T) *notebookInstance {

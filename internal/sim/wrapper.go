@@ -155,7 +155,7 @@ func notebook(h *awssim.Host, hd runner.Header) awssim.Outcome {
 		Exit: 0, Duration: time.Duration(hd.MaxRuntimeSeconds)*time.Second + time.Hour,
 		Output:    job.NotebookReady + "http://127.0.0.1:" + strconv.Itoa(nb.Port) + "/lab?token=sim\n",
 		Interrupt: dir + "/stop", InterruptGrace: notebookStopGrace,
-		Every:     look,
+		Every: look,
 		Tick: func(h *awssim.Host) {
 			now, st := h.Now(), NotebookState(h.Jupyter(), h.Sessions(), nb.GPUPercent)
 			if st >= runner.NotebookConnected {

@@ -37,8 +37,14 @@ func TestNotebookIdle(t *testing.T) {
 		in   func(NotebookInput) NotebookInput
 		idle bool
 	}{
-		{"away past idle + slack", func(in NotebookInput) NotebookInput { in.State = states(now, append(twos(60), zeros(8)...)...); return in }, true},
-		{"away for idle only: the wrapper's turn", func(in NotebookInput) NotebookInput { in.State = states(now, append(twos(60), zeros(5)...)...); return in }, false},
+		{"away past idle + slack", func(in NotebookInput) NotebookInput {
+			in.State = states(now, append(twos(60), zeros(8)...)...)
+			return in
+		}, true},
+		{"away for idle only: the wrapper's turn", func(in NotebookInput) NotebookInput {
+			in.State = states(now, append(twos(60), zeros(5)...)...)
+			return in
+		}, false},
 		{"away but a session open", func(in NotebookInput) NotebookInput {
 			in.State, in.Session = states(now, append(twos(60), zeros(8)...)...), true
 			return in
