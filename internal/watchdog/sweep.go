@@ -119,7 +119,9 @@ func (w *Watchdog) idleWatched(ctx context.Context, watched []Instance, now time
 	if len(due) == 0 {
 		return nil, nil
 	}
-	series, err := w.cloud.Series(ctx, reqs, now.Add(-longest), now)
+	// From one 5-minute period before the longest window: Idle counts the
+	// datapoint that covers a window's start, stamped before it.
+	series, err := w.cloud.Series(ctx, reqs, now.Add(-longest-BasicPeriod), now)
 	if err != nil {
 		return nil, err
 	}
