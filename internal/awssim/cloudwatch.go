@@ -132,15 +132,15 @@ func (c *Cloud) series(id string, ms *cwtypes.MetricStat, start, end time.Time, 
 		if period > 0 {
 			at = at.Truncate(period)
 		}
-		var vs []float64
-		for ; k >= 0 && !samples[k].at.Before(at); k-- {
-			vs = append(vs, samples[k].value)
+		last := k
+		for k >= 0 && !samples[k].at.Before(at) {
+			k--
 		}
 		if period > 0 && at.Add(period).After(end) {
 			continue
 		}
 		res.Timestamps = append(res.Timestamps, at)
-		res.Values = append(res.Values, aggregate(stat, vs))
+		res.Values = append(res.Values, aggregate(stat, samples[k+1:last+1]))
 	}
 }
 
@@ -205,20 +205,20 @@ func (c *Cloud) samples(i *Instance, name string, since, end time.Time) []point 
 }
 
 // aggregate is a statistic over one period's samples.
-func aggregate(stat string, vs []float64) float64 {
-	out := vs[0]
-	for _, v := range vs[1:] {
+func aggregate(stat string, ps []point) float64 {
+	out := ps[0].value
+	for _, p := range ps[1:] {
 		switch stat {
 		case "Sum", "Average":
-			out += v
+			out += p.value
 		case "Minimum":
-			out = min(out, v)
+			out = min(out, p.value)
 		default:
-			out = max(out, v)
+			out = max(out, p.value)
 		}
 	}
 	if stat == "Average" {
-		out /= float64(len(vs))
+		out /= float64(len(ps))
 	}
 	return out
 }
