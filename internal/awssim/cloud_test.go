@@ -619,3 +619,92 @@ func TestCharges(t *testing.T) {
 		t.Errorf("Charges() add up to $%v; Bill() = $%v", sum, total)
 	}
 }
+
+// TestDetailedMonitoring: an instance launched with detailed monitoring
+// says so in DescribeInstances and publishes its AWS/EC2 metrics every
+// minute, one without every 5 minutes; a 5-minute period over 1-minute
+// samples is their statistic; MonitorInstances switches from the next
+// 5-minute mark.
+func TestDetailedMonitoring(t *testing.T) {
+	ctx := context.Background()
+	c := awssim.New(vclock.New())
+	c.Boot = 0
+	t0 := c.Clock().Now()
+	busyAt := t0.Add(12 * time.Minute)
+	c.Usage = func(_ string, at time.Time) (awssim.Usage, bool) {
+		if at.Equal(busyAt) {
+			return awssim.Usage{CPU: 50, NetBytesPerSec: 100}, true
+		}
+		return awssim.Usage{CPU: 1, NetBytesPerSec: 100}, true
+	}
+	detailed := launch(t, c, "g5.xlarge", nil, func(in *ec2.RunInstancesInput) {
+		in.Monitoring = &types.RunInstancesMonitoringEnabled{Enabled: aws.Bool(true)}
+	})
+	basic := launch(t, c, "g5.xlarge", nil)
+	c.Clock().Advance(30 * time.Minute)
+
+	states := map[string]types.MonitoringState{}
+	out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range out.Reservations {
+		states[aws.ToString(r.Instances[0].InstanceId)] = r.Instances[0].Monitoring.State
+	}
+	if states[detailed] != types.MonitoringStateEnabled || states[basic] != types.MonitoringStateDisabled {
+		t.Errorf("Monitoring.State = %v; want %s enabled, %s disabled", states, detailed, basic)
+	}
+
+	query := func(id, name, stat string, period int32) cwtypes.MetricDataResult {
+		t.Helper()
+		out, err := c.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{
+			StartTime: aws.Time(t0), EndTime: aws.Time(c.Clock().Now()),
+			MetricDataQueries: []cwtypes.MetricDataQuery{{Id: aws.String("q"), MetricStat: &cwtypes.MetricStat{
+				Metric: &cwtypes.Metric{Namespace: aws.String("AWS/EC2"), MetricName: aws.String(name),
+					Dimensions: []cwtypes.Dimension{{Name: aws.String("InstanceId"), Value: aws.String(id)}}},
+				Period: aws.Int32(period), Stat: aws.String(stat),
+			}}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.MetricDataResults[0]
+	}
+	if got := query(detailed, "CPUUtilization", "Maximum", 60); len(got.Values) != 30 || got.Timestamps[0].Sub(got.Timestamps[1]) != time.Minute {
+		t.Errorf("detailed CPU at 60 s: %d points %v; want 30, a minute apart", len(got.Values), got.Timestamps)
+	}
+	if got := query(basic, "CPUUtilization", "Maximum", 60); len(got.Values) != 6 || got.Timestamps[0].Sub(got.Timestamps[1]) != 5*time.Minute {
+		t.Errorf("basic CPU at 60 s: %d points %v; want 6, 5 minutes apart", len(got.Values), got.Timestamps)
+	}
+	// The busy minute: the 1-minute data's maximum over 5 minutes; the
+	// basic sample's 5-minute average.
+	if got := query(detailed, "CPUUtilization", "Maximum", 300).Values; len(got) != 6 || got[3] != 50 || got[2] != 1 {
+		t.Errorf("detailed CPU Maximum at 300 s, newest first = %v; want 50 in the 10-15 minute period", got)
+	}
+	if got := query(basic, "CPUUtilization", "Maximum", 300).Values; len(got) != 6 || got[3] != (50+4*1)/5.0 {
+		t.Errorf("basic CPU at 300 s, newest first = %v; want the 10-15 minute average 10.8", got)
+	}
+	for _, id := range []string{detailed, basic} {
+		if got := query(id, "NetworkIn", "Sum", 300).Values; len(got) != 6 || got[0] != 50*300 {
+			t.Errorf("%s NetworkIn Sum at 300 s = %v; want 15000 bytes each", id, got)
+		}
+	}
+	if got := query(detailed, "NetworkOut", "Sum", 60).Values; got[0] != 50*60 {
+		t.Errorf("detailed NetworkOut Sum at 60 s = %v; want 3000 bytes a minute", got)
+	}
+
+	// Switched at minute 32: 1-minute data from minute 35.
+	c.Clock().Advance(2 * time.Minute)
+	mon, err := c.MonitorInstances(ctx, &ec2.MonitorInstancesInput{InstanceIds: []string{basic}})
+	if err != nil || len(mon.InstanceMonitorings) != 1 || mon.InstanceMonitorings[0].Monitoring.State != types.MonitoringStatePending {
+		t.Fatalf("MonitorInstances = %+v, %v; want pending", mon, err)
+	}
+	c.Clock().Advance(8 * time.Minute)
+	got := query(basic, "CPUUtilization", "Maximum", 60)
+	if len(got.Timestamps) != 7+5 || !got.Timestamps[4].Equal(t0.Add(35*time.Minute)) || !got.Timestamps[5].Equal(t0.Add(30*time.Minute)) {
+		t.Errorf("after MonitorInstances at minute 32: %v; want 1-minute points from minute 35, 5-minute ones before", got.Timestamps)
+	}
+	if _, err := c.UnmonitorInstances(ctx, &ec2.UnmonitorInstancesInput{InstanceIds: []string{"i-nope"}}); code(err) != "InvalidInstanceID.NotFound" {
+		t.Errorf("UnmonitorInstances(unknown) = %v; want InvalidInstanceID.NotFound", err)
+	}
+}

@@ -54,11 +54,13 @@ type point struct {
 }
 
 // GetMetricData answers MetricStat queries: AWS/EC2 CPUUtilization,
-// NetworkIn, NetworkOut (every 5 minutes, basic monitoring) and CWAgent
-// nvidia_smi_utilization_gpu (every minute, on instances with the agent)
-// from the usage model, since the current boot; any other metric from what
-// instances published (Host.PutMetric), as the Maximum per period.
-// Expressions are not modelled.
+// NetworkIn, NetworkOut (every 5 minutes with basic monitoring, every
+// minute with detailed) and CWAgent nvidia_smi_utilization_gpu (every
+// minute, on instances with the agent) from the usage model, since the
+// current boot, aggregated into the period asked with its statistic
+// (Maximum, Minimum, Sum, Average); any other metric from what instances
+// published (Host.PutMetric), as the Maximum per period. Expressions are
+// not modelled.
 func (c *Cloud) GetMetricData(_ context.Context, in *cloudwatch.GetMetricDataInput, _ ...func(*cloudwatch.Options)) (*cloudwatch.GetMetricDataOutput, error) {
 	return serve(c, "GetMetricData", in, c.getMetricData)
 }
@@ -107,39 +109,118 @@ func (c *Cloud) series(id string, ms *cwtypes.MetricStat, start, end time.Time, 
 	if !ok || i.State != "running" {
 		return
 	}
-	every := 5 * time.Minute
 	switch {
 	case ns == "CWAgent" && name == "nvidia_smi_utilization_gpu":
 		if !i.GPUMetrics {
 			return
 		}
-		every = time.Minute
 	case ns == "AWS/EC2" && (name == "CPUUtilization" || name == "NetworkIn" || name == "NetworkOut"):
 	default:
 		return
 	}
-	period = max(period, every)
 	since := i.bootedAt
 	if start.After(since) {
 		since = start
 	}
-	for t := end.Truncate(period).Add(-period); !t.Before(since.Truncate(period)); t = t.Add(-period) {
-		if t.Add(period).After(end) || t.Before(i.bootedAt.Truncate(period)) {
+	samples := c.samples(i, name, since, end)
+	// Aggregate the samples into the periods asked (a period shorter than
+	// the samples' gets the samples as they are), complete periods only,
+	// newest first.
+	stat := aws.ToString(ms.Stat)
+	for k := len(samples) - 1; k >= 0; {
+		at := samples[k].at
+		if period > 0 {
+			at = at.Truncate(period)
+		}
+		last := k
+		for k >= 0 && !samples[k].at.Before(at) {
+			k--
+		}
+		if period > 0 && at.Add(period).After(end) {
 			continue
 		}
-		u := c.usage(i, t)
-		var v float64
-		switch name {
-		case "nvidia_smi_utilization_gpu":
-			v = u.GPU
-		case "CPUUtilization":
-			v = u.CPU
-		case "NetworkIn", "NetworkOut":
-			v = u.NetBytesPerSec / 2 * period.Seconds()
-		}
-		res.Timestamps = append(res.Timestamps, t)
-		res.Values = append(res.Values, v)
+		res.Timestamps = append(res.Timestamps, at)
+		res.Values = append(res.Values, aggregate(stat, samples[k+1:last+1]))
 	}
+}
+
+// basicPeriod and detailedPeriod are how often EC2 publishes an instance's
+// metrics with basic and with detailed monitoring.
+const (
+	basicPeriod    = 5 * time.Minute
+	detailedPeriod = time.Minute
+)
+
+// resolution returns how often instance i published metric name at t:
+// the agent's GPU metric every minute; AWS/EC2's every minute under
+// detailed monitoring, else every 5 minutes.
+func (i *Instance) resolution(name string, t time.Time) time.Duration {
+	if name == "nvidia_smi_utilization_gpu" {
+		return detailedPeriod
+	}
+	detailed := i.Detailed
+	if t.Before(i.monitoringSince) {
+		detailed = !detailed
+	}
+	if detailed {
+		return detailedPeriod
+	}
+	return basicPeriod
+}
+
+// samples returns instance i's datapoints of a built-in metric over
+// [since, end), oldest first, each stamped with the start of the interval
+// it covers and published once that interval is over. A sample is the
+// usage model read every minute across its interval: CPU and GPU the
+// average, the network counters the bytes (half of the rate each way).
+func (c *Cloud) samples(i *Instance, name string, since, end time.Time) []point {
+	var out []point
+	booted := i.bootedAt
+	for t := since.Truncate(basicPeriod); ; {
+		r := i.resolution(name, t)
+		if t.Add(r).After(end) {
+			break
+		}
+		if !t.Before(since.Truncate(r)) && !t.Before(booted.Truncate(r)) {
+			v := 0.0
+			for m := t; m.Before(t.Add(r)); m = m.Add(detailedPeriod) {
+				u := c.usage(i, m)
+				switch name {
+				case "nvidia_smi_utilization_gpu":
+					v += u.GPU
+				case "CPUUtilization":
+					v += u.CPU
+				case "NetworkIn", "NetworkOut":
+					v += u.NetBytesPerSec / 2 * detailedPeriod.Seconds()
+				}
+			}
+			if name != "NetworkIn" && name != "NetworkOut" {
+				v /= float64(r / detailedPeriod)
+			}
+			out = append(out, point{t, v})
+		}
+		t = t.Add(r)
+	}
+	return out
+}
+
+// aggregate is a statistic over one period's samples.
+func aggregate(stat string, ps []point) float64 {
+	out := ps[0].value
+	for _, p := range ps[1:] {
+		switch stat {
+		case "Sum", "Average":
+			out += p.value
+		case "Minimum":
+			out = min(out, p.value)
+		default:
+			out = max(out, p.value)
+		}
+	}
+	if stat == "Average" {
+		out /= float64(len(ps))
+	}
+	return out
 }
 
 // publishedSeries aggregates published points into periods (Maximum),

@@ -35,6 +35,13 @@ type Instance struct {
 	StoppedBy string
 	// GPUMetrics: the CloudWatch agent publishes nvidia_smi_utilization_gpu.
 	GPUMetrics bool
+	// Detailed is EC2 detailed monitoring (RunInstances' Monitoring,
+	// MonitorInstances): its AWS/EC2 metrics come every minute, not every 5.
+	Detailed bool
+	// monitoringSince is when the last change of Detailed took effect (the
+	// next 5-minute mark after the call); before it the metrics come at the
+	// other resolution. Only the last change is remembered.
+	monitoringSince time.Time
 	// Stops counts how often the instance was stopped or terminated.
 	Stops int
 
@@ -166,6 +173,7 @@ func (i *Instance) sdk() types.Instance {
 		ImageId:      aws.String(i.Image),
 		State:        &types.InstanceState{Name: types.InstanceStateName(i.State)},
 		LaunchTime:   aws.Time(i.LaunchTime),
+		Monitoring:   &types.Monitoring{State: i.monitoringState()},
 	}
 	if i.Subnet != "" {
 		out.SubnetId = aws.String(i.Subnet)
@@ -197,6 +205,7 @@ func (c *Cloud) runInstances(in *ec2.RunInstancesInput) (*ec2.RunInstancesOutput
 	}
 	tok := aws.ToString(in.ClientToken)
 	subnet := aws.ToString(in.SubnetId)
+	detailed := in.Monitoring != nil && aws.ToBool(in.Monitoring.Enabled)
 	switch {
 	case in.MinCount == nil || in.MaxCount == nil:
 		return nil, apiError("MissingParameter", "The request must contain the parameters MinCount and MaxCount")
@@ -208,7 +217,7 @@ func (c *Cloud) runInstances(in *ec2.RunInstancesInput) (*ec2.RunInstancesOutput
 	if tok != "" {
 		if id, ok := c.tokens[tok]; ok {
 			i := c.byID[id]
-			if i.Type != typ || i.Subnet != subnet || i.Spot != spot || i.Persistent != persistent || i.Image != aws.ToString(in.ImageId) {
+			if i.Type != typ || i.Subnet != subnet || i.Spot != spot || i.Persistent != persistent || i.Image != aws.ToString(in.ImageId) || i.Detailed != detailed {
 				return nil, apiError("IdempotentParameterMismatch", "client token %s was used with other parameters", tok)
 			}
 			return &ec2.RunInstancesOutput{Instances: []types.Instance{i.sdk()}}, nil
@@ -265,6 +274,7 @@ func (c *Cloud) runInstances(in *ec2.RunInstancesInput) (*ec2.RunInstancesOutput
 		ID: c.nextID("i-"), Type: typ, Token: tok, Image: aws.ToString(in.ImageId), Zone: zone, Subnet: subnet,
 		Spot: spot, Persistent: persistent, Tags: tags, LaunchTime: c.clock.Now(), disk: map[string]string{},
 		GPUMetrics: true, // the stack's State Manager association installs the agent
+		Detailed:   detailed,
 	}
 	c.instances = append(c.instances, i)
 	c.byID[i.ID] = i
@@ -529,6 +539,71 @@ func (c *Cloud) createTags(in *ec2.CreateTagsInput) (*ec2.CreateTagsOutput, erro
 	return &ec2.CreateTagsOutput{}, nil
 }
 
+// MonitorInstances enables detailed monitoring: the instances' AWS/EC2
+// metrics come every minute from the next 5-minute mark on. It answers
+// pending, as EC2 does; DescribeInstances says enabled at once (the
+// pending state there is not modelled).
+func (c *Cloud) MonitorInstances(_ context.Context, in *ec2.MonitorInstancesInput, _ ...func(*ec2.Options)) (*ec2.MonitorInstancesOutput, error) {
+	return serve(c, "MonitorInstances", in, func(in *ec2.MonitorInstancesInput) (*ec2.MonitorInstancesOutput, error) {
+		out := &ec2.MonitorInstancesOutput{}
+		err := c.monitor("MonitorInstances", in.InstanceIds, true, func(id string) {
+			out.InstanceMonitorings = append(out.InstanceMonitorings, types.InstanceMonitoring{InstanceId: aws.String(id), Monitoring: &types.Monitoring{State: types.MonitoringStatePending}})
+		})
+		return out, err
+	})
+}
+
+// UnmonitorInstances disables detailed monitoring (basic from the next
+// 5-minute mark); it answers disabling, as EC2 does.
+func (c *Cloud) UnmonitorInstances(_ context.Context, in *ec2.UnmonitorInstancesInput, _ ...func(*ec2.Options)) (*ec2.UnmonitorInstancesOutput, error) {
+	return serve(c, "UnmonitorInstances", in, func(in *ec2.UnmonitorInstancesInput) (*ec2.UnmonitorInstancesOutput, error) {
+		out := &ec2.UnmonitorInstancesOutput{}
+		err := c.monitor("UnmonitorInstances", in.InstanceIds, false, func(id string) {
+			out.InstanceMonitorings = append(out.InstanceMonitorings, types.InstanceMonitoring{InstanceId: aws.String(id), Monitoring: &types.Monitoring{State: types.MonitoringStateDisabling}})
+		})
+		return out, err
+	})
+}
+
+func (c *Cloud) monitor(op string, ids []string, on bool, each func(string)) error {
+	if len(ids) == 0 {
+		return apiError("MissingParameter", "The request must contain the parameter InstanceId")
+	}
+	var insts []*Instance
+	for _, id := range ids {
+		i, err := c.instance(op, id)
+		if err != nil {
+			return err
+		}
+		insts = append(insts, i)
+	}
+	for _, i := range insts {
+		c.setDetailed(i, on)
+		each(i.ID)
+	}
+	return nil
+}
+
+// setDetailed switches i's monitoring from the next 5-minute mark.
+func (c *Cloud) setDetailed(i *Instance, on bool) {
+	if i.Detailed == on {
+		return
+	}
+	i.Detailed = on
+	now := c.clock.Now()
+	i.monitoringSince = now.Truncate(basicPeriod)
+	if i.monitoringSince.Before(now) {
+		i.monitoringSince = i.monitoringSince.Add(basicPeriod)
+	}
+}
+
+func (i *Instance) monitoringState() types.MonitoringState {
+	if i.Detailed {
+		return types.MonitoringStateEnabled
+	}
+	return types.MonitoringStateDisabled
+}
+
 // DescribeSpotPriceHistory returns the current spot price of each type
 // asked, in each zone of the cloud's subnets: SpotDiscount × the on-demand
 // price. Only the newest price (StartTime now or unset) is modelled.
@@ -587,8 +662,9 @@ func (c *Cloud) Interrupt(id string) {
 	})
 }
 
-// ByHand starts ("start"), stops ("stop") or terminates ("terminate") an
-// instance the way a person does from the console, with their own
+// ByHand starts ("start"), stops ("stop"), terminates ("terminate") an
+// instance, or turns its detailed monitoring on ("monitor") or off
+// ("unmonitor"), the way a person does from the console, with their own
 // permissions: not a call of the caller's, not counted, not asked of Policy.
 func (c *Cloud) ByHand(id, action string) error {
 	c.mu.Lock()
@@ -610,6 +686,8 @@ func (c *Cloud) ByHand(id, action string) error {
 		c.stop(i, "a person")
 	case "terminate":
 		c.terminate(i, "a person")
+	case "monitor", "unmonitor":
+		c.setDetailed(i, action == "monitor")
 	default:
 		return fmt.Errorf("awssim: a person cannot %q an instance", action)
 	}

@@ -118,6 +118,9 @@ type Instance struct {
 	LaunchTime time.Time
 	Zone       string
 	Tags       map[string]string
+	// Detailed is EC2 detailed monitoring (Monitoring.State enabled): its
+	// AWS/EC2 metrics come every minute, not every 5.
+	Detailed bool
 }
 
 // Live reports whether the instance exists and can run or be started.
@@ -176,6 +179,7 @@ func FromEC2(i types.Instance) Instance {
 		Watched:    tags[TagWatch] == "true",
 		LaunchTime: aws.ToTime(i.LaunchTime),
 		Tags:       tags,
+		Detailed:   i.Monitoring != nil && i.Monitoring.State == types.MonitoringStateEnabled,
 	}
 	in.Attempt, _ = strconv.Atoi(tags[TagAttempt])
 	if i.State != nil {

@@ -306,3 +306,51 @@ func TestDeadManTimer(t *testing.T) {
 		}
 	})
 }
+
+// TestWatchedResolution: two notebooks busy until the same minute, one
+// with EC2 detailed monitoring, one without. The detailed one is stopped
+// within two minutes (its resolution and a sweep) after its idle timeout
+// has run from the end of that minute; the basic one within six (5-minute
+// CPU and network, and a sweep), and not before the detailed one.
+func TestWatchedResolution(t *testing.T) {
+	ctx := context.Background()
+	const timeout = 20 * time.Minute
+	w := newWorld(t, sim.Config{Watchdog: watchdog.Config{IdleTimeout: timeout}})
+	t0 := w.Clock.Now()
+	detailed := w.Launch("g5.xlarge", map[string]string{"nightshift:watch": "true", "Name": "detailed"})
+	basic := w.Launch("g5.xlarge", map[string]string{"nightshift:watch": "true", "Name": "basic"})
+	if err := w.Cloud.ByHand(detailed, "monitor"); err != nil {
+		t.Fatal(err)
+	}
+	lastBusy := t0.Add(41 * time.Minute) // the last minute of work starts here
+	w.Cloud.Usage = func(_ string, at time.Time) (awssim.Usage, bool) {
+		if at.After(lastBusy) {
+			return idle, true
+		}
+		return busy, true
+	}
+	quietFrom := lastBusy.Add(time.Minute)
+	stoppedAt := map[string]time.Time{}
+	w.RunUntil(ctx, 2*time.Hour, func() bool {
+		for _, id := range []string{detailed, basic} {
+			if s := instance(t, w, id).State; stoppedAt[id].IsZero() && (s == "stopping" || s == "stopped") {
+				stoppedAt[id] = w.Clock.Now()
+			}
+		}
+		return len(stoppedAt) == 2
+	})
+	for id, within := range map[string]time.Duration{detailed: 2 * time.Minute, basic: 6 * time.Minute} {
+		at, ok := stoppedAt[id]
+		late := at.Sub(quietFrom.Add(timeout))
+		if !ok || late <= 0 || late > within {
+			t.Errorf("%s stopped %v after its idle timeout (at T+%v); want within (0, %v]", instance(t, w, id).Tags["Name"], late, at.Sub(t0), within)
+		}
+		t.Logf("%s: stopped %v after its idle timeout", instance(t, w, id).Tags["Name"], late)
+	}
+	if !stoppedAt[detailed].Before(stoppedAt[basic]) {
+		t.Errorf("detailed stopped at T+%v, basic at T+%v; want the detailed one first", stoppedAt[detailed].Sub(t0), stoppedAt[basic].Sub(t0))
+	}
+	if i := instance(t, w, detailed); !strings.Contains(i.Tags["nightshift:last-action"], "CPU and network every 1m0s") {
+		t.Errorf("detailed notebook's last action %q; want it to say the 1-minute resolution", i.Tags["nightshift:last-action"])
+	}
+}

@@ -89,14 +89,14 @@ func (a *AWS) Instances(ctx context.Context) ([]Instance, error) {
 // fromFleet and toFleet are the one place a fleet.Instance becomes the
 // watchdog's Instance, and back for the stop.
 func fromFleet(i fleet.Instance) Instance {
-	return Instance{ID: i.ID, Type: i.Type, State: i.State, Zone: i.Zone, Spot: i.Spot, Managed: i.Managed, Watched: i.Watched, LaunchTime: i.LaunchTime, Tags: i.Tags}
+	return Instance{ID: i.ID, Type: i.Type, State: i.State, Zone: i.Zone, Spot: i.Spot, Managed: i.Managed, Watched: i.Watched, LaunchTime: i.LaunchTime, Tags: i.Tags, Detailed: i.Detailed}
 }
 
 func toFleet(i Instance) fleet.Instance {
 	return fleet.Instance{
 		ID: i.ID, Type: i.Type, State: i.State, Zone: i.Zone, Spot: i.Spot,
 		Managed: i.Managed, Watched: i.Watched, LaunchTime: i.LaunchTime, Tags: i.Tags,
-		Pool: i.Tags[fleet.TagPool], Job: i.Tags[fleet.TagJob],
+		Pool: i.Tags[fleet.TagPool], Job: i.Tags[fleet.TagJob], Detailed: i.Detailed,
 	}
 }
 

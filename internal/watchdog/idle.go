@@ -2,13 +2,14 @@ package watchdog
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 )
 
-// minIdleTimeout is the shortest idle timeout a tag may set: CPU and
-// network come every 5 minutes (EC2 basic monitoring), so a shorter window
-// holds too few of their datapoints to say anything.
+// minIdleTimeout is the shortest idle timeout a tag may set: without
+// detailed monitoring CPU and network come every 5 minutes, so a shorter
+// window holds too few of their datapoints to say anything.
 const minIdleTimeout = 5 * time.Minute
 
 // IdleTimeout returns an instance's idle timeout: its nightshift:idle-timeout
@@ -39,8 +40,11 @@ type IdleInput struct {
 	// Timeout is the instance's idle timeout (see IdleTimeout); Grace the
 	// deployment's grace after a start.
 	Timeout, Grace time.Duration
-	// GPU, CPU, NetworkIn and NetworkOut are the instance's series as read,
-	// oldest first; points from before the window are ignored.
+	// Resolution is the period of the instance's CPU and network series
+	// (see Resolution): DetailedPeriod or BasicPeriod; zero is BasicPeriod.
+	Resolution time.Duration
+	// GPU, CPU, NetworkIn and NetworkOut are the instance's series as read
+	// (Metrics), oldest first; points from before the window are ignored.
 	GPU, CPU, NetworkIn, NetworkOut Series
 	// Session is an open Session Manager session on the instance.
 	Session bool
@@ -52,6 +56,16 @@ type IdleInput struct {
 // idle for longer than it has run. A sweep reads no metrics for the rest.
 func (in IdleInput) Due() bool {
 	return in.Now.Sub(in.Launched) >= max(in.Grace, in.Timeout)
+}
+
+// Metrics returns what to read for the rule, in the order GPU, CPU,
+// NetworkIn, NetworkOut: CPU and network at the instance's resolution.
+func (in IdleInput) Metrics() [4]Metric {
+	r := in.Resolution
+	if r <= 0 {
+		r = BasicPeriod
+	}
+	return [4]Metric{GPU, CPU.Every(r), NetworkIn.Every(r), NetworkOut.Every(r)}
 }
 
 // Idle decides whether a watched instance was idle for its whole timeout:
@@ -66,29 +80,21 @@ func Idle(in IdleInput) (why string, idle bool) {
 		return fmt.Sprintf("up %v, within max(grace %v, timeout %v)", in.Now.Sub(in.Launched), in.Grace, in.Timeout), false
 	}
 	from := in.Now.Add(-in.Timeout)
+	ms := in.Metrics()
 	// One period of slack before the window: a datapoint stamped just
-	// before it covers its start.
-	window := func(s Series, m Metric) Series { return s.since(from.Add(-m.Period)) }
-	gpu, cpu := window(in.GPU, GPU), window(in.CPU, CPU)
-	netIn, netOut := window(in.NetworkIn, NetworkIn), window(in.NetworkOut, NetworkOut)
-	for _, c := range []struct {
-		s Series
-		m Metric
-	}{{gpu, GPU}, {cpu, CPU}, {netIn, NetworkIn}, {netOut, NetworkOut}} {
-		if !c.s.Covers(from, in.Now, c.m.Period) {
-			return "no " + c.m.Name + " data over the window", false
+	// before it covers its start. Each series is judged at its own
+	// period: it must cover the window at that resolution (Covers), so a
+	// 1-minute series with a 3-minute hole is not read as idle even though
+	// 5-minute data with such a hole would be.
+	series := [4]Series{in.GPU, in.CPU, in.NetworkIn, in.NetworkOut}
+	for k, m := range ms {
+		series[k] = series[k].since(from.Add(-m.Period))
+		if !series[k].Covers(from, in.Now, m.Period) {
+			return "no " + m.Name + " data over the window", false
 		}
 	}
-	// In and out are paired by position: both come from the same 5-minute
-	// basic-monitoring samples.
-	net := 0.0
-	for k := range netIn {
-		v := netIn[k].Value
-		if k < len(netOut) {
-			v += netOut[k].Value
-		}
-		net = max(net, v)
-	}
+	gpu, cpu := series[0], series[1]
+	net := perFiveMinutes(series[2], series[3])
 	l := in.Limits
 	switch {
 	case gpu.Max() >= l.GPUPercent:
@@ -98,8 +104,42 @@ func Idle(in IdleInput) (why string, idle bool) {
 	case net >= l.NetworkBytes:
 		return fmt.Sprintf("network max %s per 5 min (>= %s)", bytes(net), bytes(l.NetworkBytes)), false
 	}
-	return fmt.Sprintf("GPU max %.0f%% (< %.0f%%), CPU max %.0f%% (< %.0f%%), network max %s per 5 min (< %s), no open session",
-		gpu.Max(), l.GPUPercent, cpu.Max(), l.CPUPercent, bytes(net), bytes(l.NetworkBytes)), true
+	why = fmt.Sprintf("GPU max %.0f%% (< %.0f%%), CPU max %.0f%% (< %.0f%%), network max %s per 5 min (< %s), no open session",
+		gpu.Max(), l.GPUPercent, cpu.Max(), l.CPUPercent, bytes(net), bytes(l.NetworkBytes))
+	if ms[1].Period != BasicPeriod {
+		why += fmt.Sprintf(" (CPU and network every %v)", ms[1].Period)
+	}
+	return why, true
+}
+
+// perFiveMinutes returns the most bytes in and out together over any 5
+// minutes that start at a datapoint: in and out are added by timestamp,
+// then summed over [t, t+5 min). With 5-minute data that is each sample's
+// own sum; with 1-minute data, any 5 consecutive minutes, so the
+// threshold (IdleNetworkBytes per 5 minutes) means the same at either
+// resolution, and a burst is never split across two aligned periods.
+func perFiveMinutes(in, out Series) float64 {
+	byAt := map[time.Time]float64{}
+	var ats []time.Time
+	for _, s := range []Series{in, out} {
+		for _, p := range s {
+			if _, ok := byAt[p.At]; !ok {
+				ats = append(ats, p.At)
+			}
+			byAt[p.At] += p.Value
+		}
+	}
+	slices.SortFunc(ats, func(a, b time.Time) int { return a.Compare(b) })
+	most, sum, first := 0.0, 0.0, 0
+	for _, at := range ats {
+		sum += byAt[at]
+		for ats[first].Add(BasicPeriod).Compare(at) <= 0 {
+			sum -= byAt[ats[first]]
+			first++
+		}
+		most = max(most, sum)
+	}
+	return most
 }
 
 func bytes(b float64) string {

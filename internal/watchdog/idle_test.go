@@ -171,3 +171,122 @@ func TestIdleTimeout(t *testing.T) {
 		}
 	}
 }
+
+// detailedCase is idleCase for an instance with detailed monitoring: CPU
+// and network every minute.
+func detailedCase(change func(*IdleInput)) IdleInput {
+	return idleCase(func(in *IdleInput) {
+		from := in.Launched
+		in.Resolution = DetailedPeriod
+		in.CPU = flat(from, sweepAt, time.Minute, 1)
+		in.NetworkIn = flat(from, sweepAt, time.Minute, 200)
+		in.NetworkOut = flat(from, sweepAt, time.Minute, 200)
+		if change != nil {
+			change(in)
+		}
+	})
+}
+
+// TestIdleResolution: the rule at either resolution of CPU and network,
+// each series judged at its own period.
+func TestIdleResolution(t *testing.T) {
+	start := sweepAt.Add(-30 * time.Minute) // the window's start
+	tests := []struct {
+		name    string
+		give    IdleInput
+		want    bool
+		wantWhy string
+	}{
+		{name: "1-minute: quiet", give: detailedCase(nil), want: true, wantWhy: "no open session (CPU and network every 1m0s)"},
+		{name: "5-minute: quiet, the resolution not said", give: idleCase(nil), want: true, wantWhy: "no open session"},
+		{name: "1-minute: a single busy minute inside the window", give: detailedCase(func(in *IdleInput) { in.CPU = set(in.CPU, sweepAt.Add(-12*time.Minute), 50) }), wantWhy: "CPU max 50%"},
+		{name: "5-minute: a single busy sample inside the window", give: idleCase(func(in *IdleInput) { in.CPU = set(in.CPU, sweepAt.Add(-10*time.Minute), 50) }), wantWhy: "CPU max 50%"},
+		{name: "1-minute: busy one minute before the window: counted", give: detailedCase(func(in *IdleInput) { in.CPU = set(in.CPU, start.Add(-time.Minute), 50) }), wantWhy: "CPU max 50%"},
+		{name: "1-minute: busy two minutes before the window: ignored", give: detailedCase(func(in *IdleInput) { in.CPU = set(in.CPU, start.Add(-2*time.Minute), 50) }), want: true},
+		{name: "5-minute: busy one sample before the window: counted", give: idleCase(func(in *IdleInput) { in.CPU = set(in.CPU, start.Add(-5*time.Minute), 50) }), wantWhy: "CPU max 50%"},
+		{name: "5-minute: busy two samples before the window: ignored", give: idleCase(func(in *IdleInput) { in.CPU = set(in.CPU, start.Add(-10*time.Minute), 50) }), want: true},
+
+		{name: "1-minute: one missing point (a 2-minute gap)", give: detailedCase(func(in *IdleInput) { in.CPU = drop(in.CPU, sweepAt.Add(-12*time.Minute)) }), want: true},
+		{name: "1-minute: two missing points (a 3-minute gap)", give: detailedCase(func(in *IdleInput) {
+			in.NetworkIn = drop(in.NetworkIn, sweepAt.Add(-12*time.Minute), sweepAt.Add(-11*time.Minute))
+		}), wantWhy: "no NetworkIn data"},
+		{name: "1-minute expected, 5-minute data (detailed monitoring just turned on)", give: detailedCase(func(in *IdleInput) {
+			in.CPU = flat(in.Launched, sweepAt, 5*time.Minute, 1)
+		}), wantWhy: "no CPUUtilization data"},
+		{name: "1-minute: late by three minutes", give: detailedCase(func(in *IdleInput) { in.CPU = flat(in.Launched, sweepAt.Add(-3*time.Minute), time.Minute, 1) }), want: true},
+		{name: "1-minute: late by four minutes", give: detailedCase(func(in *IdleInput) { in.CPU = flat(in.Launched, sweepAt.Add(-4*time.Minute), time.Minute, 1) }), wantWhy: "no CPUUtilization data"},
+		{name: "1-minute: starts one minute into the window", give: detailedCase(func(in *IdleInput) { in.CPU = flat(start.Add(time.Minute), sweepAt, time.Minute, 1) }), want: true},
+		{name: "1-minute: starts two minutes into the window", give: detailedCase(func(in *IdleInput) { in.CPU = flat(start.Add(2*time.Minute), sweepAt, time.Minute, 1) }), wantWhy: "no CPUUtilization data"},
+
+		{name: "1-minute: network summed over 5 minutes, over the threshold", give: detailedCase(func(in *IdleInput) {
+			in.NetworkIn = flat(in.Launched, sweepAt, time.Minute, 0.5e6)
+			in.NetworkOut = flat(in.Launched, sweepAt, time.Minute, 0.5e6)
+		}), wantWhy: "network max 5.0 MB per 5 min (>= 5.0 MB)"},
+		{name: "1-minute: network just under the threshold over 5 minutes", give: detailedCase(func(in *IdleInput) {
+			in.NetworkIn = flat(in.Launched, sweepAt, time.Minute, 0.49e6)
+			in.NetworkOut = flat(in.Launched, sweepAt, time.Minute, 0.5e6)
+		}), want: true, wantWhy: "network max 5.0 MB per 5 min (< 5.0 MB)"},
+		{name: "1-minute: a burst across a 5-minute mark is one burst", give: detailedCase(func(in *IdleInput) {
+			in.NetworkIn = set(in.NetworkIn, sweepAt.Add(-11*time.Minute), 2.6e6)
+			in.NetworkOut = set(in.NetworkOut, sweepAt.Add(-10*time.Minute), 2.6e6)
+		}), wantWhy: "network max 5.2 MB per 5 min (>= 5.0 MB)"},
+		{name: "1-minute: one busy network minute under the 5-minute threshold", give: detailedCase(func(in *IdleInput) {
+			in.NetworkIn = set(in.NetworkIn, sweepAt.Add(-11*time.Minute), 4e6)
+		}), want: true, wantWhy: "network max 4.0 MB per 5 min"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			why, got := Idle(tt.give)
+			if got != tt.want || !strings.Contains(why, tt.wantWhy) {
+				t.Errorf("Idle(%s) = %q, %v; want %q, %v", tt.name, why, got, tt.wantWhy, tt.want)
+			}
+		})
+	}
+}
+
+// TestIdleStopDelay: with the last activity at any second of a period,
+// sweeps every minute, and data published once its period is over, the
+// first sweep that finds the instance idle comes after the timeout and at
+// most one resolution plus one sweep after it.
+func TestIdleStopDelay(t *testing.T) {
+	const timeout, sweep = 30 * time.Minute, time.Minute
+	base := sweepAt.Add(-3 * time.Hour)
+	for _, res := range []time.Duration{DetailedPeriod, BasicPeriod} {
+		worst := time.Duration(0)
+		for off := time.Duration(0); off < BasicPeriod; off += 10 * time.Second {
+			last := base.Add(time.Hour + off) // the last busy moment
+			// series as CloudWatch has them at now: a sample at t covers
+			// [t, t+p), busy when it covers a moment up to last.
+			series := func(now time.Time, p time.Duration, busy float64) Series {
+				var s Series
+				for at := base; !at.Add(p).After(now); at = at.Add(p) {
+					v := 0.0
+					if !at.After(last) {
+						v = busy
+					}
+					s = append(s, Point{At: at, Value: v})
+				}
+				return s
+			}
+			var stopped time.Time
+			for now := last.Truncate(sweep).Add(sweep); now.Before(last.Add(timeout + 2*BasicPeriod)); now = now.Add(sweep) {
+				in := IdleInput{
+					Now: now, Launched: base, Timeout: timeout, Resolution: res,
+					GPU: series(now, time.Minute, 90), CPU: series(now, res, 50),
+					NetworkIn: series(now, res, 0), NetworkOut: series(now, res, 0),
+					Limits: Thresholds{GPUPercent: DefaultGPUPercent, CPUPercent: DefaultCPUPercent, NetworkBytes: DefaultNetworkBytes},
+				}
+				if _, idle := Idle(in); idle {
+					stopped = now
+					break
+				}
+			}
+			late := stopped.Sub(last.Add(timeout))
+			if stopped.IsZero() || late <= 0 || late > res+sweep {
+				t.Errorf("resolution %v, last busy at +%v: stopped %v after the timeout; want in (0, %v]", res, off, late, res+sweep)
+			}
+			worst = max(worst, late)
+		}
+		t.Logf("resolution %v: stopped at most %v after the timeout", res, worst)
+	}
+}

@@ -7,10 +7,12 @@ var (
 	// GPU comes from the CloudWatch agent's nvidia_gpu section, aggregated
 	// on InstanceId (deploy/cloudwatch-agent.json); one datapoint a minute.
 	GPU = Metric{Namespace: "CWAgent", Name: "nvidia_smi_utilization_gpu", Stat: "Maximum", Period: time.Minute}
-	// CPU and the network counters are EC2's basic monitoring: every 5 minutes.
-	CPU        = Metric{Namespace: "AWS/EC2", Name: "CPUUtilization", Stat: "Maximum", Period: 5 * time.Minute}
-	NetworkIn  = Metric{Namespace: "AWS/EC2", Name: "NetworkIn", Stat: "Sum", Period: 5 * time.Minute}
-	NetworkOut = Metric{Namespace: "AWS/EC2", Name: "NetworkOut", Stat: "Sum", Period: 5 * time.Minute}
+	// CPU and the network counters are EC2's: every 5 minutes with basic
+	// monitoring, as here; an instance with detailed monitoring has them
+	// every minute and is read at that period (Resolution, Metric.Every).
+	CPU        = Metric{Namespace: "AWS/EC2", Name: "CPUUtilization", Stat: "Maximum", Period: BasicPeriod}
+	NetworkIn  = Metric{Namespace: "AWS/EC2", Name: "NetworkIn", Stat: "Sum", Period: BasicPeriod}
+	NetworkOut = Metric{Namespace: "AWS/EC2", Name: "NetworkOut", Stat: "Sum", Period: BasicPeriod}
 	// Progress is published by the job wrapper: seconds since the job last
 	// wrote output or touched $NIGHTSHIFT_HEARTBEAT.
 	Progress = Metric{Namespace: "nightshift", Name: "SecondsSinceProgress", Stat: "Maximum", Period: time.Minute}
@@ -19,6 +21,28 @@ var (
 	// 1, Busy 2).
 	NotebookState = Metric{Namespace: "nightshift", Name: "NotebookState", Stat: "Maximum", Period: time.Minute}
 )
+
+// BasicPeriod and DetailedPeriod are how often EC2 publishes an instance's
+// metrics with basic and with detailed monitoring.
+const (
+	BasicPeriod    = 5 * time.Minute
+	DetailedPeriod = time.Minute
+)
+
+// Resolution returns the period at which an instance's AWS/EC2 metrics are
+// read: every minute with detailed monitoring, else every 5 minutes.
+func Resolution(i Instance) time.Duration {
+	if i.Detailed {
+		return DetailedPeriod
+	}
+	return BasicPeriod
+}
+
+// Every returns m read at period p.
+func (m Metric) Every(p time.Duration) Metric {
+	m.Period = p
+	return m
+}
 
 // Metric names one CloudWatch metric and how to read it.
 type Metric struct {

@@ -41,6 +41,9 @@ type Instance struct {
 	LaunchTime time.Time
 	// Tags are all its tags; the watchdog reads nightshift:idle-timeout.
 	Tags map[string]string
+	// Detailed is EC2 detailed monitoring: its CPU and network come every
+	// minute (see Resolution).
+	Detailed bool
 }
 
 // Request is one metric of one instance, wanted over a window.

@@ -112,20 +112,22 @@ func (w *Watchdog) idleWatched(ctx context.Context, watched []Instance, now time
 		if bad {
 			w.log.Warn("ignored bad idle-timeout tag", "instance", i.ID, "value", i.Tags[TagIdleTimeout])
 		}
-		in := IdleInput{Now: now, Launched: i.LaunchTime, Timeout: to, Grace: w.cfg.Grace, Limits: w.cfg.thresholds()}
+		in := IdleInput{Now: now, Launched: i.LaunchTime, Timeout: to, Grace: w.cfg.Grace, Limits: w.cfg.thresholds(), Resolution: Resolution(i)}
 		if !in.Due() {
 			continue
 		}
 		due, ins = append(due, i), append(ins, in)
 		longest = max(longest, to)
-		for _, m := range []Metric{GPU, CPU, NetworkIn, NetworkOut} {
+		for _, m := range in.Metrics() {
 			reqs = append(reqs, Request{i.ID, m})
 		}
 	}
 	if len(due) == 0 {
 		return nil, nil
 	}
-	series, err := w.cloud.Series(ctx, reqs, now.Add(-longest), now)
+	// From one 5-minute period before the longest window: Idle counts the
+	// datapoint that covers a window's start, stamped before it.
+	series, err := w.cloud.Series(ctx, reqs, now.Add(-longest-BasicPeriod), now)
 	if err != nil {
 		return nil, err
 	}
@@ -136,8 +138,9 @@ func (w *Watchdog) idleWatched(ctx context.Context, watched []Instance, now time
 	var out []idleFinding
 	for k, i := range due {
 		in := ins[k]
-		in.GPU, in.CPU = series[Request{i.ID, GPU}], series[Request{i.ID, CPU}]
-		in.NetworkIn, in.NetworkOut = series[Request{i.ID, NetworkIn}], series[Request{i.ID, NetworkOut}]
+		ms := in.Metrics()
+		in.GPU, in.CPU = series[Request{i.ID, ms[0]}], series[Request{i.ID, ms[1]}]
+		in.NetworkIn, in.NetworkOut = series[Request{i.ID, ms[2]}], series[Request{i.ID, ms[3]}]
 		in.Session = sessions[i.ID]
 		if why, idle := Idle(in); idle {
 			out = append(out, idleFinding{inst: i, action: notice.Action{Instance: i.ID, Verb: "stop", Why: fmt.Sprintf("idle for %v: %s", in.Timeout, why), DryRun: w.cfg.DryRun}})

@@ -375,11 +375,11 @@ func TestSweep(t *testing.T) {
 
 // TestSweepReads: each rule's series come in one read over the longest
 // window it needs, with the four idle metrics of each watched instance due
-// and the GPU and progress of each running job due; spot prices are asked
+// (CPU and network at its resolution) and the GPU and progress of each running job due; spot prices are asked
 // for the spot types only.
 func TestSweepReads(t *testing.T) {
 	cloud := &fakeCloud{insts: []Instance{
-		watched("i-a", TagIdleTimeout, "45m"), watched("i-b"),
+		watched("i-a", TagIdleTimeout, "45m"), func() Instance { i := watched("i-b"); i.Detailed = true; return i }(),
 		func() Instance { i := watched("i-new"); i.LaunchTime = sweepAt.Add(-time.Minute); return i }(),
 		managed("i-m", true), managed("i-n", false),
 	}}
@@ -392,7 +392,10 @@ func TestSweepReads(t *testing.T) {
 		t.Fatalf("Sweep() = %v", err)
 	}
 	want := []seriesRead{
-		{reqs: []Request{{"i-a", GPU}, {"i-a", CPU}, {"i-a", NetworkIn}, {"i-a", NetworkOut}, {"i-b", GPU}, {"i-b", CPU}, {"i-b", NetworkIn}, {"i-b", NetworkOut}}, from: sweepAt.Add(-45 * time.Minute), to: sweepAt},
+		// i-b has detailed monitoring: its CPU and network at 60 s. From
+		// one 5-minute period before the window (Idle's slack).
+		{reqs: []Request{{"i-a", GPU}, {"i-a", CPU}, {"i-a", NetworkIn}, {"i-a", NetworkOut},
+			{"i-b", GPU}, {"i-b", CPU.Every(time.Minute)}, {"i-b", NetworkIn.Every(time.Minute)}, {"i-b", NetworkOut.Every(time.Minute)}}, from: sweepAt.Add(-50 * time.Minute), to: sweepAt},
 		{reqs: []Request{{"i-m", GPU}, {"i-m", Progress}}, from: sweepAt.Add(-50 * time.Minute), to: sweepAt},
 	}
 	if diff := cmp.Diff(want, cloud.reads, cmp.AllowUnexported(seriesRead{})); diff != "" {
