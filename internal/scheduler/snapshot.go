@@ -38,6 +38,8 @@ type world struct {
 	pools map[string]store.PoolStatus
 	// gone marks the instances listed shutting-down or terminated.
 	gone map[string]bool
+	// rechecks marks the instances this pass asked a re-check for.
+	rechecks map[string]bool
 }
 
 func (s *Scheduler) snapshot(ctx context.Context, o Options) (*world, error) {
