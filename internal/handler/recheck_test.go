@@ -3,6 +3,7 @@ package handler
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -56,5 +57,22 @@ func TestIntakeRecheck(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"Reconcile"}, f.calls); diff != "" {
 		t.Errorf("without a Rechecker, calls (-want +got):\n%s", diff)
+	}
+}
+
+// TestIntakeRecheckSample: the sample re-check reaches Recheck with its
+// instance.
+func TestIntakeRecheckSample(t *testing.T) {
+	var ev events.SQSEvent
+	if err := json.Unmarshal(sample(t, "sqs-recheck.json"), &ev); err != nil {
+		t.Fatal(err)
+	}
+	f, r := &fakeScheduler{}, &fakeRechecker{}
+	resp, err := Intake{S: f, R: r, Log: discard}.Handle(context.Background(), ev)
+	if err != nil || len(resp.BatchItemFailures) != 0 || len(f.calls) != 0 {
+		t.Fatalf("Handle = %+v, %v, calls %v; want acknowledged, no Submit", resp, err, f.calls)
+	}
+	if diff := cmp.Diff([][]string{{"i-0abcd1234efgh5678"}}, r.asked); diff != "" {
+		t.Errorf("Recheck calls (-want +got):\n%s", diff)
 	}
 }
