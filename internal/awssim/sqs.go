@@ -1,15 +1,27 @@
 package awssim
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 )
+
+// QueueURL is the jobs queue's URL, the one queue of the simulated account.
+const QueueURL = "https://sqs." + Region + ".amazonaws.com/" + Account + "/nightshift-jobs"
+
+// MaxDelaySeconds is the longest message timer SQS takes: 15 minutes.
+const MaxDelaySeconds = 900
 
 // Message is one SQS message on the jobs queue.
 type Message struct {
 	ID, Body string
 	Sent     time.Time
+	// Visible is when it can first be received: Sent plus its DelaySeconds.
+	Visible time.Time
 	// Receives counts the deliveries of this copy (ApproximateReceiveCount).
 	Receives int
 }
@@ -22,18 +34,66 @@ type queue struct {
 	waiting  []Message
 	inFlight []Message
 	sent     []Message
+	// delayed counts the messages whose timers have not ended.
+	delayed int
 }
 
 // Enqueue puts a message on the queue, as SendMessage does, and returns its id.
 func (c *Cloud) Enqueue(body string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.enqueue(body, 0).ID
+}
+
+// enqueue puts a message on the queue, invisible for delay: a delayed one
+// joins the waiting messages when its timer ends, on the clock.
+func (c *Cloud) enqueue(body string, delay time.Duration) Message {
 	q := &c.queue
 	q.seq++
-	m := Message{ID: fmt.Sprintf("5f0c6e2a-0000-4000-8000-%012d", q.seq), Body: body, Sent: c.clock.Now()}
-	q.waiting = append(q.waiting, m)
+	now := c.clock.Now()
+	m := Message{ID: fmt.Sprintf("5f0c6e2a-0000-4000-8000-%012d", q.seq), Body: body, Sent: now, Visible: now.Add(delay)}
 	q.sent = append(q.sent, m)
-	return m.ID
+	if delay <= 0 {
+		q.waiting = append(q.waiting, m)
+		return m
+	}
+	q.delayed++
+	c.clock.At(m.Visible, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		q.delayed--
+		q.waiting = append(q.waiting, m)
+	})
+	return m
+}
+
+// SendMessage sends a message to the jobs queue, with an optional message
+// timer (DelaySeconds, 0 to 900): the message cannot be received until it
+// ends. Message attributes, and any other queue, are not modelled.
+func (c *Cloud) SendMessage(_ context.Context, in *sqs.SendMessageInput, _ ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
+	return serve(c, "SendMessage", in, c.sendMessage)
+}
+
+func (c *Cloud) sendMessage(in *sqs.SendMessageInput) (*sqs.SendMessageOutput, error) {
+	switch {
+	case aws.ToString(in.QueueUrl) != QueueURL:
+		return nil, apiError("AWS.SimpleQueueService.NonExistentQueue", "The specified queue does not exist.")
+	case aws.ToString(in.MessageBody) == "":
+		return nil, apiError("MissingParameter", "The request must contain the parameter MessageBody.")
+	case in.DelaySeconds < 0 || in.DelaySeconds > MaxDelaySeconds:
+		return nil, apiError("InvalidParameterValue", "Value %d for parameter DelaySeconds is invalid. Reason: must be between 0 and %d, if provided.", in.DelaySeconds, MaxDelaySeconds)
+	case len(in.MessageAttributes) > 0 || len(in.MessageSystemAttributes) > 0 || in.MessageGroupId != nil || in.MessageDeduplicationId != nil:
+		return nil, notModelled("SendMessage with attributes, a group or a deduplication id")
+	}
+	m := c.enqueue(aws.ToString(in.MessageBody), time.Duration(in.DelaySeconds)*time.Second)
+	return &sqs.SendMessageOutput{MessageId: aws.String(m.ID)}, nil
+}
+
+// Delayed reports how many messages wait for their timers to end.
+func (c *Cloud) Delayed() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.queue.delayed
 }
 
 // Redeliver puts another copy of an already sent message on the queue, as

@@ -82,6 +82,10 @@ type Settings struct {
 	// Stack is the CloudFormation stack's name: the Stack dimension of
 	// every metric, so that two stacks in one account do not mix.
 	Stack string
+	// QueueURL is the jobs queue's URL (NIGHTSHIFT_QUEUE_URL): the
+	// functions send their delayed re-checks there. Empty sends none, and
+	// everything waits for the watchdog's tick.
+	QueueURL string
 }
 
 // Scheduler returns the scheduler's part of the settings.
@@ -105,6 +109,7 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		TopicARN:           getenv("NIGHTSHIFT_TOPIC_ARN"),
 		CloudWatchProtocol: getenv("NIGHTSHIFT_CLOUDWATCH_PROTOCOL"),
 		Stack:              getenv("NIGHTSHIFT_STACK"),
+		QueueURL:           getenv("NIGHTSHIFT_QUEUE_URL"),
 	}
 	if s.Stack == "" {
 		s.Stack = DefaultStack

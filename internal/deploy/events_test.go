@@ -78,6 +78,8 @@ func TestSQSSamples(t *testing.T) {
 		wantIDs []string
 		// wantCancels are the job ids the cancel messages name, in order.
 		wantCancels []string
+		// wantRechecks are the instances of its re-check messages.
+		wantRechecks []string
 	}{
 		{file: "sqs-job.json", want: []error{nil}, wantIDs: []string{"resnet-cifar10"}},
 		{
@@ -87,6 +89,7 @@ func TestSQSSamples(t *testing.T) {
 		},
 		{file: "sqs-scheduled-job.json", want: []error{nil}, wantIDs: []string{"nightly-train-2026-11-25T020000Z"}},
 		{file: "sqs-cancel.json", want: []error{nil, nil, nil}, wantCancels: []string{"resnet-cifar10", "resnet-cifar10", "resnet-cifar11"}},
+		{file: "sqs-recheck.json", want: []error{nil}, wantRechecks: []string{sampleInstance}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -95,7 +98,7 @@ func TestSQSSamples(t *testing.T) {
 			if len(ev.Records) != len(tt.want) {
 				t.Fatalf("%s has %d records; want %d", tt.file, len(ev.Records), len(tt.want))
 			}
-			var ids, cancels, seen []string
+			var ids, cancels, rechecks, seen []string
 			for i, r := range ev.Records {
 				if slices.Contains(seen, r.MessageID) || r.MessageID == "" {
 					t.Errorf("record %d messageId %q is empty or repeated", i, r.MessageID)
@@ -112,6 +115,14 @@ func TestSQSSamples(t *testing.T) {
 					if r.Attributes[a] == "" {
 						t.Errorf("record %d lacks attribute %s", i, a)
 					}
+				}
+				if job.IsRecheck([]byte(r.Body)) {
+					rc, err := job.ParseRecheck([]byte(r.Body))
+					if !errors.Is(err, tt.want[i]) {
+						t.Errorf("job.ParseRecheck(record %d %s) = %v; want %v", i, r.Body, err, tt.want[i])
+					}
+					rechecks = append(rechecks, rc.InstanceID)
+					continue
 				}
 				if job.IsCancel([]byte(r.Body)) {
 					c, err := job.ParseCancel([]byte(r.Body))
@@ -136,6 +147,9 @@ func TestSQSSamples(t *testing.T) {
 			}
 			if !slices.Equal(cancels, tt.wantCancels) {
 				t.Errorf("cancelled job ids = %v; want %v", cancels, tt.wantCancels)
+			}
+			if !slices.Equal(rechecks, tt.wantRechecks) {
+				t.Errorf("re-checked instances = %v; want %v", rechecks, tt.wantRechecks)
 			}
 		})
 	}

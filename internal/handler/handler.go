@@ -30,10 +30,21 @@ type Scheduler interface {
 
 var _ Scheduler = (*scheduler.Scheduler)(nil)
 
+// Rechecker is what the intake needs for re-check messages: a reconcile
+// that then asks again for the instances still not ready.
+type Rechecker interface {
+	Recheck(ctx context.Context, o scheduler.Options, instanceIDs []string) error
+}
+
+var _ Rechecker = (*scheduler.Scheduler)(nil)
+
 // Intake handles SQS batches of job messages.
 type Intake struct {
 	S   Scheduler
 	Log *slog.Logger
+	// R handles re-check messages; nil reconciles for them and asks no
+	// more (the tick takes over).
+	R Rechecker
 }
 
 // Handle records every message of the batch — job messages and cancel
@@ -44,7 +55,19 @@ type Intake struct {
 func (h Intake) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	var resp events.SQSEventResponse
 	var accepted []*job.Job
+	var rechecks []string
 	for _, m := range ev.Records {
+		if job.IsRecheck([]byte(m.Body)) {
+			// nightshift's own delayed re-check: a reconcile, below. A
+			// malformed one can never succeed: acknowledged, not retried.
+			r, err := job.ParseRecheck([]byte(m.Body))
+			if err != nil {
+				h.Log.ErrorContext(ctx, "malformed recheck message; dropped", "message", m.MessageId, "err", err)
+				continue
+			}
+			rechecks = append(rechecks, r.InstanceID)
+			continue
+		}
 		res, err := h.S.Submit(ctx, []byte(m.Body), m.MessageId)
 		switch {
 		case err != nil:
@@ -71,9 +94,15 @@ func (h Intake) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEvent
 			accepted = append(accepted, res.Job)
 		}
 	}
-	if len(accepted) > 0 {
-		// The jobs are recorded: a failed reconcile only delays them until
-		// the watchdog's next tick, so it must not fail the batch.
+	// The jobs are recorded: a failed reconcile only delays them until the
+	// watchdog's next tick, so it must not fail the batch. Nor does a
+	// re-check's: it is dropped, and the tick does its work.
+	switch {
+	case len(rechecks) > 0 && h.R != nil:
+		if err := h.R.Recheck(ctx, scheduler.Options{Fresh: accepted}, rechecks); err != nil {
+			h.Log.ErrorContext(ctx, "reconcile after intake", "err", err)
+		}
+	case len(accepted) > 0 || len(rechecks) > 0:
 		if err := h.S.Reconcile(ctx, scheduler.Options{Fresh: accepted}); err != nil {
 			h.Log.ErrorContext(ctx, "reconcile after intake", "err", err)
 		}

@@ -47,6 +47,7 @@ func (s *Scheduler) place(ctx context.Context, w *world, j *job.Job) error {
 		w.taken[i.ID] = true
 		s.take(w, j)
 		s.log.InfoContext(ctx, "placed", "job", j.ID, "instance", i.ID, "instance_state", i.State)
+		s.recheckUnready(ctx, w, i)
 		return s.advance(ctx, w, j)
 	}
 	if i, ok := launchedFor(w, j); ok {
@@ -171,6 +172,7 @@ func (s *Scheduler) attach(ctx context.Context, w *world, j *job.Job, inst fleet
 	if ok {
 		w.taken[inst.ID] = true
 		s.take(w, j)
+		s.recheckUnready(ctx, w, inst)
 		if bind {
 			dropSlot(w, sl.Pool, sl.JobID, sl.Attempt)
 			sl.InstanceID, sl.BoundAt = inst.ID, w.now
@@ -252,6 +254,7 @@ func (s *Scheduler) advance(ctx context.Context, w *world, j *job.Job) error {
 			return err
 		}
 		s.log.InfoContext(ctx, "started instance", "job", j.ID, "instance", i.ID)
+		s.askRecheck(ctx, w, i.ID, RecheckDelay)
 		return s.setReason(ctx, j, "starting instance "+i.ID)
 	case fleet.StatePending, fleet.StateStopping:
 		return s.setReason(ctx, j, fmt.Sprintf("waiting for instance %s (%s)", i.ID, i.State))

@@ -27,9 +27,16 @@ type Options struct {
 // Reconcile moves the world one step toward the desired state. Errors on one
 // job or instance do not stop the others; they are joined and returned.
 func (s *Scheduler) Reconcile(ctx context.Context, o Options) error {
+	_, err := s.reconcile(ctx, o)
+	return err
+}
+
+// reconcile is Reconcile, returning the pass's world as it left it; nil
+// when it could not be read.
+func (s *Scheduler) reconcile(ctx context.Context, o Options) (*world, error) {
 	w, err := s.snapshot(ctx, o)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var errs []error
 	for _, j := range w.jobs[job.Running] {
@@ -44,7 +51,8 @@ func (s *Scheduler) Reconcile(ctx context.Context, o Options) error {
 		errs = append(errs, s.place(ctx, w, j))
 	}
 	errs = append(errs, s.stopIdle(ctx, w))
-	return errors.Join(errs...)
+	s.recheckFreed(ctx, w)
+	return w, errors.Join(errs...)
 }
 
 // write saves j if it moved from state from; a lost race is not an error:

@@ -230,6 +230,8 @@ type Scheduler struct {
 	cfg    Config
 	now    func() time.Time
 	log    *slog.Logger
+	// recheck asks for delayed re-checks (UseRechecker); nil: none.
+	recheck Rechecker
 }
 
 // New returns a Scheduler.

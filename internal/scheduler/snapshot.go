@@ -40,6 +40,8 @@ type world struct {
 	gone map[string]bool
 	// gonePools are the pools of the instances listed terminated.
 	gonePools []string
+	// rechecks marks the instances this pass asked a re-check for.
+	rechecks map[string]bool
 }
 
 func (s *Scheduler) snapshot(ctx context.Context, o Options) (*world, error) {

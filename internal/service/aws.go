@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
 	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
@@ -28,6 +29,7 @@ var (
 	_ SSM        = (*ssm.Client)(nil)
 	_ CloudWatch = (*cloudwatch.Client)(nil)
 	_ SNS        = (*sns.Client)(nil)
+	_ SQS        = (*sqs.Client)(nil)
 )
 
 // NewClients builds the real SDK clients from an SDK config. protocol picks
@@ -47,6 +49,7 @@ func NewClients(cfg aws.Config, protocol string) (Clients, error) {
 	return Clients{
 		EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg),
 		CloudWatch: cloudwatch.NewFromConfig(cfg, cwOpts...), SNS: sns.NewFromConfig(cfg),
+		SQS: sqs.NewFromConfig(cfg),
 	}, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/nightshift-dev/nightshift/internal/handler"
 	"github.com/nightshift-dev/nightshift/internal/metrics"
 	"github.com/nightshift-dev/nightshift/internal/notice"
+	"github.com/nightshift-dev/nightshift/internal/queue"
 	"github.com/nightshift-dev/nightshift/internal/runner"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
 	"github.com/nightshift-dev/nightshift/internal/store"
@@ -47,12 +48,20 @@ type SNS interface {
 	notice.Publisher
 }
 
+// SQS is every SQS call nightshift makes (the intake's own batches come
+// from the event source, not from calls).
+type SQS interface {
+	queue.SQS
+}
+
 // Clients are the AWS APIs nightshift runs on, one per service.
 type Clients struct {
 	EC2        EC2
 	SSM        SSM
 	CloudWatch CloudWatch
 	SNS        SNS
+	// SQS sends the delayed re-checks to the jobs queue; nil sends none.
+	SQS SQS
 }
 
 // Service is nightshift wired: the scheduler, the watchdog, and the
@@ -90,6 +99,9 @@ func New(s config.Settings, c Clients, st store.Jobs, now func() time.Time, log 
 	})
 	n := notice.New(c.EC2, c.SNS, s.TopicARN, log, now)
 	sched := scheduler.New(st, f, r, n, s.Scheduler(), now, log)
+	if c.SQS != nil && s.QueueURL != "" {
+		sched.UseRechecker(queue.New(c.SQS, s.QueueURL))
+	}
 	wd := watchdog.New(watchdog.Deps{
 		Cloud:  &watchdog.AWS{EC2: c.EC2, CloudWatch: c.CloudWatch, SSM: c.SSM, Fleet: f, Now: now},
 		Runner: r, Store: st, Notice: n, Config: s.Watchdog, Now: now, Log: log,
@@ -98,7 +110,7 @@ func New(s config.Settings, c Clients, st store.Jobs, now func() time.Time, log 
 	return &Service{
 		Scheduler: sched,
 		Watchdog:  wd,
-		Intake:    handler.Intake{S: sched, Log: log},
+		Intake:    handler.Intake{S: sched, R: sched, Log: log},
 		Dispatch:  handler.Dispatch{S: sched, Log: log},
 		Tick:      handler.Watchdog{S: sched, W: wd, Log: log, Metrics: mlog, Now: now},
 	}

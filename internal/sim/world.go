@@ -46,6 +46,7 @@ var (
 	_ service.SSM         = (*awssim.Cloud)(nil)
 	_ service.CloudWatch  = (*awssim.Cloud)(nil)
 	_ service.SNS         = (*awssim.Cloud)(nil)
+	_ service.SQS         = (*awssim.Cloud)(nil)
 )
 
 // The simulated deployment.
@@ -124,6 +125,10 @@ type Config struct {
 	// WrapStore, when set, wraps the store the scheduler sees (to model,
 	// say, an index that lags behind writes).
 	WrapStore func(store.Jobs) store.Jobs
+	// NoRecheck deploys without the delayed re-checks (no queue URL): an
+	// instance's readiness and a keep-warm's end wait for the tick, as
+	// before they existed.
+	NoRecheck bool
 }
 
 // NewWorld builds a world with one pool "default" of g4dn.xlarge (cap 2)
@@ -176,6 +181,10 @@ func NewWorld(cfg Config) *World {
 		Region: awssim.Region, TopicARN: TopicARN, Watchdog: cfg.Watchdog, StateDir: cfg.StateDir,
 	}
 	clients := service.Clients{EC2: cloud, SSM: cloud, CloudWatch: cloud, SNS: cloud}
+	if !cfg.NoRecheck {
+		settings.QueueURL = awssim.QueueURL
+		clients.SQS = cloud
+	}
 	w.Svc = service.New(settings, clients, st, clock.Now, cfg.Log)
 	cloud.Exec = wrapper{w}
 	w.nextTick = clock.Now().Add(scheduler.Period)
