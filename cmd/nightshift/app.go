@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/nightshift-dev/nightshift/internal/config"
 	"github.com/nightshift-dev/nightshift/internal/job"
@@ -41,6 +42,12 @@ type app struct {
 	// connect builds the clients and reads the stack; tests replace it.
 	connect func(ctx context.Context) (*cloud, error)
 	cloud   *cloud
+
+	// Port forwarding to a notebook (session.go); tests replace them.
+	lookPath      func(file string) (string, error)
+	pluginVersion func(ctx context.Context, path string) (string, error)
+	runPlugin     func(ctx context.Context, pc pluginCommand) error
+	portFree      func(port int) bool
 }
 
 // jobsStore is what the command line reads of the jobs table.
@@ -67,6 +74,9 @@ type cloud struct {
 	sqs   sqsAPI
 	logs  logsAPI
 	ec2   ec2.DescribeInstancesAPIClient
+	ssm   ssmAPI
+	// ssmEndpoint is the SSM endpoint URL session-manager-plugin is given.
+	ssmEndpoint string
 	// settings are the deployment's, read from the intake function; err
 	// says why they could not be read (then a message is validated
 	// without the deployment's pool names, and the intake checks them).
@@ -149,6 +159,9 @@ func newCloud(ctx context.Context, cfg aws.Config, stackName string) (*cloud, er
 		sqs:   sqs.NewFromConfig(cfg),
 		logs:  cloudwatchlogs.NewFromConfig(cfg),
 		ec2:   ec2.NewFromConfig(cfg),
+		ssm:   ssm.NewFromConfig(cfg),
+
+		ssmEndpoint: ssmEndpointURL(ctx, cfg),
 	}
 	fn := lambda.NewFromConfig(cfg)
 	c.readSettings = func(ctx context.Context) (config.Settings, error) { return settings(ctx, fn, st) }

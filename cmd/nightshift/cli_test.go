@@ -140,6 +140,10 @@ type world struct {
 	// onSleep runs at each of the command's polls, after the clock moved.
 	onSleep func(n int)
 	sleeps  int
+	// Port forwarding: Session Manager, the plugin, this machine's ports.
+	ssm    *fakeSSM
+	plugin *fakePlugin
+	taken  map[int]bool
 }
 
 func spec(t *testing.T, msg string) job.Spec {
@@ -173,15 +177,20 @@ const (
 	instFree    = "i-0a1b2c3d4e5f60003"
 	instWatched = "i-0fedcba987654321f"
 	cmdRunning  = "6f1d2c3b-0000-4000-8000-00000000a001"
-	cmdFailed1  = "6f1d2c3b-0000-4000-8000-00000000b001"
-	cmdFailed2  = "6f1d2c3b-0000-4000-8000-00000000b002"
+	cmdNotebook = "6f1d2c3b-0000-4000-8000-00000000d001"
+	// The notebooks' own instances: alice's in a session, bob's stopped.
+	instNotebook    = "i-0a1b2c3d4e5f6000a"
+	instNotebookBob = "i-0a1b2c3d4e5f6000b"
+	cmdFailed1      = "6f1d2c3b-0000-4000-8000-00000000b001"
+	cmdFailed2      = "6f1d2c3b-0000-4000-8000-00000000b002"
 )
 
 func stream(cmd, inst string) string { return cmd + "/" + inst + "/aws-runShellScript/stdout" }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	w := &world{now: t0, sqs: &fakeSQS{}, ec2: &fakeEC2{}, logs: &fakeLogs{streams: map[string][]logtypes.OutputLogEvent{}, pageSize: 2}}
+	w := &world{now: t0, sqs: &fakeSQS{}, ec2: &fakeEC2{}, logs: &fakeLogs{streams: map[string][]logtypes.OutputLogEvent{}, pageSize: 2},
+		ssm: &fakeSSM{}, plugin: &fakePlugin{path: "/usr/local/bin/session-manager-plugin", version: "1.2.707.0"}, taken: map[int]bool{}}
 	w.jobs = store.NewMemory(store.Clock(func() time.Time { return w.now }))
 	ctx := context.Background()
 	put := func(j *job.Job) {
@@ -244,6 +253,16 @@ func newWorld(t *testing.T) *world {
 	w.logs.streams[f.LogStream] = events(ago(4*time.Hour-4*time.Minute), "loading 70000 images")
 	w.logs.streams[stderrStream(f.LogStream)] = events(ago(3*time.Hour+time.Second), "Traceback (most recent call last):", "RuntimeError: CUDA out of memory")
 
+	// A notebook session, JupyterLab answering for 20 minutes.
+	nb := job.New(spec(t, `{"id": "nb-alice-20261201T113500Z", "notebook": "alice", "instance": {"types": ["g5.xlarge"]}, "max_runtime": "8h"}`), job.NotebookPool("alice"), ago(25*time.Minute))
+	nb.InstanceID, nb.InstanceType, nb.Market, nb.PlacedAt = instNotebook, "g5.xlarge", "on-demand", ago(25*time.Minute)
+	move(t, nb, job.Placed, "starting instance "+instNotebook, ago(25*time.Minute))
+	nb.CommandID, nb.LogStream, nb.DispatchedAt = cmdNotebook, stream(cmdNotebook, instNotebook), ago(23*time.Minute)
+	move(t, nb, job.Running, "running on "+instNotebook, ago(23*time.Minute))
+	nb.StartedAt, nb.Cost = ago(23*time.Minute), 0.3857
+	put(nb)
+	w.logs.streams[nb.LogStream] = events(ago(22*time.Minute), "nightshift: JupyterLab 4.2.5 found in the environment", job.NotebookReady+"http://127.0.0.1:8888/lab?token=3f9c2a7e5b1d4c8a")
+
 	// Refused at the door.
 	_, bad := job.Parse([]byte(`{"id": "typo", "comand": "python train.py"}`), testSettings(t).Scheduler().Defaults())
 	put(job.NewRejected("typo", bad, ago(2*time.Hour)))
@@ -264,12 +283,20 @@ func newWorld(t *testing.T) *world {
 	if err := w.jobs.PutLease(ctx, store.Lease{InstanceID: instFree, Pool: "default", IdleSince: ago(25 * time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
+	if err := w.jobs.Update(ctx, nb, job.Running, store.LeaseOp{InstanceID: instNotebook, Pool: job.NotebookPool("alice"), Acquire: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.jobs.PutLease(ctx, store.Lease{InstanceID: instNotebookBob, Pool: job.NotebookPool("bob"), IdleSince: ago(20 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
 	w.ec2.instances = []ec2types.Instance{
 		instance(instRunning, "g5.xlarge", "running", false, ago(44*time.Minute), "default", "resnet-cifar10", ""),
 		instance(instPlaced, "g5.12xlarge", "pending", false, ago(20*time.Hour), "multi", "llama-lora", ""),
 		instance(instFree, "g4dn.xlarge", "stopped", true, ago(26*time.Hour), "default", "", "stopped: free for 10m, past the pool's keep-warm of 10m0s"),
 		instance("i-0aaaaaaaaaaaa0002", "g5.xlarge", "terminated", true, ago(4*time.Hour), "default", "", ""),
 		watched(instWatched, "p3.2xlarge", ago(3*time.Hour)),
+		instance(instNotebook, "g5.xlarge", "running", false, ago(9*24*time.Hour), job.NotebookPool("alice"), "nb-alice-20261201T113500Z", ""),
+		instance(instNotebookBob, "g4dn.xlarge", "stopped", false, ago(30*24*time.Hour), job.NotebookPool("bob"), "", "stopped: notebook bob's session ended (idle for 5m, nobody connected)"),
 	}
 	return w
 }
@@ -331,8 +358,10 @@ func (w *world) run(t *testing.T, args []string, stdin string, tty bool, env map
 		},
 	}
 	a.connect = func(context.Context) (*cloud, error) {
-		return &cloud{stack: testStack, jobs: w.jobs, sqs: w.sqs, logs: w.logs, ec2: w.ec2, settings: testSettings(t)}, nil
+		return &cloud{stack: testStack, jobs: w.jobs, sqs: w.sqs, logs: w.logs, ec2: w.ec2, ssm: w.ssm, ssmEndpoint: "https://ssm.eu-west-1.amazonaws.com", settings: testSettings(t)}, nil
 	}
+	a.lookPath, a.pluginVersion, a.runPlugin = w.plugin.lookPath, w.plugin.versionOf, w.plugin.run
+	a.portFree = func(p int) bool { return !w.taken[p] }
 	code = a.main(context.Background(), args)
 	return code, out.String(), errb.String()
 }
@@ -440,19 +469,6 @@ func TestGolden(t *testing.T) {
 			golden(t, tt.name, b.String())
 		})
 	}
-}
-
-// shellJoin writes args as a shell command line: one with a space or a
-// quote in single quotes.
-func shellJoin(args []string) string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		out[i] = a
-		if a == "" || strings.ContainsAny(a, " '\"$*?;|&<>()") {
-			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-	}
-	return strings.Join(out, " ")
 }
 
 // TestJSONIsOneDocument: --json prints exactly one JSON document on

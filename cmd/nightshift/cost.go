@@ -132,7 +132,7 @@ func (a *app) costReport(ctx context.Context, c *cloud, from time.Time) (*costRe
 		if j.Cost == 0 {
 			continue
 		}
-		rep.Jobs = append(rep.Jobs, costJob{ID: j.ID, Name: j.Name, State: j.State, Type: j.InstanceType, Ran: short(runTime(j, now)), USD: j.Cost})
+		rep.Jobs = append(rep.Jobs, costJob{ID: j.ID, Name: jobName(j), State: j.State, Type: j.InstanceType, Ran: short(runTime(j, now)), USD: j.Cost})
 		rep.Total += j.Cost
 	}
 	slices.SortStableFunc(rep.Jobs, func(x, y costJob) int {

@@ -162,3 +162,16 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 func containsString(ss []string, s string) bool { return slices.Contains(ss, s) }
 
 func sortedStrings(ss []string) []string { return slices.Sorted(slices.Values(ss)) }
+
+// shellJoin writes args as a shell command line: one with a space or a
+// quote in single quotes.
+func shellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = a
+		if a == "" || strings.ContainsAny(a, " '\"$*?;|&<>()") {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(out, " ")
+}

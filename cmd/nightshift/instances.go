@@ -13,6 +13,7 @@ import (
 
 	"github.com/nightshift-dev/nightshift/internal/catalog"
 	"github.com/nightshift-dev/nightshift/internal/fleet"
+	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/notice"
 	"github.com/nightshift-dev/nightshift/internal/store"
 )
@@ -25,7 +26,9 @@ func (a *app) instancesCmd() *cobra.Command {
 		Long: `List the instances nightshift manages (tag nightshift:managed=true) and
 the ones it watches for idleness (tag nightshift:watch=true): their
 state, pool, the job that holds them, since when they are free, the last
-thing nightshift did to them, and what they cost an hour on demand.
+thing nightshift did to them, and what they cost an hour on demand. A
+notebook's own instance says so ("notebook alice"): it is stopped
+between the notebook's sessions, its disk kept for the next.
 Terminated instances are left out unless --all.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -52,11 +55,14 @@ Terminated instances are left out unless --all.`,
 
 // instanceRow is one instance as instances prints it.
 type instanceRow struct {
-	ID         string    `json:"id"`
-	Type       string    `json:"type"`
-	State      string    `json:"state"`
-	Kind       string    `json:"kind"` // managed or watched
-	Pool       string    `json:"pool,omitempty"`
+	ID    string `json:"id"`
+	Type  string `json:"type"`
+	State string `json:"state"`
+	Kind  string `json:"kind"` // managed or watched
+	Pool  string `json:"pool,omitempty"`
+	// Notebook names the notebook whose own instance this is: stopped
+	// between its sessions, its disk kept.
+	Notebook   string    `json:"notebook,omitempty"`
 	Job        string    `json:"job,omitempty"`
 	FreeSince  time.Time `json:"free_since,omitzero"`
 	LastAction string    `json:"last_action,omitempty"`
@@ -87,6 +93,9 @@ func instanceRows(ctx context.Context, c *cloud, all bool) ([]instanceRow, error
 				continue
 			}
 			r := instanceRow{ID: i.ID, Type: i.Type, State: i.State, Kind: kind.name, Pool: i.Pool, LastAction: i.Tags[notice.TagLastAction], Spot: i.Spot, Launched: i.LaunchTime}
+			if nb, ok := job.NotebookOf(i.Pool); ok {
+				r.Notebook = nb
+			}
 			if t, ok := catalog.Lookup(i.Type); ok {
 				r.Hourly = t.Hourly
 			}
@@ -130,7 +139,14 @@ func (a *app) printInstances(rows []instanceRow) error {
 		if r.Spot {
 			rate += " (spot: less)"
 		}
-		t.row(r.ID, r.Type, r.State, r.Kind, orDash(r.Pool), orDash(r.Job), free, rate, orDash(clip(r.LastAction, 80)))
+		state, kind := r.State, r.Kind
+		if r.Notebook != "" {
+			kind = "notebook " + r.Notebook
+			if r.State == fleet.StateStopped {
+				state = "stopped, disk kept"
+			}
+		}
+		t.row(r.ID, r.Type, state, kind, orDash(r.Pool), orDash(r.Job), free, rate, orDash(clip(r.LastAction, 80)))
 	}
 	return t.flush()
 }

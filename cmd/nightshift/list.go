@@ -134,9 +134,18 @@ func (a *app) printJobs(jobs []*job.Job, all bool) error {
 		if a.tty {
 			reason = clip(reason, 60)
 		}
-		t.row(j.ID, orDash(clip(j.Name, 24)), a.stateText(j.State), where, orDash(j.InstanceID), short(now.Sub(j.SubmittedAt)), short(runTime(j, now)), usd(j.Cost), reason)
+		t.row(j.ID, orDash(clip(jobName(j), 24)), a.stateText(j.State), where, orDash(j.InstanceID), short(now.Sub(j.SubmittedAt)), short(runTime(j, now)), usd(j.Cost), reason)
 	}
 	return t.flush()
+}
+
+// jobName is a job's name as the tables show it: a notebook session's
+// says it is one, "notebook alice".
+func jobName(j *job.Job) string {
+	if nb, ok := notebookOf(j); ok {
+		return "notebook " + nb
+	}
+	return j.Name
 }
 
 func orDash(s string) string {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -54,6 +55,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		},
 	}
 	a.connect = a.connectAWS
+	a.lookPath, a.pluginVersion, a.runPlugin, a.portFree = exec.LookPath, pluginVersionOS, runPluginOS, portFreeOS
 	return a.main(ctx, args)
 }
 
@@ -130,7 +132,7 @@ credentials (as the AWS CLI: environment, profile, SSO; --profile and
 	pf.StringVar(&a.profile, "profile", "", "the AWS profile (default: the SDK's, from AWS_PROFILE)")
 	pf.BoolVar(&a.json, "json", false, "print records as one JSON document on stdout, for scripts")
 	root.AddGroup(&cobra.Group{ID: "jobs", Title: "Jobs:"}, &cobra.Group{ID: "fleet", Title: "Instances and cost:"}, &cobra.Group{ID: "local", Title: "Without AWS:"})
-	for _, c := range []*cobra.Command{a.submitCmd(), a.lsCmd(), a.showCmd(), a.logsCmd(), a.cancelCmd(), a.retryCmd()} {
+	for _, c := range []*cobra.Command{a.submitCmd(), a.lsCmd(), a.showCmd(), a.logsCmd(), a.cancelCmd(), a.retryCmd(), a.notebookCmd()} {
 		c.GroupID = "jobs"
 		root.AddCommand(c)
 	}

@@ -66,8 +66,8 @@ func jobLinks(s Stack, j *job.Job) map[string]string {
 func (a *app) printJob(w io.Writer, j *job.Job, links map[string]string) {
 	now := a.now()
 	title := "job " + j.ID
-	if j.Name != "" {
-		title += " (" + j.Name + ")"
+	if n := jobName(j); n != "" {
+		title += " (" + n + ")"
 	}
 	fmt.Fprintln(w, title)
 	field := func(k, v string) {

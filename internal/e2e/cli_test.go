@@ -348,6 +348,119 @@ func TestCommandLine(t *testing.T) {
 	}
 }
 
+// TestNotebookCommandLine: nightshift notebook --no-connect sends a notebook message,
+// which the intake records and places on the notebook's own pool, and
+// follows it until the ready line is in its output; a second run reuses
+// the session and sends nothing; --stop sends its cancel, which ends it;
+// --stop again finds none. moto has no Session Manager (StartSession is
+// not implemented there), so the port forwarding itself is checked by
+// cmd/nightshift's tests of the request and the plugin's command line.
+func TestNotebookCommandLine(t *testing.T) {
+	d := deploy(t)
+	cmd := exec.Command(buildCLI(t), "notebook", "e2e-nb", "--no-connect")
+	cmd.Env = d.env
+	var out, errb lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for d.queued(t) == "0" && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := d.deliver(t); n != 1 {
+		t.Fatalf("the queue held %d messages after notebook; want its notebook message (stderr %q)", n, errb.String())
+	}
+	m := regexp.MustCompile(`started notebook e2e-nb: session (nb-e2e-nb-\S+)`).FindStringSubmatch(errb.String())
+	if m == nil {
+		t.Fatalf("notebook did not say its session's id; stderr %q", errb.String())
+	}
+	id := m[1]
+	if items := d.jobItems(t, id); len(items) != 1 || str(items[0]["pool"]) != "notebook:e2e-nb" {
+		t.Fatalf("the intake made %v of %s; want one job in pool notebook:e2e-nb", items, id)
+	}
+	// The intake records the session (QUEUED, in the notebook's pool);
+	// its placement on moto is not relied on here: the test writes the
+	// instance, the stream and the ready line in it, as the dispatch and
+	// the wrapper would (moto's SSM runs no command).
+	const inst = "i-0e2e0000000000a01"
+	if _, err := d.ddb.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{
+		TableName: aws.String(table), Key: map[string]ddbtypes.AttributeValue{"pk": &ddbtypes.AttributeValueMemberS{Value: "JOB#" + id}, "sk": &ddbtypes.AttributeValueMemberS{Value: "JOB"}},
+		UpdateExpression:          aws.String("SET instance_id = :i"),
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":i": &ddbtypes.AttributeValueMemberS{Value: inst}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stream := "0b5e1c5e-0000-4000-8000-00000000nb01/" + inst + "/aws-runShellScript/stdout"
+	d.putLogs(t, stream, "nightshift: installing JupyterLab", "nightshift: notebook ready: http://127.0.0.1:8888/lab?token=e2etoken")
+	d.recordStream(t, id, stream)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("notebook --no-connect: %v, stderr %q", err, errb.String())
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("notebook --no-connect did not see the ready line; stderr %q", errb.String())
+	}
+	mustContain(t, "notebook --no-connect", out.String(), "notebook e2e-nb is ready on "+inst+" (session "+id+")",
+		"aws ssm start-session --region us-east-1 --target "+inst+" --document-name AWS-StartPortForwardingSession --parameters portNumber=8888,localPortNumber=", "/lab?token=e2etoken")
+
+	code, stdout, stderr := d.nightshift(t, "", "notebook", "e2e-nb", "--no-connect")
+	if code != 0 || !strings.Contains(stderr, "notebook e2e-nb has a live session, "+id) || !strings.Contains(stdout, "ready on "+inst) {
+		t.Errorf("notebook again = %d, stdout %q, stderr %q; want the session reused", code, stdout, stderr)
+	}
+	if n := d.queued(t); n != "0" {
+		t.Errorf("notebook with a live session sent %s messages; want none", n)
+	}
+	code, stdout, _ = d.nightshift(t, "", "ls")
+	mustContain(t, "ls with a notebook", stdout, id, "notebook e2e-nb", "notebook:e2e-nb")
+	if code != 0 {
+		t.Errorf("ls = %d", code)
+	}
+
+	code, stdout, stderr = d.nightshift(t, "", "notebook", "e2e-nb", "--stop")
+	if code != 0 || !strings.Contains(stdout, "notebook e2e-nb: stop sent to session "+id) {
+		t.Errorf("notebook --stop = %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if n := d.deliver(t); n != 1 {
+		t.Fatalf("the queue held %d messages after notebook --stop; want its cancel", n)
+	}
+	code, stdout, _ = d.nightshift(t, "", "show", "--json", id)
+	var shown struct{ State, Reason string }
+	if err := json.Unmarshal([]byte(stdout), &shown); code != 0 || err != nil || shown.State != "CANCELLED" || !strings.Contains(shown.Reason, "stopped with nightshift notebook --stop") {
+		t.Errorf("show --json after notebook --stop = %d, %q (%v); want CANCELLED, stopped with nightshift notebook --stop", code, stdout, err)
+	}
+	code, stdout, _ = d.nightshift(t, "", "notebook", "e2e-nb", "--stop")
+	if code != 0 || !strings.Contains(stdout, "notebook e2e-nb has no live session in stack nightshift; nothing sent") {
+		t.Errorf("notebook --stop (none) = %d, stdout %q", code, stdout)
+	}
+	if n := d.queued(t); n != "0" {
+		t.Errorf("notebook --stop with no session sent %s messages; want none", n)
+	}
+	checkCallsListed(t, d)
+}
+
+// lockedBuffer is a buffer a running command writes while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // putLogs writes lines to a stream of the job log group, as SSM does.
 func (d *deployment) putLogs(t *testing.T, stream string, lines ...string) {
 	t.Helper()
