@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nightshift-dev/nightshift/internal/runner"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
 )
 
@@ -76,14 +77,24 @@ func TestInvariants(t *testing.T) {
 			for _, f := range ns.Findings {
 				t.Errorf("nightshift replay: %s", f)
 			}
-			// L1 of ../shared/DESIGN.md. A notebook's idleness is read from
-			// EC2's 5-minute CPU and network datapoints: the one holding the
-			// user's last minute must leave the window, up to 5 minutes more.
+			// L1 and L5 of ../shared/DESIGN.md: a notebook ends itself within
+			// one look of its wrapper after its timeout (the connected one at
+			// most), and its instance stops at once.
 			if most := keepWarmBound(p) + scheduler.Period; ns.PoolIdle.Max > most {
 				t.Errorf("nightshift kept a free pool instance up %v after its last job; want at most %v", ns.PoolIdle.Max, most)
 			}
-			if most := p.IdleTimeout + cloudWatchPeriod + scheduler.Period; ns.NotebookIdle.Max > most {
+			if most := p.NotebookIdleConnected + runner.NotebookLook + scheduler.Period; ns.NotebookIdle.Max > most {
 				t.Errorf("nightshift kept a notebook up %v after its user left; want at most %v", ns.NotebookIdle.Max, most)
+			}
+			if ns.Interruptions != 0 {
+				t.Errorf("nightshift interrupted %d notebook sessions; want none", ns.Interruptions)
+			}
+			// The goal figures, on the shipped traces: at most 1.05×
+			// the bound (1.03× on the month), and no peer that interrupted
+			// nobody bills less.
+			goal := map[string]float64{"small-team-month.trace": 1.03, "notebook-only.trace": 1.05, "one-long-job.trace": 1.05}[name]
+			if r := float64(ns.Billed) / float64(lb.Billed); goal > 0 && r > goal {
+				t.Errorf("nightshift billed %.3f× the lower bound; want at most %.2f×", r, goal)
 			}
 			rows := []Row{{"nightshift", ns.Result}, {"bound", lb}}
 			for _, pol := range Baselines(tr, p) {
@@ -98,6 +109,9 @@ func TestInvariants(t *testing.T) {
 				}
 				if r.Billed < r.Training+r.Killed {
 					t.Errorf("%s: billed %v; less than training %v plus killed %v", r.Name, r.Billed, r.Training, r.Killed)
+				}
+				if r.Interruptions == 0 && r.Billed < ns.Billed && r.Name != "bound" {
+					t.Errorf("%s billed %v, less than nightshift's %v, and interrupted no one", r.Name, r.Billed, ns.Billed)
 				}
 				if len(r.Waits) != jobs {
 					t.Errorf("%s: %d waits; want one per job, %d", r.Name, len(r.Waits), jobs)
@@ -133,8 +147,9 @@ func TestReplayOneJob(t *testing.T) {
 	}
 }
 
-// TestReplayNotebook: a watched notebook left open is stopped by the
-// watchdog within its idle timeout plus a CloudWatch period and a tick.
+// TestReplayNotebook: a notebook whose person closed the laptop ends
+// within its idle timeout plus one look of its wrapper, and its instance
+// stops at once.
 func TestReplayNotebook(t *testing.T) {
 	p := DefaultParams()
 	tr := handTrace(t, "d0 10:00,notebook,nb,2h\n")
@@ -145,8 +160,8 @@ func TestReplayNotebook(t *testing.T) {
 	if len(got.Findings) > 0 {
 		t.Errorf("findings: %q", got.Findings)
 	}
-	least := p.Agent + 2*time.Hour + p.IdleTimeout + p.StopDelay
-	most := least + 5*time.Minute + scheduler.Period
+	least := p.Agent + 2*time.Hour + p.NotebookIdle + p.StopDelay
+	most := least + runner.NotebookLook + scheduler.Period
 	if got.Billed < least || got.Billed > most {
 		t.Errorf("notebook billed %v; want between %v and %v", got.Billed, least, most)
 	}

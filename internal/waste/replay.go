@@ -126,7 +126,7 @@ func newReplay(ctx context.Context, tr *Trace, p Params) *replay {
 		ctx: ctx, tr: tr, p: p, w: w, shift: vclock.Epoch.Sub(tr.Start),
 		jobIDs: map[int]string{}, stops: map[string][]time.Time{}, actions: vclock.New(),
 	}
-	rp.nb = newWatchedNotebooks(rp)
+	rp.nb = newJobNotebooks(rp)
 	// EventBridge loses nothing; the hook only watches the events go by.
 	w.Drop = func(e awssim.Event) bool {
 		if e.DetailType == "EC2 Instance State-change Notification" && e.Detail["state"] == "stopping" {
@@ -275,8 +275,8 @@ func (rp *replay) measure() Replayed {
 	rp.idleBeforeStops(&r)
 	var ran time.Duration
 	for _, inv := range w.Invocations() {
-		if inv.Duplicate || inv.Ended.IsZero() {
-			continue
+		if inv.Duplicate || inv.Ended.IsZero() || inv.Stop || rp.nb.owns(inv.InstanceID) {
+			continue // a notebook's JupyterLab is measured by its person's sessions (measure)
 		}
 		if d := inv.Ended.Sub(inv.Started); inv.ResponseCode >= 0 {
 			ran += d

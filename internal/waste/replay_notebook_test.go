@@ -5,42 +5,45 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nightshift-dev/nightshift/internal/runner"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
 )
 
-// TestReplayNotebookPhases: nightshift's watchdog leaves a notebook up
-// through reading (a Session Manager session open) and a busy kernel (GPU
-// busy), stops it within its idle timeout after the person leaves, and
-// keeps a tab left open up until the next session replaces it.
+// TestReplayNotebookPhases: nightshift's notebook stays up through
+// reading (a browser connected) and a busy kernel with the laptop closed,
+// ends within its idle timeout once the person has left, and within its
+// connected timeout when they leave the tab open; a stop the person comes
+// back to within 30 minutes is counted.
 func TestReplayNotebookPhases(t *testing.T) {
 	p := DefaultParams()
+	// Ready: the agent's registration (billed), then the dispatch and the
+	// person's next look; stopped: the wrapper's look, the stop.
+	slack := runner.NotebookLook + scheduler.Period
 	tests := []struct {
 		name              string
 		give              string
-		least, most       time.Duration
+		least             time.Duration
 		starts, interrupt int
 	}{
 		{
-			name: "reading 70 min, then a busy kernel with the laptop closed",
-			give: "d0 10:00,notebook,nb,30m read:70m busy:2h 10m\n",
-			// 3h50m of phases, then the idle timeout; up to a CloudWatch period and a tick more.
-			least: p.Agent + dur("3h50m") + p.IdleTimeout + p.StopDelay, most: p.Agent + dur("3h50m") + p.IdleTimeout + p.StopDelay + cloudWatchPeriod + scheduler.Period,
+			name:   "reading 40 min, then a busy kernel with the laptop closed",
+			give:   "d0 10:00,notebook,nb,30m read:40m busy:2h 10m\n",
+			least:  p.Agent + dur("3h20m") + p.NotebookIdle + p.StopDelay,
 			starts: 1,
 		},
 		{
-			name: "a tab left open overnight, replaced by the next morning's session",
+			name: "a tab left open overnight; the next morning's session starts it again",
 			give: "d0 10:00,notebook,nb,1h,open\nd1 10:00,notebook,nb,1h\n",
-			// Billed from 10:00:40 Monday; Tuesday's session starts on the
-			// running instance at 10:00 and ends at 11:00; then the idle timeout.
-			least: dur("24h59m20s") + p.IdleTimeout + p.StopDelay, most: dur("24h59m20s") + p.IdleTimeout + p.StopDelay + cloudWatchPeriod + scheduler.Period,
-			starts: 1,
+			// The open tab ends the session an hour after the kernel was last
+			// active: the connected timeout.
+			least:  2*(p.Agent+p.StopDelay) + dur("2h") + p.NotebookIdleConnected + p.NotebookIdle,
+			starts: 2,
 		},
 		{
-			name: "the person comes back 20-odd minutes after the watchdog's stop",
-			give: "d0 10:00,notebook,nb,1h\nd0 12:30,notebook,nb,30m\n",
-			// Stopped 60-66 min after 11:01:30; started again at 12:30, the
-			// same again after 13:01:30.
-			least: 2*(p.Agent+p.IdleTimeout+p.StopDelay) + dur("1h30m"), most: 2*(p.Agent+p.IdleTimeout+p.StopDelay+cloudWatchPeriod+scheduler.Period) + dur("1h30m"),
+			name: "the person comes back 20-odd minutes after the session ended",
+			give: "d0 10:00,notebook,nb,1h\nd0 11:27,notebook,nb,30m\n",
+			// Ended 5 min after 11:00:50; started again at 11:27.
+			least:  2*(p.Agent+p.NotebookIdle+p.StopDelay) + dur("1h30m"),
 			starts: 2, interrupt: 1,
 		},
 	}
@@ -61,8 +64,8 @@ func TestReplayNotebookPhases(t *testing.T) {
 			if got.Training != want || got.Starts != tt.starts || got.Interruptions != tt.interrupt {
 				t.Errorf("training %v, starts %d, interruptions %d; want %v, %d, %d", got.Training, got.Starts, got.Interruptions, want, tt.starts, tt.interrupt)
 			}
-			if got.Billed < tt.least || got.Billed > tt.most {
-				t.Errorf("billed %v; want between %v and %v", got.Billed, tt.least, tt.most)
+			if most := tt.least + time.Duration(tt.starts)*slack; got.Billed < tt.least || got.Billed > most {
+				t.Errorf("billed %v; want between %v and %v", got.Billed, tt.least, most)
 			}
 		})
 	}

@@ -94,7 +94,8 @@ func (r *Report) Markdown(w io.Writer) error {
 			row.Name, row.Billed.Hours(), row.Training.Hours(), row.Idle().Hours(), row.Killed.Hours(),
 			row.Starts, row.Interruptions, waitText(row.Wait(50)), waitText(row.Wait(95)), row.USD)
 	}
-	fmt.Fprintf(&b, "\nnightshift replay: %d watchdog ticks, %d simulated AWS calls, %v wall time; baselines and bound: %v.\n",
+	b.WriteString(r.verdict())
+	fmt.Fprintf(&b, "nightshift replay: %d watchdog ticks, %d simulated AWS calls, %v wall time; baselines and bound: %v.\n",
 		r.Replay.Ticks, r.Replay.APICalls, r.Elapsed.Replay.Round(time.Millisecond), r.Elapsed.Models.Round(time.Millisecond))
 	if pi, ni := r.Replay.PoolIdle, r.Replay.NotebookIdle; pi.N+ni.N > 0 {
 		b.WriteString("nightshift stopped")
@@ -105,7 +106,7 @@ func (r *Report) Markdown(w io.Writer) error {
 			b.WriteString(" and")
 		}
 		if ni.N > 0 {
-			fmt.Fprintf(&b, " notebooks %s after their last activity or connection (%s; idle timeout %s)", spread(ni), plural(ni.N, "stop"), short(p.IdleTimeout))
+			fmt.Fprintf(&b, " notebooks %s after their last activity or connection (%s; notebook idle %s, %s connected)", spread(ni), plural(ni.N, "stop"), short(p.NotebookIdle), short(p.NotebookIdleConnected))
 		}
 		b.WriteString(".\n")
 	}
@@ -151,4 +152,48 @@ func waitText(d time.Duration) string {
 		return fmt.Sprintf("%dm%02ds", d/time.Minute, d/time.Second%60)
 	}
 	return fmt.Sprintf("%dh%02dm", d/time.Hour, d/time.Minute%60)
+}
+
+// verdict says, under the table, how nightshift compares with the bound
+// and the peers: billed against the bound, and the cheapest policy that
+// interrupted nobody — a policy that stops people's work cannot win by it.
+func (r *Report) verdict() string {
+	if len(r.Rows) < 2 {
+		return "\n"
+	}
+	ns, bound := r.Rows[0], r.Rows[len(r.Rows)-1]
+	best := -1
+	for k, row := range r.Rows[:len(r.Rows)-1] {
+		if row.Interruptions == 0 && (best < 0 || row.Billed < r.Rows[best].Billed) {
+			best = k
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nnightshift bills %.3f× the lower bound", ratio(ns.Billed, bound.Billed))
+	switch {
+	case best < 0:
+		b.WriteString("; every policy interrupted someone")
+	case best == 0:
+		b.WriteString(" and is the cheapest policy that interrupted no one")
+	default:
+		fmt.Fprintf(&b, "; the cheapest policy that interrupted no one is %s, at %.3f×", strings.SplitN(r.Rows[best].Name, " (", 2)[0], ratio(r.Rows[best].Billed, bound.Billed))
+	}
+	var cheaper []string
+	for _, row := range r.Rows[1 : len(r.Rows)-1] {
+		if row.Billed < ns.Billed {
+			cheaper = append(cheaper, fmt.Sprintf("%s (%s)", strings.SplitN(row.Name, " (", 2)[0], plural(row.Interruptions, "interruption")))
+		}
+	}
+	if len(cheaper) > 0 {
+		b.WriteString("; billed less, by stopping people's work: " + strings.Join(cheaper, ", "))
+	}
+	b.WriteString(".\n")
+	return b.String()
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
 }
