@@ -52,6 +52,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.Var(keepWarmFlag{&p.KeepWarm}, "keep-warm", `nightshift's keep-warm window: "auto" (measured start-to-ready, the default) or a duration`)
 	fs.DurationVar(&p.IdleTimeout, "idle-timeout", p.IdleTimeout, "nightshift's idle timeout for watched notebooks")
 	fs.DurationVar(&p.NotebookIdle, "notebook-idle", p.NotebookIdle, "nightshift's notebook jobs: stop after this long with no kernel activity and no browser connected")
+	fs.BoolVar(&p.WatchedNotebooks, "watched-notebooks", false, "replay notebooks as instances started by hand and watched (nightshift:watch), as before nightshift had notebooks of its own")
 	fs.DurationVar(&p.NotebookIdleConnected, "notebook-idle-connected", p.NotebookIdleConnected, "nightshift's notebook jobs: stop after this long with no kernel activity, a browser connected")
 	looks := fs.String("looks", "09:00,13:00,18:00", "when someone looks at the instances on workdays (by hand; resubmitting killed jobs)")
 	stop := fs.String("stop-at", "20:00", "time of the nightly stop (Instance Scheduler)")

@@ -39,10 +39,13 @@ type Params struct {
 	KeepWarm, IdleTimeout time.Duration
 	// NotebookIdle and NotebookIdleConnected are for nightshift's own
 	// notebook jobs: how long a notebook with no kernel activity is kept up
-	// with no browser connected, and with one connected. Today's replay
-	// (watched instances launched by hand) uses only IdleTimeout; these are
-	// carried, and shown, for the notebook-job driver (notebookDriver).
+	// with no browser connected, and with one connected.
 	NotebookIdle, NotebookIdleConnected time.Duration
+	// WatchedNotebooks replays each notebook as an instance its person
+	// launches by hand, tagged nightshift:watch=true, which the watchdog
+	// stops from EC2's metrics after IdleTimeout — nightshift before it had
+	// notebooks of its own — instead of nightshift's own notebooks.
+	WatchedNotebooks bool
 
 	// Looks are the times of day someone looks at the instances, on
 	// Workdays (policy "by hand"; also when a killed job is resubmitted).

@@ -127,6 +127,9 @@ func newReplay(ctx context.Context, tr *Trace, p Params) *replay {
 		jobIDs: map[int]string{}, stops: map[string][]time.Time{}, actions: vclock.New(),
 	}
 	rp.nb = newJobNotebooks(rp)
+	if p.WatchedNotebooks {
+		rp.nb = newWatchedNotebooks(rp)
+	}
 	// EventBridge loses nothing; the hook only watches the events go by.
 	w.Drop = func(e awssim.Event) bool {
 		if e.DetailType == "EC2 Instance State-change Notification" && e.Detail["state"] == "stopping" {

@@ -63,8 +63,11 @@ func Compare(ctx context.Context, name string, tr *Trace, p Params) (*Report, er
 	}
 	rep.Elapsed.Replay = time.Since(t0)
 	rep.Replay = ns
-	rep.Rows = append(rep.Rows, Row{fmt.Sprintf("**nightshift** (real handlers on the simulated AWS; keep-warm %s; watched notebooks idle %s; notebook idle %s, %s connected)",
-		KeepWarmWords(p.KeepWarm), short(p.IdleTimeout), short(p.NotebookIdle), short(p.NotebookIdleConnected)), ns.Result})
+	nb := fmt.Sprintf("notebook idle %s, %s connected", short(p.NotebookIdle), short(p.NotebookIdleConnected))
+	if p.WatchedNotebooks {
+		nb = fmt.Sprintf("notebooks started by hand and watched, idle %s", short(p.IdleTimeout))
+	}
+	rep.Rows = append(rep.Rows, Row{fmt.Sprintf("**nightshift** (real handlers on the simulated AWS; keep-warm %s; %s)", KeepWarmWords(p.KeepWarm), nb), ns.Result})
 	t1 := time.Now()
 	for _, pol := range Baselines(tr, p) {
 		rep.Rows = append(rep.Rows, Row{pol.String(), Model(tr, p, pol)})
@@ -180,7 +183,7 @@ func (r *Report) verdict() string {
 	}
 	var cheaper []string
 	for _, row := range r.Rows[1 : len(r.Rows)-1] {
-		if row.Billed < ns.Billed {
+		if row.Billed < ns.Billed && row.Interruptions > 0 {
 			cheaper = append(cheaper, fmt.Sprintf("%s (%s)", strings.SplitN(row.Name, " (", 2)[0], plural(row.Interruptions, "interruption")))
 		}
 	}
