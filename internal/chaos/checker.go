@@ -62,6 +62,10 @@ type checker struct {
 	cancelledAt  map[string]time.Time
 	ended        map[string]bool
 	cancelReadAt uint64
+	// people are the notebook sessions' persons, by session; l5ended those
+	// whose session's end L5 has checked.
+	people  map[string]*person
+	l5ended map[string]bool
 }
 
 func newChecker(h *history) *checker {
@@ -69,6 +73,7 @@ func newChecker(h *history) *checker {
 		h: h, start: h.w.Clock.Now(),
 		idleSince: map[string]time.Time{}, eligibleSince: map[string]int{}, notebooks: map[string]time.Time{},
 		due: map[string]int{}, cancels: map[string]bool{}, cancelledAt: map[string]time.Time{}, ended: map[string]bool{},
+		people: map[string]*person{}, l5ended: map[string]bool{},
 	}
 }
 
@@ -97,8 +102,10 @@ type view struct {
 	holder map[string]string
 	// running maps an instance to the command that runs on it (not a duplicate).
 	running map[string]sim.Invocation
-	// pool counts nightshift's live instances.
-	pool int
+	// pool counts nightshift's live instances of the pool; notebooks each
+	// notebook's own (a pool of one).
+	pool      int
+	notebooks map[string]int
 	// up: the control plane runs, and has run for long enough to be held
 	// to the liveness bounds.
 	up bool
@@ -129,6 +136,7 @@ func (c *checker) step() {
 	c.l2(v)
 	c.l4(v)
 	c.l3(v)
+	c.l5(v)
 	c.b1(v)
 	c.b2(v)
 	c.c1(v)
@@ -141,7 +149,7 @@ func (c *checker) read() (*view, bool) {
 	v := &view{
 		now: h.w.Clock.Now(), live: map[job.State][]*job.Job{},
 		insts: h.w.Cloud.Instances(), invs: h.w.Invocations(),
-		holder: map[string]string{}, running: map[string]sim.Invocation{},
+		holder: map[string]string{}, running: map[string]sim.Invocation{}, notebooks: map[string]int{},
 	}
 	if n := h.w.Store.JobWrites(); n != c.liveAt || c.live == nil {
 		c.live = map[job.State][]*job.Job{}
@@ -158,6 +166,10 @@ func (c *checker) read() (*view, bool) {
 	v.live = c.live // read only: the checks never change a job
 	for _, i := range v.insts {
 		if i.Token != "" && i.State != "terminated" && i.State != "shutting-down" {
+			if notebookInstance(i) {
+				v.notebooks[i.Tags["nightshift:pool"]]++
+				continue
+			}
 			v.pool++
 		}
 	}
@@ -248,6 +260,11 @@ func (c *checker) s4() {
 func (c *checker) s5(v *view) {
 	if v.pool > Cap {
 		c.fail("S5", "%d live instances in a pool capped at %d", v.pool, Cap)
+	}
+	for nb, n := range v.notebooks {
+		if n > 1 {
+			c.fail("S5", "%d live instances of %s; a notebook has one", n, nb)
+		}
 	}
 }
 
@@ -423,8 +440,25 @@ func (c *checker) l3(v *view) {
 			delete(c.eligibleSince, id) // placed since: a later wait starts anew
 		}
 	}
+	// A notebook's sessions share its one instance: a session waits while
+	// another holds it, or while it is stopping.
+	held := map[string]bool{}
+	for _, st := range []job.State{job.Placed, job.Running} {
+		for _, j := range v.live[st] {
+			held[j.Pool] = true
+		}
+	}
+	for _, i := range v.insts {
+		if notebookInstance(i) && i.State == "stopping" {
+			held[i.Tags["nightshift:pool"]] = true
+		}
+	}
 	for _, j := range v.live[job.Queued] {
-		if !free {
+		room := free
+		if _, nb := job.NotebookOf(j.Pool); nb {
+			room = v.up && h.capacityUntil.IsZero() && h.quotaUntil.IsZero() && !held[j.Pool] && !v.budgetReached
+		}
+		if !room {
 			delete(c.eligibleSince, j.ID)
 			continue
 		}

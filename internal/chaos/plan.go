@@ -127,6 +127,7 @@ func (h *history) plan() []action {
 		})
 	}
 	plan = append(plan, h.planCancels(submits)...)
+	plan = append(plan, h.planNotebooks()...)
 	slices.SortStableFunc(plan, func(a, b action) int { return int(a.at - b.at) })
 	return plan
 }
