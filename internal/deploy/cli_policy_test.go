@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestUserPolicy: the UserPolicy the stack outputs for the command line's
@@ -63,5 +65,72 @@ func TestUserPolicy(t *testing.T) {
 		if allowed(tpl, stmts, deny.action, deny.arn) {
 			t.Errorf("UserPolicy allows %s on %s; the command line only reads, and sends to the queue", deny.action, deny.arn)
 		}
+	}
+}
+
+// TestUserPolicyNotebookSessions: `nightshift notebook` may forward a port
+// to a notebook's own instance, and nothing else: Session Manager's
+// StartSession only on nightshift's instances of a notebook pool, with the
+// document checked (SessionDocumentAccessCheck), the port-forwarding
+// document only (no shell), and TerminateSession on the person's own
+// sessions only. The evaluator leaves conditional statements out, so this
+// test reads them.
+func TestUserPolicyNotebookSessions(t *testing.T) {
+	tpl := loadTemplate(t)
+	all, problems := statements(tpl)
+	if len(problems) > 0 {
+		t.Fatalf("statements: %q", problems)
+	}
+	var instance, document, terminate []statement
+	for _, s := range all {
+		if !strings.HasPrefix(s.where, "UserPolicy[") {
+			continue
+		}
+		for _, a := range s.actions {
+			switch strings.ToLower(a) {
+			case "ssm:startsession":
+				for _, r := range s.resources {
+					if strings.Contains(r, ":instance/") {
+						instance = append(instance, s)
+					} else {
+						document = append(document, s)
+					}
+				}
+			case "ssm:terminatesession":
+				terminate = append(terminate, s)
+			}
+		}
+	}
+	if len(instance) != 1 {
+		t.Fatalf("%d StartSession statements on instances; want 1", len(instance))
+	}
+	want := map[string]map[string][]string{
+		"stringequals": {"ssm:resourcetag/nightshift:managed": {"true"}},
+		"stringlike":   {"ssm:resourcetag/nightshift:pool": {"notebook:*"}},
+		"boolifexists": {"ssm:sessiondocumentaccesscheck": {"true"}},
+	} // as the statement parser keeps them: operators and keys lower-cased
+	if diff := cmp.Diff(want, instance[0].conditions); diff != "" {
+		t.Errorf("%s: conditions (-want +got):\n%s", instance[0].where, diff)
+	}
+	for _, s := range document {
+		for _, r := range s.resources {
+			if !strings.HasSuffix(r, ":document/AWS-StartPortForwardingSession") {
+				t.Errorf("%s: StartSession on %s; want the port-forwarding document only", s.where, r)
+			}
+		}
+	}
+	if len(document) == 0 {
+		t.Error("no StartSession on the AWS-StartPortForwardingSession document")
+	}
+	for _, s := range terminate {
+		for _, r := range s.resources {
+			// ${!x} is how !Sub writes a literal ${x}: the policy variable.
+			if !strings.HasSuffix(r, ":session/${!aws:username}-*") && !strings.HasSuffix(r, ":session/${!aws:userid}-*") {
+				t.Errorf("%s: TerminateSession on %s; want the person's own sessions only", s.where, r)
+			}
+		}
+	}
+	if len(terminate) == 0 {
+		t.Error("no TerminateSession: the command line ends the session it opened when the plugin cannot start")
 	}
 }
