@@ -90,6 +90,7 @@ func TestSQSSamples(t *testing.T) {
 		{file: "sqs-scheduled-job.json", want: []error{nil}, wantIDs: []string{"nightly-train-2026-11-25T020000Z"}},
 		{file: "sqs-cancel.json", want: []error{nil, nil, nil}, wantCancels: []string{"resnet-cifar10", "resnet-cifar10", "resnet-cifar11"}},
 		{file: "sqs-recheck.json", want: []error{nil}, wantRechecks: []string{sampleInstance}},
+		{file: "sqs-notebook.json", want: []error{nil, nil}, wantIDs: []string{"nb-alice-20261125T093000Z", ""}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -29,7 +29,8 @@ ns_nb_look() {
 	gpu=$(nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits 2>/dev/null | sort -n | tail -n 1)
 	sessions=$(pgrep -c -f ssm-session-worker 2>/dev/null) # prints 0, and fails, when none
 	sessions=${sessions:-0}
-	python3 - "$ns_nb_port" "$ns_nb_token" "${gpu:-0}" "$sessions" {{look_seconds}} {{gpu_percent}} <<'PY' 2>/dev/null || echo 0
+	local st
+	st=$(python3 - "$ns_nb_port" "$ns_nb_token" "${gpu:-0}" "$sessions" {{look_seconds}} {{gpu_percent}} 2>/dev/null <<'PY'
 import datetime, json, sys, urllib.request
 port, token, gpu, sessions, look, gpu_busy = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
 def get(path):
@@ -43,6 +44,14 @@ busy = gpu >= gpu_busy or any(k.get("execution_state") == "busy" or age(k["last_
 connected = status.get("connections", 0) > 0 or sessions > 0 or age(status["last_activity"]) <= 2 * look
 print(2 if busy else 1 if connected else 0)
 PY
+	)
+	# A look that fails (the API does not answer as expected) is read as
+	# someone connected, or busy if the GPU is: never as away, so a broken
+	# look ends no one's work; the connected timeout still applies.
+	case $st in
+	0 | 1 | 2) echo "$st" ;;
+	*) if [ "${gpu%.*}" -ge {{gpu_percent}} ] 2>/dev/null; then echo 2; else echo 1; fi ;;
+	esac
 }
 until curl -fsS -o /dev/null -H "Authorization: token $ns_nb_token" "http://127.0.0.1:$ns_nb_port/api/status"; do
 	kill -0 "$ns_nb_pid" 2>/dev/null || { wait "$ns_nb_pid"; exit $?; }

@@ -206,3 +206,19 @@ func TestNotebookHeader(t *testing.T) {
 		t.Errorf("command job's header notebook = %+v, %v; want none", h.Notebook, err)
 	}
 }
+
+// TestNotebookBrokenLookIsNotAway: a look that fails (Jupyter answers
+// something the wrapper cannot read) is never taken as its person gone:
+// only the connected timeout ends the notebook.
+func TestNotebookBrokenLookIsNotAway(t *testing.T) {
+	in := newNotebookInstance(t)
+	if err := os.WriteFile(in.jupyter, []byte(`{"status": {}, "kernels": "?"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	x := in.start(t, notebookJob(time.Second, 4*time.Second))
+	x.readyURL(t)
+	x.waitPrefix(t, "nightshift: notebook idle: a browser connected but nothing running for ")
+	if code := x.wait(t); code != 0 {
+		t.Errorf("exit code %d; want 0", code)
+	}
+}
