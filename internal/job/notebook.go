@@ -98,6 +98,8 @@ func (n *Notebook) validate(s *Spec) error {
 		return &Error{Kind: ErrBadDuration, Field: "notebook.idle", Msg: fmt.Sprintf("%v: want between %v and %v", n.Idle.D(), MinNotebookIdle, MaxNotebookIdle)}
 	case n.IdleConnected != 0 && (n.IdleConnected.D() < MinNotebookIdle || n.IdleConnected.D() > MaxNotebookIdle):
 		return &Error{Kind: ErrBadDuration, Field: "notebook.idle_connected", Msg: fmt.Sprintf("%v: want between %v and %v", n.IdleConnected.D(), MinNotebookIdle, MaxNotebookIdle)}
+	case n.Idle != 0 && n.IdleConnected != 0 && n.IdleConnected < n.Idle:
+		return &Error{Kind: ErrBadDuration, Field: "notebook.idle_connected", Msg: fmt.Sprintf("%v: want at least notebook.idle (%v): a person connected gets no less time than one who has left", n.IdleConnected.D(), n.Idle.D())}
 	case s.OnStall != "" || s.StallTimeout != 0:
 		return bad("on_stall", "a notebook is never stalled: it is idle, and ends when its person has left")
 	}

@@ -55,6 +55,7 @@ func TestParseNotebookBadInput(t *testing.T) {
 		{`{"notebook": {"name": "alice", "idle": "10s"}}`, "notebook.idle", ErrBadDuration},
 		{`{"notebook": {"name": "alice", "idle_connected": "48h"}}`, "notebook.idle_connected", ErrBadDuration},
 		{`{"notebook": {"name": "alice", "idel": "5m"}}`, "notebook", ErrInvalid},
+		{`{"notebook": {"name": "alice", "idle": "2h", "idle_connected": "1h"}}`, "notebook.idle_connected", ErrBadDuration},
 		{`{"notebook": {"name": "alice", "idle": "5x"}}`, "notebook", ErrInvalid},
 		{`{"notebook": 7}`, "notebook", ErrInvalid},
 		{`{"notebook": "alice", "on_stall": "cancel"}`, "on_stall", ErrInvalid},

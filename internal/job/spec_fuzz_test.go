@@ -175,7 +175,13 @@ func checkSpec(t *testing.T, raw []byte, s Spec, d Defaults) {
 	if s.Priority < 0 || s.Priority > MaxPriority {
 		t.Errorf("Parse(%q).Priority = %d; want 0 to %d", raw, s.Priority, MaxPriority)
 	}
-	if strings.TrimSpace(s.Command) == "" || strings.ContainsRune(s.Command, 0) {
+	switch n := s.Notebook; {
+	case n != nil:
+		if s.Command != "" || !ValidNotebookName(n.Name) || s.Name == "" ||
+			n.Idle.D() < MinNotebookIdle || n.Idle.D() > MaxNotebookIdle || n.IdleConnected.D() < n.Idle.D() || n.IdleConnected.D() > MaxNotebookIdle {
+			t.Errorf("Parse(%q) = command %q, name %q, notebook %+v; want no command, a valid notebook name and name, idle timeouts within bounds, connected ≥ idle", raw, s.Command, s.Name, *n)
+		}
+	case strings.TrimSpace(s.Command) == "" || strings.ContainsRune(s.Command, 0):
 		t.Errorf("Parse(%q).Command = %q; want a command without NUL", raw, s.Command)
 	}
 	switch s.Instance.Market {

@@ -142,33 +142,7 @@ func (jn *jobNotebooks) show(nb *watched, seq int, p Presence) {
 func (jn *jobNotebooks) play(nb *watched, id string, start time.Time, ev Event) {
 	rp := jn.rp
 	seq := nb.seq
-	s := ev.Session
-	t := start
-	for _, ph := range s.Phases {
-		span := span{t, t.Add(ph.Duration)}
-		pr := ph.Activity.Presence()
-		if pr.Active {
-			nb.active = append(nb.active, span)
-		}
-		if pr.Active || pr.Connected {
-			nb.inUse = append(nb.inUse, span)
-		}
-		rp.at(t, func() { jn.show(nb, seq, pr) })
-		t = span.to
-	}
-	nb.sessions = append(nb.sessions, span{start, t})
-	end := t
-	if s.End == Open {
-		until := end.Add(OpenTabLimit)
-		if !s.Next.IsZero() {
-			until = latest(end, s.Next.Add(rp.shift))
-		}
-		nb.inUse = append(nb.inUse, span{end, until})
-		rp.at(end, func() { jn.show(nb, seq, Presence{Connected: true}) })
-		rp.at(until, func() { jn.show(nb, seq, Presence{}) })
-	} else {
-		rp.at(end, func() { jn.show(nb, seq, Presence{}) })
-	}
+	end := rp.phases(nb, start, ev.Session, func(p Presence) { jn.show(nb, seq, p) })
 	inst, _ := rp.instance(nb.id)
 	stops := inst.Stops
 	rp.at(end, func() {

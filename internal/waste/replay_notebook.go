@@ -142,7 +142,22 @@ func (wn *watchedNotebooks) play(nb *watched, start time.Time, ev Event) {
 	seq := nb.seq
 	nb.arrivals = append(nb.arrivals, ev.At.Add(rp.shift))
 	wn.connect(nb, seq, false) // the old tab, if left open, is gone
-	s := ev.Session
+	end := rp.phases(nb, start, ev.Session, func(p Presence) { wn.connect(nb, seq, p.Connected) })
+	inst, _ := rp.instance(nb.id)
+	stops := inst.Stops
+	rp.at(end, func() {
+		if i, _ := rp.instance(nb.id); i.Stops != stops || i.State != "running" {
+			rp.finding("line %d: notebook %s (%s) was stopped while its person was in a session (%s, by %s, last action %q)",
+				ev.Line, nb.name, nb.id, i.State, i.StoppedBy, i.Tags["nightshift:last-action"])
+		}
+	})
+}
+
+// phases records a session's phases from start in nb's spans, has show
+// act out what the person does at each phase's start and after the end
+// (nothing after a Leave end; connected after an Open end, until the next
+// session or OpenTabLimit), and returns when the phases end.
+func (rp *replay) phases(nb *watched, start time.Time, s *Session, show func(Presence)) time.Time {
 	t := start
 	for _, ph := range s.Phases {
 		span := span{t, t.Add(ph.Duration)}
@@ -153,7 +168,7 @@ func (wn *watchedNotebooks) play(nb *watched, start time.Time, ev Event) {
 		if pr.Active || pr.Connected {
 			nb.inUse = append(nb.inUse, span)
 		}
-		rp.at(t, func() { wn.connect(nb, seq, pr.Connected) })
+		rp.at(t, func() { show(pr) })
 		t = span.to
 	}
 	nb.sessions = append(nb.sessions, span{start, t})
@@ -164,19 +179,12 @@ func (wn *watchedNotebooks) play(nb *watched, start time.Time, ev Event) {
 			until = latest(end, s.Next.Add(rp.shift))
 		}
 		nb.inUse = append(nb.inUse, span{end, until})
-		rp.at(end, func() { wn.connect(nb, seq, true) })
-		rp.at(until, func() { wn.connect(nb, seq, false) })
+		rp.at(end, func() { show(Presence{Connected: true}) })
+		rp.at(until, func() { show(Presence{}) })
 	} else {
-		rp.at(end, func() { wn.connect(nb, seq, false) })
+		rp.at(end, func() { show(Presence{}) })
 	}
-	inst, _ := rp.instance(nb.id)
-	stops := inst.Stops
-	rp.at(end, func() {
-		if i, _ := rp.instance(nb.id); i.Stops != stops || i.State != "running" {
-			rp.finding("line %d: notebook %s (%s) was stopped while its person was in a session (%s, by %s, last action %q)",
-				ev.Line, nb.name, nb.id, i.State, i.StoppedBy, i.Tags["nightshift:last-action"])
-		}
-	})
+	return end
 }
 
 // measure: training is the time in the sessions' phases; an interruption
