@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+
 	"github.com/nightshift-dev/nightshift/internal/awssim"
 	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/sim"
@@ -134,5 +137,51 @@ func TestNotebookNeverStoppedUnderItsPerson(t *testing.T) {
 	}
 	if !strings.Contains(out, job.NotebookReady) {
 		t.Errorf("notebook output %q; want the ready line", out)
+	}
+}
+
+// TestNotebookSweepReadsOneMetricEach: the watchdog's backstop reads one
+// metric per running notebook per sweep, all in one GetMetricData call,
+// and no stall metrics for them (a notebook is idle, never stalled).
+func TestNotebookSweepReadsOneMetricEach(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{})
+	names := []string{"a", "b", "c"}
+	for _, n := range names {
+		w.Send(`{"id": "nb-` + n + `", "notebook": {"name": "` + n + `", "idle": "5m"}}`)
+	}
+	if !w.RunUntil(ctx, 30*time.Minute, func() bool {
+		for _, n := range names {
+			if !stateIs(w, "nb-"+n, job.Running)() {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatal("the notebooks did not all run")
+	}
+	for _, n := range names {
+		inst, _ := notebookInstance(w, n)
+		w.Cloud.SetJupyter(inst.ID, awssim.Jupyter{KernelBusy: true})
+	}
+	w.Run(ctx, 10*time.Minute) // past the idle timeout and its slack: due for a look
+	calls, queries := 0, map[string]int{}
+	w.Cloud.Fault = func(op string, in any) error {
+		if q, ok := in.(*cloudwatch.GetMetricDataInput); ok {
+			calls++
+			for _, d := range q.MetricDataQueries {
+				queries[aws.ToString(d.MetricStat.Metric.MetricName)]++
+			}
+		}
+		return nil
+	}
+	w.Tick(ctx)
+	if calls != 1 || queries["NotebookState"] != 3 || len(queries) != 1 {
+		t.Errorf("one sweep over 3 busy notebooks: %d GetMetricData calls, queries %v; want 1 call of 3 NotebookState queries", calls, queries)
+	}
+	for _, n := range names {
+		if j := jobOf(t, w, "nb-"+n); j.State != job.Running {
+			t.Errorf("nb-%s: %s (%s); want RUNNING: its kernel is busy", n, j.State, j.Reason)
+		}
 	}
 }
