@@ -185,3 +185,36 @@ func TestNotebookSweepReadsOneMetricEach(t *testing.T) {
 		}
 	}
 }
+
+// TestNotebookBackstop: a notebook whose wrapper cannot end JupyterLab is
+// cancelled by the watchdog from its NotebookState metric, a minute past
+// the idle timeout and within a sweep more, and its instance stopped.
+func TestNotebookBackstop(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{})
+	stops := watchStops(w)
+	w.NotebookStuck = true
+	w.Send(`{"id": "nb", "notebook": {"name": "stuck", "idle": "5m"}}`)
+	if !w.RunUntil(ctx, 30*time.Minute, stateIs(w, "nb", job.Running)) {
+		t.Fatalf("nb: %s; want RUNNING", jobOf(t, w, "nb").State)
+	}
+	inst, _ := notebookInstance(w, "stuck")
+	w.Cloud.SetJupyter(inst.ID, awssim.Jupyter{KernelBusy: true})
+	w.Run(ctx, 30*time.Minute)
+	left := w.Clock.Now()
+	w.Cloud.SetJupyter(inst.ID, awssim.Jupyter{})
+	if !w.RunUntil(ctx, 30*time.Minute, stateIs(w, "nb", job.Cancelled)) {
+		j := jobOf(t, w, "nb")
+		t.Fatalf("nb with a stuck wrapper: %s (%s); want CANCELLED by the watchdog", j.State, j.Reason)
+	}
+	if j := jobOf(t, w, "nb"); !strings.HasPrefix(j.CancelReason, "idle: notebook stuck: nobody connected and nothing running for 5m0s") {
+		t.Errorf("cancel reason %q; want the watchdog's idle rule", j.CancelReason)
+	}
+	w.Run(ctx, 5*time.Minute)
+	t.Logf("stopping %v after its person left", stops[inst.ID].Sub(left))
+	// The window (idle + one period of slack) must be covered by minute
+	// datapoints, the minute of the last busy look included; then a sweep.
+	if d := stops[inst.ID].Sub(left); d < 6*time.Minute || d > 8*time.Minute+30*time.Second {
+		t.Errorf("instance stopping %v after its person left; want 6–8m30s (idle 5m, a period of slack, the metric's minute, a sweep, the stop)", d)
+	}
+}

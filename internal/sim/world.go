@@ -78,6 +78,10 @@ type World struct {
 	// succeeds after a minute. The wrapper around it (lock, timers,
 	// heartbeat) is modelled by the world.
 	Exec ExecFunc
+	// NotebookStuck: notebooks' wrappers look and publish NotebookState
+	// but cannot end JupyterLab by themselves (the watchdog's backstop
+	// must); a stop still ends it.
+	NotebookStuck bool
 
 	// Drop, when set, decides which events EventBridge loses.
 	Drop func(awssim.Event) bool

@@ -92,7 +92,7 @@ func (x wrapper) Run(h *awssim.Host, r awssim.Run) awssim.Outcome {
 	}
 	h.Shutdown(time.Duration(hd.DeadmanSeconds)*time.Second, "dead-man timer")
 	if hd.Notebook != nil {
-		return notebook(h, hd)
+		return notebook(h, hd, x.w.NotebookStuck)
 	}
 	o := Outcome{Duration: time.Minute}
 	if x.w.Exec != nil {
@@ -145,7 +145,7 @@ func (x wrapper) stop(h *awssim.Host, sh runner.StopHeader) awssim.Outcome {
 // connected with nothing running for the idle timeout, or a browser
 // connected with nothing running for the connected one, it ends JupyterLab
 // and exits 0. A stop (TERM) ends JupyterLab within seconds.
-func notebook(h *awssim.Host, hd runner.Header) awssim.Outcome {
+func notebook(h *awssim.Host, hd runner.Header, stuck bool) awssim.Outcome {
 	nb, dir := *hd.Notebook, hd.AttemptDir()
 	look := time.Duration(nb.LookSeconds) * time.Second
 	present, busy, sent, most := h.Now(), h.Now(), h.Now(), 0
@@ -168,6 +168,9 @@ func notebook(h *awssim.Host, hd runner.Header) awssim.Outcome {
 			if now.Sub(sent) >= time.Minute {
 				h.PutMetric(watchdog.NotebookState.Namespace, watchdog.NotebookState.Name, float64(most))
 				sent, most = now, 0
+			}
+			if stuck {
+				return
 			}
 			if now.Sub(present) >= time.Duration(nb.IdleSeconds)*time.Second || now.Sub(busy) >= time.Duration(nb.IdleConnectedSeconds)*time.Second {
 				if _, stopping := h.Read(dir + "/stop"); !stopping {
