@@ -122,7 +122,9 @@ func liveNotebook(ctx context.Context, c *cloud, name string) (*job.Job, error) 
 		return nil, err
 	}
 	for _, j := range js {
-		if nb, ok := notebookOf(j); ok && nb == name {
+		// One being stopped (--stop, the watchdog) is not reused: a new
+		// session waits for its instance, and gets it once it is free.
+		if nb, ok := notebookOf(j); ok && nb == name && !j.CancelRequested() {
 			return j, nil
 		}
 	}

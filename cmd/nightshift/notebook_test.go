@@ -8,11 +8,13 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/store"
 )
 
 // fakeSSM answers StartSession as Session Manager does, and records the
@@ -263,5 +265,32 @@ func TestNotebookMessage(t *testing.T) {
 	}
 	if !job.ValidID(notebookID("abcdefghijklmnopqrstuvwxyz012345", t0)) {
 		t.Error("the id of a notebook with a 32-character name is not a valid job id")
+	}
+}
+
+// TestLiveNotebookSkipsOneBeingStopped: a session whose stop was asked is
+// not reused: `nightshift notebook` right after `--stop` starts a new one.
+func TestLiveNotebookSkipsOneBeingStopped(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	mem := store.NewMemory(store.Clock(func() time.Time { return now }))
+	spec, err := job.Parse([]byte(`{"id": "nb-old", "notebook": "alice"}`), job.Defaults{Pool: "default", Pools: []string{"default"}, MaxRuntime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := job.New(spec, job.NotebookPool("alice"), now)
+	if err := mem.Create(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	c := &cloud{jobs: mem}
+	if got, err := liveNotebook(ctx, c, "alice"); err != nil || got == nil || got.ID != "nb-old" {
+		t.Fatalf("liveNotebook(alice) = %v, %v; want nb-old", got, err)
+	}
+	j.CancelRequestedAt, j.CancelReason = now, "stopped with nightshift notebook --stop"
+	if err := mem.Update(ctx, j, job.Queued); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := liveNotebook(ctx, c, "alice"); err != nil || got != nil {
+		t.Errorf("liveNotebook(alice) with its session being stopped = %v, %v; want none", got, err)
 	}
 }
