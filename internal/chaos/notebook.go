@@ -259,11 +259,24 @@ func (c *checker) l5end(p *person, j *job.Job, now time.Time) {
 	if !idleEnd {
 		return
 	}
-	// When the idle end was decided: the watchdog's cancel, or the
-	// wrapper's look, a JupyterLab stop (seconds) before the command ended.
-	at := j.EndedAt.Add(-notebookEnd)
-	if j.State == job.Cancelled {
-		at = j.CancelRequestedAt
+	// When the end was decided, and by whom: the wrapper's look, a
+	// JupyterLab stop (seconds) before its command ended by itself (exit
+	// 0) — even when the watchdog's cancel, on a record that had not heard
+	// of that end yet, is what the job records; else the watchdog's sweep,
+	// on data up to a freshness window old, a function's run before its
+	// cancel was written.
+	tol := notebookLook + notebookEnd
+	at := j.CancelRequestedAt.Add(-watchdogLag)
+	var last sim.Invocation
+	for _, inv := range c.h.w.Invocations() {
+		if inv.JobID == j.ID && !inv.Stop && !inv.Duplicate && inv.Started.After(last.Started) {
+			last = inv
+		}
+	}
+	if last.Status == "Success" && last.ResponseCode == 0 && !last.Ended.IsZero() {
+		at = last.Ended.Add(-notebookEnd)
+	} else if j.State == job.Succeeded {
+		at = j.EndedAt.Add(-notebookEnd)
 	}
 	if at.IsZero() || at.After(now) {
 		at = now
@@ -271,12 +284,16 @@ func (c *checker) l5end(p *person, j *job.Job, now time.Time) {
 	present, busyAt := p.last(connected, at), p.last(busy, at)
 	// The wrapper last saw them up to a look before they went, and ended
 	// JupyterLab up to notebookEnd after it decided.
-	tol := notebookLook + notebookEnd
 	if present.After(at.Add(-NotebookIdle+tol)) && busyAt.After(at.Add(-NotebookIdleConnected+tol)) {
 		c.fail("L5", "notebook session %s ended as idle at %v (%s, %s) while its person was there: last connected %v before, last busy %v before",
 			j.ID, at.Sub(c.start), j.State, j.Reason, at.Sub(present), at.Sub(busyAt))
 	}
 }
+
+// watchdogLag bounds how old the data of the watchdog's idle cancel is
+// when the cancel is written: its freshness window (two periods) and a
+// function's run.
+const watchdogLag = 2*scheduler.Period + LambdaTimeout
 
 // notebookEnd bounds how long JupyterLab takes to end once its wrapper has
 // decided (the harness's model takes 2 s).

@@ -52,6 +52,11 @@ func NotebookIdle(in NotebookInput) (why string, idle bool) {
 		return fmt.Sprintf("running %v, within its idle timeout %v", in.Now.Sub(in.Started), in.Idle), false
 	}
 	m := NotebookState
+	// The wrapper publishes every minute: data older than two periods is
+	// stale (the person may be back), and is not read as idle.
+	if n := len(in.State); n == 0 || in.State[n-1].At.Before(in.Now.Add(-2*m.Period)) {
+		return "no fresh NotebookState data", false
+	}
 	check := func(d time.Duration, most float64) bool {
 		from := in.Now.Add(-d - notebookSlack)
 		s := in.State.since(from.Add(-m.Period))

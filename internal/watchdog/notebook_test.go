@@ -67,6 +67,10 @@ func TestNotebookIdle(t *testing.T) {
 			in.State = states(now.Add(-10*time.Minute), zeros(60)...)
 			return in
 		}, false},
+		{"away, but the newest point 3 min old: the person may be back", func(in NotebookInput) NotebookInput {
+			in.State = states(now.Add(-3*time.Minute), append(twos(60), zeros(8)...)...)
+			return in
+		}, false},
 		{"started 4 min ago", func(in NotebookInput) NotebookInput {
 			in.Started, in.State = now.Add(-4*time.Minute), states(now, zeros(4)...)
 			return in

@@ -247,6 +247,7 @@ func (w *Watchdog) budget(ctx context.Context, managed []Instance, running []*jo
 	var acts []notice.Action
 	var errs []error
 	var reached []string
+	unread := false
 	for k, p := range b.Periods(now) {
 		rec, err := w.store.Spend(ctx, p.Key)
 		switch {
@@ -254,6 +255,7 @@ func (w *Watchdog) budget(ctx context.Context, managed []Instance, running []*jo
 			rec = p.Fresh()
 		case err != nil:
 			errs = append(errs, err)
+			unread = true
 			spend[k].usd = rec.USD
 			continue
 		}
@@ -274,7 +276,11 @@ func (w *Watchdog) budget(ctx context.Context, managed []Instance, running []*jo
 		}
 	}
 	v := b.Verdict(reached, running)
-	if !b.DryRun {
+	// A period whose record could not be read says nothing about its
+	// budget: unless another period is found spent, the status stays as
+	// it is — clearing it would resume placement past a budget that may be
+	// spent (a throttled read is not a new day).
+	if !b.DryRun && (len(reached) > 0 || !unread) {
 		errs = append(errs, w.setStatus(ctx, v.Reached, v.Reason))
 	}
 	for _, c := range v.Cancels {

@@ -478,3 +478,42 @@ func TestSweepBudgetOnce(t *testing.T) {
 		}
 	}
 }
+
+// spendFails is a store whose reads of the budget periods' records fail
+// while fail is set (throttled), the status record excepted.
+type spendFails struct {
+	*store.Memory
+	fail bool
+}
+
+func (s *spendFails) Spend(ctx context.Context, period string) (store.Spend, error) {
+	if s.fail && period != BudgetStatus {
+		return store.Spend{}, errors.New("ProvisionedThroughputExceededException: Rate exceeded")
+	}
+	return s.Memory.Spend(ctx, period)
+}
+
+// TestSweepBudgetUnreadKeepsStatus: a sweep that cannot read the day's
+// spend record leaves a reached budget reached: a throttled read is not a
+// new day, and placement must not resume.
+func TestSweepBudgetUnreadKeepsStatus(t *testing.T) {
+	ctx := context.Background()
+	now := sweepAt.Add(45 * time.Minute)
+	st := &spendFails{Memory: store.NewMemory()}
+	w := New(Deps{Cloud: &fakeCloud{insts: []Instance{managed("i-m", false)}}, Runner: &fakeRunner{}, Store: st, Notice: &fakeNotice{}, Now: func() time.Time { return now },
+		Config: Config{DailyBudget: 2.5, Prices: map[string]float64{"g4dn.xlarge": 1}}})
+	if _, err := w.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := st.Spend(ctx, BudgetStatus); err != nil || !s.Reached {
+		t.Fatalf("budget status after a sweep past the budget: %+v, %v; want reached", s, err)
+	}
+	st.fail = true
+	now = now.Add(time.Minute)
+	if _, err := w.Sweep(ctx); err == nil {
+		t.Error("Sweep() with the spend records unreadable = nil; want the read's error")
+	}
+	if s, err := st.Spend(ctx, BudgetStatus); err != nil || !s.Reached {
+		t.Errorf("budget status after a sweep that could not read the spend: %+v, %v; want still reached", s, err)
+	}
+}
