@@ -381,17 +381,21 @@ func TestNotebookCommandLine(t *testing.T) {
 	if items := d.jobItems(t, id); len(items) != 1 || str(items[0]["pool"]) != "notebook:e2e-nb" {
 		t.Fatalf("the intake made %v of %s; want one job in pool notebook:e2e-nb", items, id)
 	}
-	// The intake records the session (QUEUED, in the notebook's pool);
-	// its placement on moto is not relied on here: the test writes the
-	// instance, the stream and the ready line in it, as the dispatch and
-	// the wrapper would (moto's SSM runs no command).
-	const inst = "i-0e2e0000000000a01"
-	if _, err := d.ddb.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{
-		TableName: aws.String(table), Key: map[string]ddbtypes.AttributeValue{"pk": &ddbtypes.AttributeValueMemberS{Value: "JOB#" + id}, "sk": &ddbtypes.AttributeValueMemberS{Value: "JOB"}},
-		UpdateExpression:          aws.String("SET instance_id = :i"),
-		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":i": &ddbtypes.AttributeValueMemberS{Value: inst}},
-	}); err != nil {
-		t.Fatal(err)
+	// The intake places the session on an instance of its own, launched
+	// on moto and tagged with the notebook's pool; moto's SSM runs no
+	// command, so the test writes the stream and the ready line in it, as
+	// the dispatch and the wrapper would.
+	items := d.jobItems(t, id)
+	inst := str(items[0]["instance_id"])
+	if st := str(items[0]["state"]); st != "PLACED" || inst == "" {
+		t.Fatalf("%s after the intake: %s on %q (%s); want PLACED on its own instance", id, st, inst, str(items[0]["reason"]))
+	}
+	own := false
+	for _, i := range d.instances(t) {
+		own = own || aws.ToString(i.InstanceId) == inst && tags(i)["nightshift:pool"] == "notebook:e2e-nb" && tags(i)["nightshift:managed"] == "true"
+	}
+	if !own {
+		t.Errorf("instance %s is not tagged nightshift:pool=notebook:e2e-nb, nightshift:managed=true", inst)
 	}
 	stream := "0b5e1c5e-0000-4000-8000-00000000nb01/" + inst + "/aws-runShellScript/stdout"
 	d.putLogs(t, stream, "nightshift: installing JupyterLab", "nightshift: notebook ready: http://127.0.0.1:8888/lab?token=e2etoken")
