@@ -75,6 +75,9 @@ type Settings struct {
 	// name secrets (NIGHTSHIFT_SECRETS_PREFIX, the template's
 	// SecretsPrefix); the instance role may read only those.
 	SecretsPrefix string
+	// MaxWait is a job's max_wait when its message names none
+	// (NIGHTSHIFT_DEFAULT_MAX_WAIT; 0 or unset: for ever).
+	MaxWait time.Duration
 	// NotebookIdle and NotebookIdleConnected are the notebook idle timeouts
 	// (NIGHTSHIFT_NOTEBOOK_IDLE, NIGHTSHIFT_NOTEBOOK_IDLE_CONNECTED); zero:
 	// job.DefaultNotebookIdle and job.DefaultNotebookIdleConnected.
@@ -91,7 +94,7 @@ type Settings struct {
 // Scheduler returns the scheduler's part of the settings.
 func (s Settings) Scheduler() scheduler.Config {
 	return scheduler.Config{Pools: s.Pools, DefaultPool: DefaultPool, MaxRuntime: s.MaxRuntime, Setup: s.Setup, Retries: s.Retries, SecretsPrefix: s.SecretsPrefix,
-		NotebookIdle: s.NotebookIdle, NotebookIdleConnected: s.NotebookIdleConnected}
+		NotebookIdle: s.NotebookIdle, NotebookIdleConnected: s.NotebookIdleConnected, MaxWait: s.MaxWait}
 }
 
 // FromEnv reads the settings; getenv is os.Getenv outside tests.
@@ -160,6 +163,14 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		}
 		if *d.dst < job.MinNotebookIdle || *d.dst > job.MaxNotebookIdle {
 			return s, fmt.Errorf("%s: %v: want %v to %v", d.name, *d.dst, job.MinNotebookIdle, job.MaxNotebookIdle)
+		}
+	}
+	if v := getenv("NIGHTSHIFT_DEFAULT_MAX_WAIT"); v != "" && v != "0" {
+		if s.MaxWait, err = time.ParseDuration(v); err != nil {
+			return s, fmt.Errorf("NIGHTSHIFT_DEFAULT_MAX_WAIT: %w", err)
+		}
+		if s.MaxWait < job.MinMaxWait || s.MaxWait > job.MaxWaitLimit {
+			return s, fmt.Errorf("NIGHTSHIFT_DEFAULT_MAX_WAIT: %v: want %v to %v, or 0 for ever", s.MaxWait, job.MinMaxWait, job.MaxWaitLimit)
 		}
 	}
 	if v := getenv("NIGHTSHIFT_DEFAULT_RETRIES"); v != "" {

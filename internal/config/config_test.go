@@ -182,3 +182,18 @@ func TestFromEnvNotebookIdle(t *testing.T) {
 		}
 	}
 }
+
+func TestFromEnvMaxWait(t *testing.T) {
+	s, err := FromEnv(env(map[string]string{"NIGHTSHIFT_TABLE": "t", "NIGHTSHIFT_DEFAULT_MAX_WAIT": "24h"}))
+	if err != nil || s.MaxWait != 24*time.Hour || s.Scheduler().Defaults().MaxWait != 24*time.Hour {
+		t.Fatalf("FromEnv(max wait 24h) = %v, %v", s.MaxWait, err)
+	}
+	if s, err := FromEnv(env(map[string]string{"NIGHTSHIFT_TABLE": "t", "NIGHTSHIFT_DEFAULT_MAX_WAIT": "0"})); err != nil || s.MaxWait != 0 {
+		t.Errorf("FromEnv(max wait 0) = %v, %v; want 0, for ever", s.MaxWait, err)
+	}
+	for _, bad := range []string{"1m", "1000h", "x"} {
+		if _, err := FromEnv(env(map[string]string{"NIGHTSHIFT_TABLE": "t", "NIGHTSHIFT_DEFAULT_MAX_WAIT": bad})); err == nil {
+			t.Errorf("FromEnv(max wait %q) = nil error; want one", bad)
+		}
+	}
+}

@@ -141,3 +141,24 @@ func (j *Job) Deadline() time.Time {
 	}
 	return j.StartedAt.Add(j.Spec.MaxRuntime.D())
 }
+
+// QueuedSince is when the job's current attempt began to wait: its
+// submission, or the move back to the queue that began a later attempt (a
+// lost instance). A launch refused for capacity or quota sends the job
+// back to the queue within its attempt: that wait goes on.
+func (j *Job) QueuedSince() time.Time {
+	if j.Attempt <= 1 {
+		return j.SubmittedAt
+	}
+	// The move that lost the previous attempt is its last entry, to QUEUED
+	// (recorded before the attempt count grew).
+	for k := len(j.History) - 1; k >= 0; k-- {
+		if h := j.History[k]; h.Attempt < j.Attempt {
+			if h.To == Queued {
+				return h.At
+			}
+			break
+		}
+	}
+	return j.UpdatedAt // its history does not reach back so far
+}

@@ -26,6 +26,13 @@ const MaxRuntimeLimit = 48 * time.Hour
 // boot and setup would dominate, and a typo ("5s" for "5h") is likelier.
 const MinRuntime = time.Minute
 
+// Bounds of max_wait: at least the watchdog's few minutes (a launch that
+// fails on capacity is retried every minute), at most 30 days.
+const (
+	MinMaxWait   = 5 * time.Minute
+	MaxWaitLimit = 30 * 24 * time.Hour
+)
+
 // MaxRetries bounds the retries a job may ask for after lost instances.
 const MaxRetries = 10
 
@@ -73,6 +80,10 @@ type Spec struct {
 	OnStall string `json:"on_stall,omitempty"`
 	// StallTimeout overrides the deployment's stall timeout for this job.
 	StallTimeout Duration `json:"stall_timeout,omitzero"`
+	// MaxWait bounds how long the job may wait in the queue — for capacity,
+	// quota, a free instance — before it fails with the reason it waited
+	// for; zero waits for ever.
+	MaxWait Duration `json:"max_wait,omitzero"`
 	// Notebook, when set, makes the job a JupyterLab session on the
 	// notebook's own instance instead of a command (see Notebook).
 	Notebook *Notebook `json:"notebook,omitempty"`
@@ -284,6 +295,9 @@ type Defaults struct {
 	Pools []string
 	// KnownType reports whether an instance type is one nightshift can run.
 	KnownType func(string) bool
+	// MaxWait is the deployment's max_wait for a job that names none; zero
+	// waits for ever.
+	MaxWait time.Duration
 	// NotebookIdle and NotebookIdleConnected are the deployment's notebook
 	// idle timeouts (zero: DefaultNotebookIdle, DefaultNotebookIdleConnected).
 	NotebookIdle, NotebookIdleConnected time.Duration
@@ -333,7 +347,7 @@ var (
 	// a name without the leading "/" is not in a hierarchy, so under no
 	// prefix).
 	paramPattern = regexp.MustCompile(`^(/[A-Za-z0-9_.-]+)+$`)
-	fields       = []string{"id", "name", "command", "workdir", "setup", "env", "instance", "max_runtime", "inputs", "outputs", "retries", "priority", "notify", "scheduled_at", "on_stall", "stall_timeout", "notebook"}
+	fields       = []string{"id", "name", "command", "workdir", "setup", "env", "instance", "max_runtime", "inputs", "outputs", "retries", "priority", "notify", "scheduled_at", "on_stall", "stall_timeout", "max_wait", "notebook"}
 )
 
 // Parameter Store's limits on a parameter name.
@@ -411,7 +425,7 @@ func decodeError(raw []byte, err error) error {
 func durationField(raw []byte) string {
 	var m map[string]json.RawMessage
 	_ = json.Unmarshal(raw, &m)
-	for _, f := range []string{"max_runtime", "stall_timeout"} {
+	for _, f := range []string{"max_runtime", "stall_timeout", "max_wait"} {
 		var d Duration
 		if v, ok := m[f]; ok && d.UnmarshalJSON(v) != nil {
 			return f
@@ -459,6 +473,8 @@ func (s *Spec) validate(d Defaults) error {
 		return &Error{Kind: ErrInvalid, Field: "notify", Msg: fmt.Sprintf("%q: want end, failure or never; the notice goes to the stack's SNS topic (subscribe to it there)", s.Notify)}
 	case s.OnStall != "" && s.OnStall != StallNotify && s.OnStall != StallCancel:
 		return &Error{Kind: ErrInvalid, Field: "on_stall", Msg: fmt.Sprintf("%q: want notify or cancel", s.OnStall)}
+	case s.MaxWait != 0 && (s.MaxWait.D() < MinMaxWait || s.MaxWait.D() > MaxWaitLimit):
+		return &Error{Kind: ErrBadDuration, Field: "max_wait", Msg: fmt.Sprintf("%v: want between %v and %v", s.MaxWait.D(), MinMaxWait, MaxWaitLimit)}
 	case s.StallTimeout != 0 && s.StallTimeout.D() < 5*time.Minute:
 		return &Error{Kind: ErrBadDuration, Field: "stall_timeout", Msg: fmt.Sprintf("%v: want at least 5m (GPU metrics arrive once a minute)", s.StallTimeout.D())}
 	case strings.ContainsRune(s.Command, 0):
@@ -542,6 +558,9 @@ func (s *Spec) applyDefaults(d Defaults) {
 		if s.Notebook != nil {
 			s.MaxRuntime = Duration(max(d.MaxRuntime, DefaultNotebookMaxRuntime))
 		}
+	}
+	if s.MaxWait == 0 && d.MaxWait > 0 {
+		s.MaxWait = Duration(d.MaxWait)
 	}
 	if s.Notebook != nil {
 		s.Notebook.applyDefaults(s, d)

@@ -272,3 +272,46 @@ func TestEnvJSON(t *testing.T) {
 		t.Errorf("json.Unmarshal(%s) = %v, %v; want %v", b, got, err, give)
 	}
 }
+
+func TestParseMaxWait(t *testing.T) {
+	got, err := Parse([]byte(`{"command": "x", "max_wait": "6h"}`), defaults())
+	if err != nil || got.MaxWait.D() != 6*time.Hour {
+		t.Errorf("Parse(max_wait 6h) = %v, %v; want 6h", got.MaxWait.D(), err)
+	}
+	d := defaults()
+	d.MaxWait = 24 * time.Hour
+	if got, err := Parse([]byte(`{"command": "x"}`), d); err != nil || got.MaxWait.D() != 24*time.Hour {
+		t.Errorf("Parse(no max_wait, deployment 24h) = %v, %v; want the deployment's 24h", got.MaxWait.D(), err)
+	}
+	if got, err := Parse([]byte(`{"command": "x"}`), defaults()); err != nil || got.MaxWait != 0 {
+		t.Errorf("Parse(no max_wait, none deployed) = %v, %v; want 0: for ever", got.MaxWait.D(), err)
+	}
+	for _, bad := range []string{`{"command": "x", "max_wait": "1m"}`, `{"command": "x", "max_wait": "1000h"}`, `{"command": "x", "max_wait": "soon"}`} {
+		var e *Error
+		if _, err := Parse([]byte(bad), defaults()); !errors.As(err, &e) || !errors.Is(err, ErrBadDuration) || e.Field != "max_wait" {
+			t.Errorf("Parse(%s) = %v; want a bad duration on max_wait", bad, err)
+		}
+	}
+}
+
+func TestQueuedSince(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	j := New(Spec{ID: "a", Command: "x"}, "default", t0)
+	if got := j.QueuedSince(); !got.Equal(t0) {
+		t.Errorf("QueuedSince of a new job = %v; want its submission %v", got, t0)
+	}
+	_ = j.Move(Placed, "launching", t0.Add(time.Minute))
+	_ = j.Move(Queued, "capacity", t0.Add(2*time.Minute))
+	if got := j.QueuedSince(); !got.Equal(t0) {
+		t.Errorf("QueuedSince after a launch refused for capacity = %v; want the submission %v: the wait goes on", got, t0)
+	}
+	_ = j.Move(Placed, "launching", t0.Add(3*time.Minute))
+	_ = j.Move(Running, "running", t0.Add(4*time.Minute))
+	_ = j.Move(Queued, "instance lost", t0.Add(time.Hour)) // as the scheduler's lost does: the move, then the count
+	j.Attempt++
+	_ = j.Move(Placed, "launching", t0.Add(61*time.Minute))
+	_ = j.Move(Queued, "capacity", t0.Add(62*time.Minute))
+	if got := j.QueuedSince(); !got.Equal(t0.Add(time.Hour)) {
+		t.Errorf("QueuedSince of attempt 2 = %v; want %v, when its instance was lost", got, t0.Add(time.Hour))
+	}
+}

@@ -103,3 +103,19 @@ func (s *Scheduler) failRefused(ctx context.Context, w *world, j *job.Job, err e
 	}
 	return werr
 }
+
+// failWaited fails a queued job that has waited its max_wait, saying what
+// it waited for: its last reason (capacity, quota, the pool's cap, a
+// budget). A queued job holds nothing, so nothing is freed.
+func (s *Scheduler) failWaited(ctx context.Context, w *world, j *job.Job, maxWait time.Duration) error {
+	why := fmt.Sprintf("waited %v in the queue, its max_wait of %v: %s", w.now.Sub(j.QueuedSince()).Round(time.Second), maxWait, j.Reason)
+	if err := j.Move(job.Failed, why, w.now); err != nil {
+		return err
+	}
+	ok, err := s.write(ctx, j, job.Queued)
+	if ok {
+		s.log.WarnContext(ctx, "waited too long", "job", j.ID, "max_wait", maxWait, "why", why)
+		s.ended(ctx, j)
+	}
+	return err
+}

@@ -23,6 +23,9 @@ func (s *Scheduler) place(ctx context.Context, w *world, j *job.Job) error {
 		// refused): it holds nothing now.
 		return s.endCancelled(ctx, w, j, "")
 	}
+	if mw := j.Spec.MaxWait.D(); mw > 0 && w.now.Sub(j.QueuedSince()) >= mw {
+		return s.failWaited(ctx, w, j, mw)
+	}
 	pool, types := s.pool(j)
 	if w.budget != "" {
 		return s.setReason(ctx, j, w.budget)

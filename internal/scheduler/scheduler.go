@@ -99,6 +99,8 @@ type Config struct {
 	// SecretsPrefix is the Parameter Store path under which a job's env
 	// may name secrets (see job.Defaults); empty refuses every reference.
 	SecretsPrefix string
+	// MaxWait is a job's max_wait when its message names none; zero: for ever.
+	MaxWait time.Duration
 	// NotebookIdle and NotebookIdleConnected are the deployment's notebook
 	// idle timeouts (see job.Notebook); zero: job's defaults.
 	NotebookIdle, NotebookIdleConnected time.Duration
@@ -266,6 +268,7 @@ func (c Config) Defaults() job.Defaults {
 		Pool: c.DefaultPool, MaxRuntime: c.MaxRuntime, Retries: c.Retries,
 		Setup: c.Setup, Market: market, Pools: slices.Sorted(maps.Keys(c.Pools)), KnownType: catalog.Known,
 		SecretsPrefix: c.SecretsPrefix, NotebookIdle: c.NotebookIdle, NotebookIdleConnected: c.NotebookIdleConnected,
+		MaxWait: c.MaxWait,
 	}
 }
 

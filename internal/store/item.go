@@ -214,6 +214,9 @@ func marshalSpec(s *job.Spec) *types.AttributeValueMemberM {
 	if s.StallTimeout != 0 {
 		m["stall_timeout"] = num(int64(s.StallTimeout))
 	}
+	if s.MaxWait != 0 {
+		m["max_wait"] = num(int64(s.MaxWait))
+	}
 	if n := s.Notebook; n != nil {
 		// The idle timeouts in nanoseconds, as max_runtime.
 		m["notebook"] = &types.AttributeValueMemberM{Value: item{"name": str(n.Name), "idle": num(int64(n.Idle)), "idle_connected": num(int64(n.IdleConnected))}}
@@ -305,6 +308,7 @@ func (d *decoder) spec() job.Spec {
 		ScheduledAt:  d.s("scheduled_at"),
 		OnStall:      d.s("on_stall"),
 		StallTimeout: job.Duration(d.i64("stall_timeout")),
+		MaxWait:      job.Duration(d.i64("max_wait")),
 	}
 	if im, ok := d.m("instance"); ok {
 		in := decoder{it: im, path: d.path + "instance."}

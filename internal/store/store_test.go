@@ -349,6 +349,7 @@ func fullJob() *job.Job {
 			ScheduledAt:  "2026-11-25T02:00:00Z",
 			OnStall:      job.StallCancel,
 			StallTimeout: job.Duration(45*time.Minute + 1),
+			MaxWait:      job.Duration(6*time.Hour + 3),
 			Notebook:     &job.Notebook{Name: "alice", Idle: job.Duration(5*time.Minute + 1), IdleConnected: job.Duration(time.Hour + 2)},
 		},
 		State:        job.Running,
