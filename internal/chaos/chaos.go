@@ -72,6 +72,9 @@ func (v *Violation) Error() string {
 type Stats struct {
 	Steps, Jobs, Messages, Crashes, Throttles, Dropped, Duplicated int
 	Launches, Commands                                             int
+	// Notebooks counts notebook sessions; Waited the jobs failed for
+	// waiting past their max_wait.
+	Notebooks, Waited int
 }
 
 // history is one seeded run.
@@ -377,6 +380,8 @@ func (s *Stats) add(o Stats) {
 	s.Duplicated += o.Duplicated
 	s.Launches += o.Launches
 	s.Commands += o.Commands
+	s.Notebooks += o.Notebooks
+	s.Waited += o.Waited
 }
 
 // quiet reports whether every job the history sent has ended and every

@@ -137,6 +137,7 @@ func (c *checker) step() {
 	c.l4(v)
 	c.l3(v)
 	c.l5(v)
+	c.w1(v)
 	c.b1(v)
 	c.b2(v)
 	c.c1(v)
@@ -547,6 +548,31 @@ func (c *checker) overdue(key string, cond bool) bool {
 
 // final checks the end of the drain: every accepted job ended, nothing of
 // nightshift's still runs, and the stranger's instance was never touched.
+// w1: a job with a max_wait leaves the queue within it plus a tick or two
+// (placed, or failed for waiting), and is never failed for waiting sooner.
+func (c *checker) w1(v *view) {
+	for _, j := range v.live[job.Queued] {
+		mw := j.Spec.MaxWait.D()
+		if mw == 0 {
+			continue
+		}
+		if waited := v.now.Sub(j.QueuedSince()); v.up && c.overdue("W1 "+j.ID, waited > mw+scheduler.Period) {
+			c.fail("W1", "job %s still QUEUED after waiting %v, its max_wait %v: %s", j.ID, waited, mw, j.Reason)
+		}
+	}
+}
+
+// w1end checks a job that failed for waiting: it had waited its max_wait.
+func (c *checker) w1end(j *job.Job) {
+	if j.State != job.Failed || !strings.HasPrefix(j.Reason, "waited ") {
+		return
+	}
+	c.h.stats.Waited++
+	if mw := j.Spec.MaxWait.D(); mw == 0 || j.EndedAt.Sub(j.QueuedSince()) < mw {
+		c.fail("W1", "job %s failed for waiting after %v; its max_wait is %v", j.ID, j.EndedAt.Sub(j.QueuedSince()), mw)
+	}
+}
+
 func (c *checker) final() error {
 	c.step()
 	if c.err != nil {
@@ -564,6 +590,7 @@ func (c *checker) final() error {
 		}
 		// With a daily budget, work past what the budget buys waits, by
 		// design, with the budget as its reason: visibly waiting (S1).
+		c.w1end(j)
 		deferred := h.budget > 0 && j.State == job.Queued && strings.HasPrefix(j.Reason, "budget: ")
 		if !j.State.Terminal() && !deferred {
 			c.fail("S1", "job %s is still %s after the drain: %s", id, j.State, j.Reason)

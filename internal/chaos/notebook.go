@@ -106,6 +106,7 @@ func (h *history) planNotebooks() []action {
 			h.jobs[id] = 6 * time.Hour
 			plan = append(plan, action{at: t, name: "notebook session " + id, do: func(h *history) {
 				h.send(msg)
+				h.stats.Notebooks++
 				p := &person{job: id, name: name, phases: phases}
 				h.check.people[id] = p
 				h.arrive(p)

@@ -25,6 +25,9 @@ func (h *history) plan() []action {
 	}
 	r := h.rng
 	at := func() time.Duration { return time.Duration(r.Int64N(int64(Length))) }
+	// max_wait for one job in five, from a source of its own (the other
+	// draws stay as they were).
+	mw := rand.New(rand.NewPCG(h.seed^0x082efa98ec4e6c89, h.seed))
 
 	// Job submissions: bursts of a few jobs, single jobs, with priorities,
 	// retries, spot, and sometimes a duplicate send.
@@ -46,6 +49,9 @@ func (h *history) plan() []action {
 			}
 			if r.IntN(5) == 0 {
 				msg += `, "on_stall": "cancel"`
+			}
+			if mw.IntN(5) == 0 {
+				msg += fmt.Sprintf(`, "max_wait": "%dm"`, 20+mw.IntN(70))
 			}
 			msg += "}"
 			h.jobs[id] = runtime
