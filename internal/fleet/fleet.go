@@ -80,6 +80,9 @@ type Config struct {
 	Subnets []string
 	// AMIParameter is the SSM parameter holding the default AMI id.
 	AMIParameter string
+	// UnavailableTTL, when set, replaces UnavailableTTL; negative: the
+	// fleet remembers no refused offering (a benchmark's baseline).
+	UnavailableTTL time.Duration
 }
 
 // Fleet acts on nightshift's instances.
@@ -91,6 +94,8 @@ type Fleet struct {
 
 	mu       sync.Mutex
 	amiCache map[string]cachedAMI
+	// offerings are the offerings EC2 just refused for capacity.
+	offerings unavailable
 }
 
 type cachedAMI struct {
@@ -250,7 +255,16 @@ func (f *Fleet) launch(ctx context.Context, r LaunchRequest) (Instance, error) {
 	for _, t := range r.Types {
 		for _, spot := range markets {
 			for _, subnet := range subnets {
+				// Every rung keeps its place in the count, tried or not: the
+				// client token of a rung is the same on every pass, so a launch
+				// repeated after a crash gets its instance back whatever the
+				// unavailable offerings are by then.
 				try++
+				o := offering{typ: t, subnet: subnet, spot: spot}
+				if err, ok := f.blocked(o); ok {
+					last = err
+					continue
+				}
 				in := f.runInput(r, t, spot, subnet, ami, fmt.Sprintf("%s-%d", r.Token, try))
 				// No SDK retries: InsufficientInstanceCapacity comes back as
 				// HTTP 500, which the SDK would retry for seconds. Moving on to
@@ -264,6 +278,9 @@ func (f *Fleet) launch(ctx context.Context, r LaunchRequest) (Instance, error) {
 					err = errors.New("RunInstances returned no instance")
 				}
 				last = classify(err, t, spot, f.cfg.Region, r)
+				if errors.Is(last, ErrCapacity) {
+					f.refused(o, last)
+				}
 				if errors.Is(last, ErrThrottled) || !Transient(last) {
 					return Instance{}, last
 				}
