@@ -213,7 +213,7 @@ func (h *history) leave(p *person) {
 // l5: a notebook with a busy kernel or a connected person is never ended
 // as idle; one its person has left ends within its idle bound plus one
 // look, whether or not the control plane is up (the wrapper decides on the
-// instance), and its instance stops within the instance's own idle timer.
+// instance). Its instance's stop afterwards is L1's.
 func (c *checker) l5(v *view) {
 	h := c.h
 	for id, p := range c.people {
@@ -305,8 +305,3 @@ func notebookInstance(i awssim.Instance) bool {
 	_, ok := job.NotebookOf(i.Tags["nightshift:pool"])
 	return ok
 }
-
-// notebookTick is the instance's own idle timer after a notebook session
-// (keep-warm 0): the most a free notebook instance runs without a control
-// plane.
-var notebookTick = 2 * scheduler.Period

@@ -1,7 +1,6 @@
 package job
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -74,10 +73,8 @@ func (n *Notebook) UnmarshalJSON(b []byte) error {
 		return json.Unmarshal(b, &n.Name)
 	}
 	type plain Notebook
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
 	var p plain
-	if err := d.Decode(&p); err != nil {
+	if err := decodeStrict(b, &p); err != nil {
 		return &Error{Kind: ErrInvalid, Field: "notebook", Msg: `want a name such as "alice" or {"name": "alice", "idle": "5m", "idle_connected": "1h"}: ` + trimJSON(err.Error())}
 	}
 	*n = Notebook(p)

@@ -1,7 +1,6 @@
 package job
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -48,9 +47,7 @@ func ParseRecheck(raw []byte) (Recheck, error) {
 		return Recheck{}, &Error{Kind: ErrOversized, Msg: fmt.Sprintf("%d bytes, the limit is %d", len(raw), MaxMessageBytes)}
 	}
 	var r Recheck
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&r); err != nil {
+	if err := decodeStrict(raw, &r); err != nil {
 		return Recheck{}, &Error{Kind: ErrMalformed, Field: "recheck", Msg: err.Error()}
 	}
 	if !ValidInstanceID(r.InstanceID) {

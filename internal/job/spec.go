@@ -133,14 +133,19 @@ func (in *Instance) UnmarshalJSON(b []byte) error {
 		return json.Unmarshal(b, &in.Pool)
 	}
 	type plain Instance
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
 	var p plain
-	if err := d.Decode(&p); err != nil {
+	if err := decodeStrict(b, &p); err != nil {
 		return err
 	}
 	*in = Instance(p)
 	return nil
+}
+
+// decodeStrict decodes one JSON value into v, refusing fields v lacks.
+func decodeStrict(b []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	return d.Decode(v)
 }
 
 // Env is a job's environment variables, by name.

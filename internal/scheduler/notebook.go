@@ -20,10 +20,10 @@ import (
 // sessions submitted at once launch one instance between them.
 
 // notebookPool returns the settings of a notebook's own pool, made from
-// the pool its instance is launched like.
+// the pool its instance is launched like: one instance. (Its keep-warm, 0,
+// is keepWarm's, which knows a notebook's instance by its pool.)
 func notebookPool(base Pool) Pool {
 	base.MaxInstances = 1
-	base.KeepWarm, base.KeepWarmAuto = 0, false
 	return base
 }
 

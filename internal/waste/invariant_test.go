@@ -13,9 +13,6 @@ import (
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
 )
 
-// cloudWatchPeriod is EC2 basic monitoring's period (CPU, network).
-const cloudWatchPeriod = 5 * time.Minute
-
 // traces returns the shipped traces and, unless -short, generated months
 // from other seeds.
 func traces(t *testing.T) map[string]*Trace {
