@@ -36,6 +36,7 @@ type Memory struct {
 	leases    map[string]Lease
 	spend     memorySpend
 	pools     memoryPools
+	quotas    memoryQuotas
 	// expires holds each job's expires_at (epoch seconds), as the table
 	// would; absent for a record that never expires.
 	expires map[string]int64

@@ -194,3 +194,31 @@ func testPoolStatus(t *testing.T, s store.Jobs) {
 		t.Errorf("PoolStatus(gpu) (-want +got):\n%s", diff)
 	}
 }
+
+// testQuotaRequest: a quota's request record is written at its version
+// only (one pass asks), and reads back exactly, every field.
+func testQuotaRequest(t *testing.T, s store.Jobs) {
+	if _, err := s.QuotaRequest(t.Context(), "L-DB2E81BA"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("QuotaRequest(none) = %v; want ErrNotFound", err)
+	}
+	q := store.QuotaRequest{Code: "L-DB2E81BA", Status: store.QuotaAsking, Desired: 16, AskedAt: t0}
+	if err := s.PutQuotaRequest(t.Context(), &q); err != nil || q.Version != 1 {
+		t.Fatalf("PutQuotaRequest(new) = %v, version %d; want nil, 1", err, q.Version)
+	}
+	rival := store.QuotaRequest{Code: "L-DB2E81BA", Status: store.QuotaAsking, Desired: 32, AskedAt: t0}
+	if err := s.PutQuotaRequest(t.Context(), &rival); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("a second intent at version 0 = %v; want ErrConflict", err)
+	}
+	q.ID, q.CaseID, q.Status, q.Notified = "d3adb33f", "17000000001", "CASE_OPENED", "PENDING"
+	q.CheckedAt, q.DecidedAt, q.NextTry, q.Message = t0.Add(time.Minute), t0.Add(2*time.Minute), t0.Add(time.Hour), "m"
+	if err := s.PutQuotaRequest(t.Context(), &q); err != nil {
+		t.Fatalf("PutQuotaRequest = %v", err)
+	}
+	got, err := s.QuotaRequest(t.Context(), "L-DB2E81BA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(q, got); diff != "" {
+		t.Errorf("QuotaRequest (-want +got):\n%s", diff)
+	}
+}

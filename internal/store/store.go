@@ -126,6 +126,12 @@ type Jobs interface {
 	// PutPoolStatus writes s if the stored record is at version s.Version
 	// (0: absent), then sets s.Version; ErrConflict otherwise.
 	PutPoolStatus(ctx context.Context, s *PoolStatus) error
+	// QuotaRequest reads nightshift's record of a quota's increase
+	// request; ErrNotFound if it never asked.
+	QuotaRequest(ctx context.Context, code string) (QuotaRequest, error)
+	// PutQuotaRequest writes q if the stored record is at version
+	// q.Version (0: absent), then sets q.Version; ErrConflict otherwise.
+	PutQuotaRequest(ctx context.Context, q *QuotaRequest) error
 	// Spend reads a spend record (a day, a month, or BudgetStatus); ErrNotFound if absent.
 	Spend(ctx context.Context, period string) (Spend, error)
 	// PutSpend writes s if the stored record is at version s.Version (0:

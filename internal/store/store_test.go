@@ -57,6 +57,7 @@ func testJobs(t *testing.T, newStore newStoreFunc) {
 		{"SlotRace", testSlotRace},
 		{"BadSlotOps", testBadSlotOps},
 		{"PoolStatus", testPoolStatus},
+		{"QuotaRequest", testQuotaRequest},
 		{"Submitted", testSubmitted},
 		{"SubmittedPages", testSubmittedPages},
 		{"SubmittedErrors", testSubmittedErrors},
