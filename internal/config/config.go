@@ -46,6 +46,10 @@ const DefaultAMIParameter = "/aws/service/deeplearning/ami/x86_64/oss-nvidia-dri
 // 0 keeps records for ever.
 const MaxRetentionDays = 3650
 
+// maxQuotaRequest bounds NIGHTSHIFT_QUOTA_REQUEST_MAX_VCPUS against a
+// typo: 100,000 vCPUs is over 500 p5.48xlarge.
+const maxQuotaRequest = 100000
+
 // Settings is everything a deployment configures, read from NIGHTSHIFT_* variables.
 type Settings struct {
 	Table            string
@@ -78,6 +82,10 @@ type Settings struct {
 	// MaxWait is a job's max_wait when its message names none
 	// (NIGHTSHIFT_DEFAULT_MAX_WAIT; 0 or unset: for ever).
 	MaxWait time.Duration
+	// QuotaRequestMax is the most vCPUs nightshift may ask an EC2 vCPU
+	// quota to be raised to (NIGHTSHIFT_QUOTA_REQUEST_MAX_VCPUS; 0 or
+	// unset: it never asks).
+	QuotaRequestMax int
 	// NotebookIdle and NotebookIdleConnected are the notebook idle timeouts
 	// (NIGHTSHIFT_NOTEBOOK_IDLE, NIGHTSHIFT_NOTEBOOK_IDLE_CONNECTED); zero:
 	// job.DefaultNotebookIdle and job.DefaultNotebookIdleConnected.
@@ -94,7 +102,8 @@ type Settings struct {
 // Scheduler returns the scheduler's part of the settings.
 func (s Settings) Scheduler() scheduler.Config {
 	return scheduler.Config{Pools: s.Pools, DefaultPool: DefaultPool, MaxRuntime: s.MaxRuntime, Setup: s.Setup, Retries: s.Retries, SecretsPrefix: s.SecretsPrefix,
-		NotebookIdle: s.NotebookIdle, NotebookIdleConnected: s.NotebookIdleConnected, MaxWait: s.MaxWait}
+		NotebookIdle: s.NotebookIdle, NotebookIdleConnected: s.NotebookIdleConnected, MaxWait: s.MaxWait,
+		QuotaRequestMax: s.QuotaRequestMax, Region: s.Region}
 }
 
 // FromEnv reads the settings; getenv is os.Getenv outside tests.
@@ -164,6 +173,13 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		if *d.dst < job.MinNotebookIdle || *d.dst > job.MaxNotebookIdle {
 			return s, fmt.Errorf("%s: %v: want %v to %v", d.name, *d.dst, job.MinNotebookIdle, job.MaxNotebookIdle)
 		}
+	}
+	if v := getenv("NIGHTSHIFT_QUOTA_REQUEST_MAX_VCPUS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > maxQuotaRequest {
+			return s, fmt.Errorf("NIGHTSHIFT_QUOTA_REQUEST_MAX_VCPUS: %q: want a whole number of vCPUs from 0 (never ask) to %d", v, maxQuotaRequest)
+		}
+		s.QuotaRequestMax = n
 	}
 	if v := getenv("NIGHTSHIFT_DEFAULT_MAX_WAIT"); v != "" && v != "0" {
 		if s.MaxWait, err = time.ParseDuration(v); err != nil {

@@ -197,3 +197,19 @@ func TestFromEnvMaxWait(t *testing.T) {
 		}
 	}
 }
+
+func TestFromEnvQuotaRequestMax(t *testing.T) {
+	s, err := FromEnv(env(map[string]string{"NIGHTSHIFT_TABLE": "t", "NIGHTSHIFT_QUOTA_REQUEST_MAX_VCPUS": "64", "AWS_REGION": "eu-west-1"}))
+	if err != nil || s.Scheduler().QuotaRequestMax != 64 || s.Scheduler().Region != "eu-west-1" {
+		t.Fatalf("FromEnv(quota max 64) = %+v, %v", s.Scheduler(), err)
+	}
+	if s, err := FromEnv(env(map[string]string{"NIGHTSHIFT_TABLE": "t"})); err != nil || s.QuotaRequestMax != 0 {
+		t.Errorf("FromEnv(no quota max) = %d, %v; want 0, never ask", s.QuotaRequestMax, err)
+	}
+	for _, bad := range []string{"-1", "x", "8.5", "100001"} {
+		_, err := FromEnv(env(map[string]string{"NIGHTSHIFT_TABLE": "t", "NIGHTSHIFT_QUOTA_REQUEST_MAX_VCPUS": bad}))
+		if err == nil || !strings.Contains(err.Error(), "NIGHTSHIFT_QUOTA_REQUEST_MAX_VCPUS") {
+			t.Errorf("FromEnv(quota max %q) = %v; want an error naming the variable", bad, err)
+		}
+	}
+}

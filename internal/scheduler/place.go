@@ -72,6 +72,13 @@ func (s *Scheduler) place(ctx context.Context, w *world, j *job.Job) error {
 	if n := s.count(w, j.Pool); n >= cap || !room {
 		return s.setReason(ctx, j, fmt.Sprintf("waiting for a free instance: pool %s is at its cap of %d instances", j.Pool, cap))
 	}
+	market := pool.Market
+	if m := j.Spec.Instance.Market; m != "" {
+		market = m
+	}
+	if why, ok := s.quotaRoom(ctx, w, j, types, market); !ok {
+		return s.setReason(ctx, j, why)
+	}
 	// Write the intent first: PLACED with the launch token, and a slot of
 	// the pool taken in the same transaction — the cap, held by DynamoDB
 	// whatever other invocations do meanwhile. A crash after RunInstances is
@@ -81,10 +88,7 @@ func (s *Scheduler) place(ctx context.Context, w *world, j *job.Job) error {
 	if err := j.Move(job.Placed, "launching an instance", w.now); err != nil {
 		return err
 	}
-	j.Market = pool.Market
-	if m := j.Spec.Instance.Market; m != "" {
-		j.Market = m
-	}
+	j.Market = market
 	if ok, err := s.write(ctx, j, from, store.SlotOp{Kind: store.TakeSlot, Pool: j.Pool, Index: index, At: w.now}); !ok {
 		return err
 	}
@@ -133,6 +137,7 @@ func (s *Scheduler) launch(ctx context.Context, w *world, j *job.Job) error {
 		// client token. A refusal of the deployment's settings pauses the
 		// pool's launches, backing off, and says so once.
 		w.blocked[j.Pool] = err
+		s.quotaRefused(err)
 		var perr error
 		if errors.Is(err, fleet.ErrDeployment) {
 			perr = s.refused(ctx, w, j.Pool, err)
@@ -156,6 +161,7 @@ func (s *Scheduler) launch(ctx context.Context, w *world, j *job.Job) error {
 		return s.lost(ctx, w, j, fmt.Sprintf("instance %s, launched for this attempt, is %s", inst.ID, inst.State))
 	}
 	w.instances[inst.ID] = inst
+	s.quotaUsed(w, inst.Type, inst.Spot)
 	s.log.InfoContext(ctx, "launched", "job", j.ID, "instance", inst.ID, "type", inst.Type, "spot", inst.Spot)
 	return errors.Join(s.recovered(ctx, w, j.Pool), s.attach(ctx, w, j, inst))
 }
@@ -256,6 +262,7 @@ func (s *Scheduler) advance(ctx context.Context, w *world, j *job.Job) error {
 			}
 			return err
 		}
+		s.quotaUsed(w, i.Type, i.Spot)
 		s.log.InfoContext(ctx, "started instance", "job", j.ID, "instance", i.ID)
 		s.askRecheck(ctx, w, i.ID, RecheckDelay)
 		return s.setReason(ctx, j, "starting instance "+i.ID)

@@ -51,6 +51,9 @@ func (s *Scheduler) reconcile(ctx context.Context, o Options) (*world, error) {
 		errs = append(errs, s.place(ctx, w, j))
 	}
 	errs = append(errs, s.stopIdle(ctx, w))
+	if o.Poll {
+		errs = append(errs, s.followOpenQuotas(ctx, w))
+	}
 	s.recheckFreed(ctx, w)
 	return w, errors.Join(errs...)
 }

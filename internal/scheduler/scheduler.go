@@ -104,6 +104,11 @@ type Config struct {
 	// NotebookIdle and NotebookIdleConnected are the deployment's notebook
 	// idle timeouts (see job.Notebook); zero: job's defaults.
 	NotebookIdle, NotebookIdleConnected time.Duration
+	// QuotaRequestMax is the most vCPUs nightshift may ask a quota to be
+	// raised to, for the jobs waiting on it; zero: it never asks.
+	QuotaRequestMax int
+	// Region is the deployment's region, for the console links in reasons.
+	Region string
 }
 
 // Bounds of an "auto" keep-warm window: at least a minute, so that a job
@@ -234,6 +239,8 @@ type Scheduler struct {
 	log    *slog.Logger
 	// recheck asks for delayed re-checks (UseRechecker); nil: none.
 	recheck Rechecker
+	// quotas reads the vCPU quotas before launches (UseQuotas); nil: EC2 decides.
+	quotas Quotas
 }
 
 // New returns a Scheduler.

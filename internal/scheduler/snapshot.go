@@ -42,6 +42,9 @@ type world struct {
 	gonePools []string
 	// rechecks marks the instances this pass asked a re-check for.
 	rechecks map[string]bool
+	// quota is the pass's reading of the vCPU quotas, made when a job is
+	// about to launch.
+	quota quotaView
 }
 
 func (s *Scheduler) snapshot(ctx context.Context, o Options) (*world, error) {

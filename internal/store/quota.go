@@ -3,8 +3,13 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 )
 
 // Quota request items: pk = "QUOTA", sk = the quota code:
@@ -98,6 +103,29 @@ func (d *DynamoDB) QuotaRequest(ctx context.Context, code string) (QuotaRequest,
 	return unmarshalQuotaRequest(it)
 }
 
+// QuotaRequests lists every quota's request record, with a consistent
+// read: one query, for the watchdog's tick to follow the open ones.
+func (d *DynamoDB) QuotaRequests(ctx context.Context) ([]QuotaRequest, error) {
+	var out []QuotaRequest
+	err := d.query(ctx, &dynamodb.QueryInput{
+		TableName:                 aws.String(d.table),
+		KeyConditionExpression:    aws.String("#pk = :pk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK},
+		ExpressionAttributeValues: item{":pk": str(quotaPK)},
+		ConsistentRead:            aws.Bool(true),
+	}, func(it item) error {
+		q, err := unmarshalQuotaRequest(it)
+		if err == nil {
+			out = append(out, q)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list quota requests: %w", err)
+	}
+	return out, nil
+}
+
 // PutQuotaRequest writes q if the stored record is still at version
 // q.Version (0: absent), then sets q.Version; ErrConflict otherwise.
 func (d *DynamoDB) PutQuotaRequest(ctx context.Context, q *QuotaRequest) error {
@@ -128,6 +156,21 @@ func (m *Memory) QuotaRequest(ctx context.Context, code string) (QuotaRequest, e
 		return QuotaRequest{}, fmt.Errorf("quota request %s: %w", code, ErrNotFound)
 	}
 	return q, nil
+}
+
+// QuotaRequests lists every quota's request record, by code.
+func (m *Memory) QuotaRequests(ctx context.Context) ([]QuotaRequest, error) {
+	if err := m.enter(ctx, "QuotaRequests"); err != nil {
+		return nil, err
+	}
+	m.quotas.mu.Lock()
+	defer m.quotas.mu.Unlock()
+	var out []QuotaRequest
+	for _, q := range m.quotas.items {
+		out = append(out, q)
+	}
+	slices.SortFunc(out, func(a, b QuotaRequest) int { return strings.Compare(a.Code, b.Code) })
+	return out, nil
 }
 
 // PutQuotaRequest writes q if the stored record is still at version q.Version.

@@ -221,4 +221,15 @@ func testQuotaRequest(t *testing.T, s store.Jobs) {
 	if diff := cmp.Diff(q, got); diff != "" {
 		t.Errorf("QuotaRequest (-want +got):\n%s", diff)
 	}
+	p := store.QuotaRequest{Code: "L-417A185B", Status: "PENDING", Desired: 96, AskedAt: t0}
+	if err := s.PutQuotaRequest(t.Context(), &p); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.QuotaRequests(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]store.QuotaRequest{p, q}, all); diff != "" {
+		t.Errorf("QuotaRequests (-want +got):\n%s", diff)
+	}
 }

@@ -129,6 +129,8 @@ type Jobs interface {
 	// QuotaRequest reads nightshift's record of a quota's increase
 	// request; ErrNotFound if it never asked.
 	QuotaRequest(ctx context.Context, code string) (QuotaRequest, error)
+	// QuotaRequests lists every quota's request record, by code.
+	QuotaRequests(ctx context.Context) ([]QuotaRequest, error)
 	// PutQuotaRequest writes q if the stored record is at version
 	// q.Version (0: absent), then sets q.Version; ErrConflict otherwise.
 	PutQuotaRequest(ctx context.Context, q *QuotaRequest) error
