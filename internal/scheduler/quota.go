@@ -431,6 +431,9 @@ func (s *Scheduler) askQuota(ctx context.Context, w *world, r store.QuotaRequest
 	if !ok || float64(want) <= applied {
 		return // the bound does not cover it: the reason says so
 	}
+	if r.Status == quota.StatusApproved && want <= r.Desired {
+		return // granted already; Service Quotas has not applied it yet
+	}
 	intent := r
 	intent.Status, intent.Desired, intent.AskedAt, intent.ID, intent.CaseID, intent.Message = store.QuotaAsking, want, w.now, "", "", ""
 	intent.DecidedAt, intent.NextTry = time.Time{}, time.Time{}

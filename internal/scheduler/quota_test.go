@@ -413,3 +413,22 @@ func TestQuotaAskFailures(t *testing.T) {
 		}
 	})
 }
+
+// TestQuotaApprovedNotAskedAgain: an approved increase that Service Quotas
+// has not applied yet is not asked for again; the reason says it waits.
+func TestQuotaApprovedNotAskedAgain(t *testing.T) {
+	w := newQuotaWorld(t, 64)
+	w.submit("a")
+	w.pass(time.Minute)
+	w.q.decide("req-1", quota.StatusApproved, "")
+	w.q.applied[catalog.QuotaG.Code] = 0 // approved, not applied yet
+	for range 15 {
+		w.pass(time.Minute)
+	}
+	if got := w.q.calls["Request"]; got != 1 {
+		t.Errorf("%d requests; want 1: the approval stands while AWS applies it", got)
+	}
+	if j := w.job("a"); !strings.Contains(j.Reason, "increase to 8 approved (request req-1); waiting for AWS to apply it") {
+		t.Errorf("reason %q; want it waiting for the approved value", j.Reason)
+	}
+}
