@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nightshift-dev/nightshift/internal/awserr"
 	"github.com/nightshift-dev/nightshift/internal/catalog"
 	"github.com/nightshift-dev/nightshift/internal/fleet"
 	"github.com/nightshift-dev/nightshift/internal/job"
@@ -449,6 +450,14 @@ func (s *Scheduler) askQuota(ctx context.Context, w *world, r store.QuotaRequest
 		if hist, herr := s.quotas.History(ctx, r.Code); herr == nil && len(hist) > 0 && hist[0].Open() {
 			got, err = hist[0], nil
 		}
+	}
+	if err != nil && !awserr.Answered(err) {
+		// No answer (a timeout, a lost response): the request may have
+		// been filed. The intent stands; after QuotaAskTimeout a pass
+		// reads the quota's history, adopts the request if it is there,
+		// and asks again only if it is not.
+		s.log.WarnContext(ctx, "quota increase: no answer; the history decides", "quota", r.Code, "desired", want, "err", err)
+		return
 	}
 	if err != nil {
 		next.Status, next.Message, next.NextTry = store.QuotaFailed, err.Error(), w.now.Add(QuotaRetry)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/smithy-go"
+
 	"github.com/nightshift-dev/nightshift/internal/catalog"
 	"github.com/nightshift-dev/nightshift/internal/fleet"
 	"github.com/nightshift-dev/nightshift/internal/job"
@@ -360,7 +362,7 @@ func TestQuotaUnreadLaunches(t *testing.T) {
 func TestQuotaAskFailures(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		w := newQuotaWorld(t, 64)
-		w.q.requestErr = fmt.Errorf("%w: AccessDeniedException", quota.ErrDenied)
+		w.q.requestErr = fmt.Errorf("%w: %w", quota.ErrDenied, &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not allowed"})
 		w.submit("a")
 		w.pass(time.Minute)
 		if got := w.notices("could not ask AWS"); got != 1 {
@@ -381,6 +383,22 @@ func TestQuotaAskFailures(t *testing.T) {
 		}
 		if got := w.q.calls["Request"]; got != 2 {
 			t.Errorf("%d calls after %v; want 2", got, QuotaRetry)
+		}
+	})
+	t.Run("no answer", func(t *testing.T) {
+		// The call timed out: it may have been filed. Nothing is asked
+		// again until the history says it was not.
+		w := newQuotaWorld(t, 64)
+		w.q.requestErr = context.DeadlineExceeded
+		w.submit("a")
+		w.pass(time.Minute)
+		w.q.requestErr = nil
+		w.q.reqs = append(w.q.reqs, quota.Request{ID: "filed", Code: catalog.QuotaG.Code, Desired: 8, Status: quota.StatusPending, Created: w.now})
+		for range 10 {
+			w.pass(time.Minute)
+		}
+		if j := w.job("a"); w.q.calls["Request"] != 1 || !strings.Contains(j.Reason, "request filed") {
+			t.Errorf("%d calls, reason %q; want the unanswered request found in the history, not asked again", w.q.calls["Request"], j.Reason)
 		}
 	})
 	t.Run("open already", func(t *testing.T) {
