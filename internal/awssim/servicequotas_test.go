@@ -140,7 +140,9 @@ func TestQuotaHistoryPages(t *testing.T) {
 	clk := vclock.New()
 	c := awssim.New(clk)
 	c.Quota[awssim.QuotaOnDemandP] = 0
-	c.QuotaDecision = func(string, float64) []awssim.QuotaStep { return []awssim.QuotaStep{{After: time.Minute, Status: "DENIED"}} }
+	c.QuotaDecision = func(string, float64) []awssim.QuotaStep {
+		return []awssim.QuotaStep{{After: time.Minute, Status: "DENIED"}}
+	}
 	for k := range 5 {
 		if _, err := ask(c, awssim.QuotaOnDemandP, float64(8*(k+1))); err != nil {
 			t.Fatal(err)
@@ -198,7 +200,9 @@ func equal(a, b []float64) bool {
 // (AccessDeniedException, recorded in Denied) and the fault hook.
 func TestQuotaPolicyAndFaults(t *testing.T) {
 	c := awssim.New(vclock.New())
-	c.Policy = func(r awssim.Request) bool { return r.Op != "RequestServiceQuotaIncrease" || r.Quota != awssim.QuotaOnDemandP }
+	c.Policy = func(r awssim.Request) bool {
+		return r.Op != "RequestServiceQuotaIncrease" || r.Quota != awssim.QuotaOnDemandP
+	}
 	if _, err := ask(c, awssim.QuotaOnDemandP, 8); code(err) != "AccessDeniedException" {
 		t.Errorf("a refused request = %v; want AccessDeniedException", err)
 	}
