@@ -121,11 +121,39 @@ func (q *Quotas) Forget(code string) {
 // values take * (zero or more characters) and ? wildcards.
 var gpuTypes = []string{"g*", "p*", "vt*"}
 
+// TagManaged marks nightshift's own instances (fleet.TagManaged): Use
+// tells their vCPUs from everyone else's.
+const TagManaged = "nightshift:managed"
+
+// Use is the vCPUs in use under one quota: nightshift's instances' and
+// the account's others'.
+type Use struct {
+	Nightshift int `json:"nightshift"`
+	Others     int `json:"others"`
+}
+
+// Total is every vCPU in use under the quota: what EC2 holds against it.
+func (u Use) Total() int { return u.Nightshift + u.Others }
+
 // Usage returns the vCPUs of every pending or running G, VT and P instance
 // of the account — nightshift's and everyone else's — under each quota
 // code they count against (catalog.QuotaFor). It reads DescribeInstances in
 // pages of 1000 and caches nothing.
 func (q *Quotas) Usage(ctx context.Context) (map[string]int, error) {
+	uses, err := q.UsageByOwner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	used := make(map[string]int, len(uses))
+	for code, u := range uses {
+		used[code] = u.Total()
+	}
+	return used, nil
+}
+
+// UsageByOwner is Usage with nightshift's instances (tagged
+// nightshift:managed=true) told from the others.
+func (q *Quotas) UsageByOwner(ctx context.Context) (map[string]Use, error) {
 	in := &ec2.DescribeInstancesInput{
 		Filters: []ec2types.Filter{
 			{Name: aws.String("instance-state-name"), Values: []string{string(ec2types.InstanceStateNamePending), string(ec2types.InstanceStateNameRunning)}},
@@ -133,7 +161,7 @@ func (q *Quotas) Usage(ctx context.Context) (map[string]int, error) {
 		},
 		MaxResults: aws.Int32(describePageSize),
 	}
-	used := map[string]int{}
+	used := map[string]Use{}
 	p := ec2.NewDescribeInstancesPaginator(q.ec2, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -147,11 +175,27 @@ func (q *Quotas) Usage(ctx context.Context) (map[string]int, error) {
 				if !ok {
 					return nil, fmt.Errorf("quota: instance %s: type %s has no CPU options and is not in the catalog", aws.ToString(i.InstanceId), typ)
 				}
-				used[catalog.QuotaFor(typ, i.InstanceLifecycle == ec2types.InstanceLifecycleTypeSpot).Code] += n
+				code := catalog.QuotaFor(typ, i.InstanceLifecycle == ec2types.InstanceLifecycleTypeSpot).Code
+				u := used[code]
+				if managed(i) {
+					u.Nightshift += n
+				} else {
+					u.Others += n
+				}
+				used[code] = u
 			}
 		}
 	}
 	return used, nil
+}
+
+func managed(i ec2types.Instance) bool {
+	for _, t := range i.Tags {
+		if aws.ToString(t.Key) == TagManaged && aws.ToString(t.Value) == "true" {
+			return true
+		}
+	}
+	return false
 }
 
 // vcpus is an instance's vCPU count: its CPU options (cores × threads per

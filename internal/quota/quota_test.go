@@ -360,6 +360,21 @@ func TestUsage(t *testing.T) {
 	if e.calls != 3 {
 		t.Errorf("DescribeInstances calls %d; want 3 pages", e.calls)
 	}
+	e.calls = 0
+	e.instances[0].Tags = []ec2types.Tag{{Key: aws.String(quota.TagManaged), Value: aws.String("true")}}
+	e.instances[4].Tags = []ec2types.Tag{{Key: aws.String(quota.TagManaged), Value: aws.String("true")}}
+	e.instances[1].Tags = []ec2types.Tag{{Key: aws.String(quota.TagManaged), Value: aws.String("false")}}
+	by, err := q.UsageByOwner(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantBy := map[string]quota.Use{
+		catalog.QuotaG.Code: {Nightshift: 4, Others: 52}, catalog.QuotaGSpot.Code: {Others: 4},
+		catalog.QuotaP.Code: {Others: 4}, catalog.QuotaPSpot.Code: {Nightshift: 96},
+	}
+	if d := cmp.Diff(wantBy, by); d != "" {
+		t.Errorf("UsageByOwner (-want +got):\n%s", d)
+	}
 	// Nothing running: an empty map, not an error.
 	q = quota.New(&fakeSQ{}, &fakeEC2{t: t, pageSize: 2}, quota.Config{}, time.Now)
 	if got, err := q.Usage(context.Background()); err != nil || len(got) != 0 {
