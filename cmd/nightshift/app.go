@@ -14,11 +14,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/nightshift-dev/nightshift/internal/config"
 	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/quota"
 	"github.com/nightshift-dev/nightshift/internal/store"
 )
 
@@ -75,6 +77,8 @@ type cloud struct {
 	logs  logsAPI
 	ec2   ec2.DescribeInstancesAPIClient
 	ssm   ssmAPI
+	// quotas is Service Quotas (nightshift quota).
+	quotas quota.ServiceQuotas
 	// ssmEndpoint is the SSM endpoint URL session-manager-plugin is given.
 	ssmEndpoint string
 	// settings are the deployment's, read from the intake function; err
@@ -83,7 +87,7 @@ type cloud struct {
 	settings    config.Settings
 	settingsErr error
 	// readSettings, when set, reads them: on first need (submit, retry,
-	// cost), so that commands that only read jobs make no Lambda call.
+	// cost, quota), so that commands that only read jobs make no Lambda call.
 	readSettings func(ctx context.Context) (config.Settings, error)
 }
 
@@ -160,6 +164,8 @@ func newCloud(ctx context.Context, cfg aws.Config, stackName string) (*cloud, er
 		logs:  cloudwatchlogs.NewFromConfig(cfg),
 		ec2:   ec2.NewFromConfig(cfg),
 		ssm:   ssm.NewFromConfig(cfg),
+
+		quotas: servicequotas.NewFromConfig(cfg),
 
 		ssmEndpoint: ssmEndpointURL(ctx, cfg),
 	}

@@ -136,7 +136,7 @@ credentials (as the AWS CLI: environment, profile, SSO; --profile and
 		c.GroupID = "jobs"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.instancesCmd(), a.costCmd()} {
+	for _, c := range []*cobra.Command{a.instancesCmd(), a.costCmd(), a.quotaCmd()} {
 		c.GroupID = "fleet"
 		root.AddCommand(c)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	sqtypes "github.com/aws/aws-sdk-go-v2/service/servicequotas/types"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -128,6 +129,15 @@ func TestModeled(t *testing.T) {
 		{name: "no invocation yet", set: awserr.SSMNoInvocation, give: &ssmtypes.InvocationDoesNotExist{}, want: true},
 		{name: "ssm throttled", set: awserr.SSMThrottle, give: &ssmtypes.ThrottlingException{Message: aws.String("Rate exceeded")}, want: true},
 		{name: "ssm too many updates", set: awserr.SSMThrottle, give: &ssmtypes.TooManyUpdates{}, want: true},
+		{name: "quotas access denied", set: awserr.ServiceQuotasDenied, give: &sqtypes.AccessDeniedException{}, want: true},
+		{name: "quotas dependency denied", set: awserr.ServiceQuotasDenied, give: &sqtypes.DependencyAccessDeniedException{}, want: true},
+		{name: "quotas no such resource", set: awserr.ServiceQuotasDenied, give: &sqtypes.NoSuchResourceException{}, want: true},
+		{name: "quota request open", set: awserr.ServiceQuotasOpen, give: &sqtypes.ResourceAlreadyExistsException{}, want: true},
+		{name: "too many quota requests", set: awserr.ServiceQuotasTooMany, give: &sqtypes.QuotaExceededException{}, want: true},
+		{name: "quota request invalid", set: awserr.ServiceQuotasInvalid, give: &sqtypes.IllegalArgumentException{}, want: true},
+		{name: "quota state invalid", set: awserr.ServiceQuotasInvalid, give: &sqtypes.InvalidResourceStateException{}, want: true},
+		{name: "quotas throttled", set: awserr.ServiceQuotasThrottle, give: &sqtypes.TooManyRequestsException{}, want: true},
+		{name: "open is not denied", set: awserr.ServiceQuotasDenied, give: &sqtypes.ResourceAlreadyExistsException{}},
 	}
 	for _, tt := range tests {
 		if got := tt.set.Has(tt.give); got != tt.want {

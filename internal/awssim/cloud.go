@@ -1,5 +1,6 @@
 // Package awssim is a simulated AWS account — EC2, SSM (Run Command,
-// Parameter Store, Session Manager), CloudWatch, SNS, SQS and EventBridge —
+// Parameter Store, Session Manager), CloudWatch, SNS, SQS, EventBridge and
+// Service Quotas (EC2's GPU vCPU quotas) —
 // in process, on a virtual clock. Its methods have the AWS SDK's exact
 // signatures, so the product's real clients' consumers run against it
 // unchanged. It models what AWS documents: boot and agent-registration
@@ -84,9 +85,9 @@ type Cloud struct {
 	// returns replaces the response (the effect stays: a lost response).
 	After func(op string) error
 	// Policy, when set, is the caller's IAM policy: it is asked before every
-	// call that acts on an instance. A refused call fails with
-	// UnauthorizedOperation (AccessDeniedException for SSM) and is recorded
-	// in Denied.
+	// call that acts on an instance, and every Service Quotas call. A
+	// refused call fails with UnauthorizedOperation (AccessDeniedException
+	// for SSM and Service Quotas) and is recorded in Denied.
 	Policy func(Request) bool
 	// Exec runs what SSM delivers to an instance; nil means every command
 	// succeeds after a minute.
@@ -116,6 +117,9 @@ type Cloud struct {
 	// waiting when the instance comes back is not delivered then (not
 	// modelled).
 	AgentGone func(instanceID string) bool
+	// QuotaDecision, when set, is the life of each Service Quotas increase
+	// request: its steps after the request (DefaultQuotaDecision when nil).
+	QuotaDecision func(code string, desired float64) []QuotaStep
 	// FilterAfterPage makes DescribeInstanceInformation page through every
 	// managed node and filter each page afterwards, so that a page comes
 	// back short, or empty, with a NextToken, as SSM's pages have been seen
@@ -139,6 +143,8 @@ type Cloud struct {
 	notes     []Notification
 	published map[metricKey][]point
 	queue     queue
+	// quotaRequests are the Service Quotas increase requests, oldest first.
+	quotaRequests []*quotaRequest
 }
 
 // New returns an empty cloud on clock.
@@ -182,6 +188,10 @@ type Request struct {
 	Tags map[string]string
 	// TagKeys are the keys CreateTags sets (aws:TagKeys).
 	TagKeys []string
+	// Quota is the Service Quotas quota code a call acts on (its resource,
+	// ec2/CODE); empty for the calls on instances and for
+	// GetRequestedServiceQuotaChange, which names a request.
+	Quota string
 }
 
 // authorize asks the policy whether the request may go ahead.
@@ -190,8 +200,13 @@ func (c *Cloud) authorize(r Request, code string) error {
 		return nil
 	}
 	what := r.Instance
-	if what == "" {
+	switch {
+	case r.Quota != "":
+		what = "quota ec2/" + r.Quota
+	case what == "" && r.Op == "RunInstances":
 		what = "a new instance"
+	case what == "":
+		what = "*"
 	}
 	c.Denied = append(c.Denied, fmt.Sprintf("%s on %s (tags %v, tag keys %v) at %s", r.Op, what, r.Tags, r.TagKeys, c.clock.Now().Format(time.RFC3339)))
 	return apiError(code, "You are not authorized to perform %s on %s.", r.Op, what)

@@ -71,7 +71,14 @@ func TestDescribeFilters(t *testing.T) {
 		{name: "zone", give: []types.Filter{{Name: aws.String("availability-zone"), Values: []string{awssim.DefaultZone}}}, want: []string{a, b}},
 		{name: "unknown filter", give: []types.Filter{{Name: aws.String("owner-id"), Values: []string{"1"}}}, wantCode: "InvalidParameterValue"},
 		{name: "no values", give: []types.Filter{{Name: aws.String("tag-key")}}, wantCode: "InvalidParameterValue"},
-		{name: "wildcard", give: []types.Filter{{Name: aws.String("tag:owner"), Values: []string{"a*"}}}, wantCode: "NotModelledBySimulation"},
+		{name: "wildcard tag value", give: []types.Filter{{Name: aws.String("tag:owner"), Values: []string{"a*"}}}, want: []string{a}},
+		{name: "wildcard family", give: []types.Filter{{Name: aws.String("instance-type"), Values: []string{"g*", "p*", "vt*"}}}, want: []string{a, b}},
+		{name: "wildcard one family", give: []types.Filter{{Name: aws.String("instance-type"), Values: []string{"g4*"}}}, want: []string{b}},
+		{name: "wildcard no match", give: []types.Filter{{Name: aws.String("instance-type"), Values: []string{"p*"}}}, want: nil},
+		{name: "question mark zero or one", give: []types.Filter{{Name: aws.String("instance-type"), Values: []string{"g5?.xlarge"}}}, want: []string{a}},
+		{name: "question mark one", give: []types.Filter{{Name: aws.String("instance-type"), Values: []string{"g?dn.xlarge"}}}, want: []string{b}},
+		{name: "escaped star is literal", give: []types.Filter{{Name: aws.String("instance-type"), Values: []string{`g\*`}}}, want: nil},
+		{name: "wildcard tag-key", give: []types.Filter{{Name: aws.String("tag-key"), Values: []string{"te*"}}}, want: []string{b}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

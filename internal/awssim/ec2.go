@@ -64,7 +64,8 @@ type Instance struct {
 
 // DescribeInstances lists instances, honouring InstanceIds, the filters
 // instance-id, instance-state-name, instance-type, availability-zone,
-// tag:KEY and tag-key (exact values), and MaxResults/NextToken paging.
+// tag:KEY and tag-key (values with EC2's * and ? wildcards), and
+// MaxResults/NextToken paging.
 func (c *Cloud) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
 	return serve(c, "DescribeInstances", in, c.describeInstances)
 }
@@ -124,20 +125,48 @@ func checkFilters(fs []types.Filter) error {
 		if len(f.Values) == 0 {
 			return apiError("InvalidParameterValue", "The filter '%s' has no values", name)
 		}
-		for _, v := range f.Values {
-			if strings.ContainsAny(v, "*?") {
-				return notModelled("wildcards in filter values (%s=%q)", name, v)
-			}
-		}
 	}
 	return nil
+}
+
+// filterMatch reports whether v matches one of a filter's values. EC2's
+// filter values take wildcards ("List and filter your resources", and each
+// Describe operation's filter list): * matches zero or more characters,
+// ? zero or one, and a backslash makes the next character literal.
+func filterMatch(values []string, v string) bool {
+	return slices.ContainsFunc(values, func(p string) bool { return wildMatch(p, v) })
+}
+
+func wildMatch(p, s string) bool {
+	for len(p) > 0 {
+		switch p[0] {
+		case '*':
+			for k := 0; k <= len(s); k++ {
+				if wildMatch(p[1:], s[k:]) {
+					return true
+				}
+			}
+			return false
+		case '?':
+			return wildMatch(p[1:], s) || len(s) > 0 && wildMatch(p[1:], s[1:])
+		case '\\':
+			if len(p) > 1 {
+				p = p[1:]
+			}
+		}
+		if len(s) == 0 || s[0] != p[0] {
+			return false
+		}
+		p, s = p[1:], s[1:]
+	}
+	return len(s) == 0
 }
 
 func filtersMatch(fs []types.Filter, i *Instance) bool {
 	for _, f := range fs {
 		name := aws.ToString(f.Name)
 		if name == "tag-key" {
-			if !slices.ContainsFunc(f.Values, func(k string) bool { _, ok := i.Tags[k]; return ok }) {
+			if !slices.ContainsFunc(slices.Collect(maps.Keys(i.Tags)), func(k string) bool { return filterMatch(f.Values, k) }) {
 				return false
 			}
 			continue
@@ -158,7 +187,7 @@ func filtersMatch(fs []types.Filter, i *Instance) bool {
 				return false
 			}
 		}
-		if !slices.Contains(f.Values, v) {
+		if !filterMatch(f.Values, v) {
 			return false
 		}
 	}

@@ -14,7 +14,10 @@ import (
 // instances tagged nightshift:managed=true, and on watched ones
 // (nightshift:watch=true) a stop and the last-action tag only; a launch
 // only with the managed tag on the request. CancelCommand has no resource
-// type to condition on. A call it refuses is a broken S4.
+// type to condition on. Service Quotas: reading, and asking for more of,
+// EC2's four GPU vCPU quotas only (ReadQuotas and AskForQuotas; the
+// request history and a request by id take "*"). A call it refuses is a
+// broken S4.
 func stackPolicy(r awssim.Request) bool {
 	managed := r.Tags[fleet.TagManaged] == "true"
 	watched := r.Tags[watchdog.TagWatch] == "true"
@@ -25,10 +28,17 @@ func stackPolicy(r awssim.Request) bool {
 		return managed || watched
 	case "CreateTags":
 		return managed || watched && !slices.ContainsFunc(r.TagKeys, func(k string) bool { return k != notice.TagLastAction })
-	case "CancelCommand":
+	case "CancelCommand", "GetRequestedServiceQuotaChange", "ListRequestedServiceQuotaChangeHistoryByQuota":
 		return true
+	case "GetServiceQuota", "RequestServiceQuotaIncrease":
+		return gpuQuotas[r.Quota]
 	}
 	return false
+}
+
+// gpuQuotas are the quotas the stack's policy names (template.yaml).
+var gpuQuotas = map[string]bool{
+	awssim.QuotaOnDemandG: true, awssim.QuotaOnDemandP: true, awssim.QuotaSpotG: true, awssim.QuotaSpotP: true,
 }
 
 // Violations lists the calls the stack's policy refused: nightshift acting
