@@ -82,16 +82,20 @@ func (in *notebookInstance) set(t *testing.T, connections int, busy bool, gpu in
 		"status":  map[string]any{"connections": connections, "kernels": 1, "last_activity": old, "started": old},
 		"kernels": []map[string]any{{"id": "k1", "name": "python3", "execution_state": st, "connections": connections, "last_activity": old}},
 	})
-	tmp := in.jupyter + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		t.Fatal(err)
+	// Each file replaced whole (a look never reads one half written), the
+	// GPU first: a look between the two never sees the old GPU figure
+	// beside the new Jupyter state when the new state is the busier.
+	replace := func(path string, b []byte) {
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := os.Rename(tmp, in.jupyter); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(in.gpu, []byte(strconv.Itoa(gpu)+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	replace(in.gpu, []byte(strconv.Itoa(gpu)+"\n"))
+	replace(in.jupyter, b)
 }
 
 func notebookJob(idle, connected time.Duration) *job.Job {

@@ -33,6 +33,8 @@ type Quotas interface {
 	History(ctx context.Context, code string) ([]quota.Request, error)
 }
 
+var _ Quotas = (*quota.Quotas)(nil)
+
 // Quota timing. Each is a named constant with its reason.
 const (
 	// QuotaFollowEvery is how often a quota's increase request is read

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
@@ -49,7 +50,7 @@ func NewClients(cfg aws.Config, protocol string) (Clients, error) {
 	return Clients{
 		EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg),
 		CloudWatch: cloudwatch.NewFromConfig(cfg, cwOpts...), SNS: sns.NewFromConfig(cfg),
-		SQS: sqs.NewFromConfig(cfg),
+		SQS: sqs.NewFromConfig(cfg), ServiceQuotas: servicequotas.NewFromConfig(cfg),
 	}, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/nightshift-dev/nightshift/internal/metrics"
 	"github.com/nightshift-dev/nightshift/internal/notice"
 	"github.com/nightshift-dev/nightshift/internal/queue"
+	"github.com/nightshift-dev/nightshift/internal/quota"
 	"github.com/nightshift-dev/nightshift/internal/runner"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
 	"github.com/nightshift-dev/nightshift/internal/store"
@@ -54,6 +55,11 @@ type SQS interface {
 	queue.SQS
 }
 
+// Quotas is every Service Quotas call nightshift makes.
+type Quotas interface {
+	quota.ServiceQuotas
+}
+
 // Clients are the AWS APIs nightshift runs on, one per service.
 type Clients struct {
 	EC2        EC2
@@ -62,6 +68,9 @@ type Clients struct {
 	SNS        SNS
 	// SQS sends the delayed re-checks to the jobs queue; nil sends none.
 	SQS SQS
+	// ServiceQuotas reads the vCPU quotas before launches and files the
+	// increases; nil launches without the preflight (EC2's check decides).
+	ServiceQuotas Quotas
 }
 
 // Service is nightshift wired: the scheduler, the watchdog, and the
@@ -101,6 +110,9 @@ func New(s config.Settings, c Clients, st store.Jobs, now func() time.Time, log 
 	sched := scheduler.New(st, f, r, n, s.Scheduler(), now, log)
 	if c.SQS != nil && s.QueueURL != "" {
 		sched.UseRechecker(queue.New(c.SQS, s.QueueURL))
+	}
+	if c.ServiceQuotas != nil {
+		sched.UseQuotas(quota.New(c.ServiceQuotas, c.EC2, quota.Config{}, now))
 	}
 	wd := watchdog.New(watchdog.Deps{
 		Cloud:  &watchdog.AWS{EC2: c.EC2, CloudWatch: c.CloudWatch, SSM: c.SSM, Fleet: f, Now: now},

@@ -341,25 +341,44 @@ func TestCapacityThenSuccess(t *testing.T) {
 	}
 }
 
+// TestQuotaZero: with a vCPU quota of 0 the job waits, never fails, and
+// is placed by itself once the quota is raised (here by a person in the
+// console: the cached value is read again within quota.DefaultTTL). With
+// the preflight nothing is launched meanwhile; without it (Service Quotas
+// unreadable) EC2's refusal says the same.
 func TestQuotaZero(t *testing.T) {
-	ctx := context.Background()
-	w := newWorld(t, sim.Config{})
-	w.Cloud.Quota[catalog.QuotaG.Code] = 0
-	w.Send(`{"id": "quota", "command": "python train.py"}`)
-	w.Poll(ctx)
-	w.Run(ctx, 30*time.Minute)
-	j := jobOf(t, w, "quota")
-	if j.State != job.Queued {
-		t.Fatalf("with a vCPU quota of 0: %s; want QUEUED (never FAILED for a quota)", j.State)
-	}
-	for _, want := range []string{"L-DB2E81BA", "VcpuLimitExceeded", "servicequotas"} {
-		if !strings.Contains(j.Reason, want) {
-			t.Errorf("reason %q does not mention %q", j.Reason, want)
-		}
-	}
-	w.Cloud.Quota[catalog.QuotaG.Code] = 8 // the increase is granted
-	if !w.RunUntil(ctx, time.Hour, stateIs(w, "quota", job.Succeeded)) {
-		t.Fatalf("job %s: %s", jobOf(t, w, "quota").State, jobOf(t, w, "quota").Reason)
+	for _, tt := range []struct {
+		name     string
+		noQuotas bool
+		want     []string
+	}{
+		{"preflight", false, []string{"L-DB2E81BA", "is 0 vCPUs with 0 in use", "g4dn.xlarge needs 4", "nightshift quota --request 4", "servicequotas"}},
+		{"EC2 refuses", true, []string{"L-DB2E81BA", "VcpuLimitExceeded", "servicequotas"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			w := newWorld(t, sim.Config{NoQuotas: tt.noQuotas})
+			w.Cloud.Quota[catalog.QuotaG.Code] = 0
+			w.Send(`{"id": "quota", "command": "python train.py"}`)
+			w.Poll(ctx)
+			w.Run(ctx, 30*time.Minute)
+			j := jobOf(t, w, "quota")
+			if j.State != job.Queued {
+				t.Fatalf("with a vCPU quota of 0: %s; want QUEUED (never FAILED for a quota)", j.State)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(j.Reason, want) {
+					t.Errorf("reason %q does not mention %q", j.Reason, want)
+				}
+			}
+			if got := w.Cloud.Calls["RunInstances"]; tt.noQuotas == (got == 0) {
+				t.Errorf("%d RunInstances calls in 30 minutes (preflight %v); want none with it, some without", got, !tt.noQuotas)
+			}
+			w.Cloud.Quota[catalog.QuotaG.Code] = 8 // raised in the console
+			if !w.RunUntil(ctx, time.Hour, stateIs(w, "quota", job.Succeeded)) {
+				t.Fatalf("job %s: %s", jobOf(t, w, "quota").State, jobOf(t, w, "quota").Reason)
+			}
+		})
 	}
 }
 

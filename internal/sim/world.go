@@ -47,6 +47,7 @@ var (
 	_ service.CloudWatch  = (*awssim.Cloud)(nil)
 	_ service.SNS         = (*awssim.Cloud)(nil)
 	_ service.SQS         = (*awssim.Cloud)(nil)
+	_ service.Quotas      = (*awssim.Cloud)(nil)
 )
 
 // The simulated deployment.
@@ -133,6 +134,12 @@ type Config struct {
 	// instance's readiness and a keep-warm's end wait for the tick, as
 	// before they existed.
 	NoRecheck bool
+	// QuotaRequestMax lets nightshift ask for vCPU quota increases up to
+	// this many vCPUs (the stack's QuotaRequestMaxVcpus); 0: it never asks.
+	QuotaRequestMax int
+	// NoQuotas deploys without the quota preflight (no Service Quotas
+	// client): launches meet EC2's own quota check, as before it existed.
+	NoQuotas bool
 }
 
 // NewWorld builds a world with one pool "default" of g4dn.xlarge (cap 2)
@@ -183,8 +190,12 @@ func NewWorld(cfg Config) *World {
 		Pools: cfg.Pools, LaunchTemplateID: LaunchTemplate, AMIParameter: AMIParameter,
 		LogGroup: "/nightshift/sim/jobs", Setup: cfg.Setup, Retries: cfg.Retries,
 		Region: awssim.Region, TopicARN: TopicARN, Watchdog: cfg.Watchdog, StateDir: cfg.StateDir,
+		QuotaRequestMax: cfg.QuotaRequestMax,
 	}
 	clients := service.Clients{EC2: cloud, SSM: cloud, CloudWatch: cloud, SNS: cloud}
+	if !cfg.NoQuotas {
+		clients.ServiceQuotas = cloud
+	}
 	if !cfg.NoRecheck {
 		settings.QueueURL = awssim.QueueURL
 		clients.SQS = cloud
