@@ -66,6 +66,8 @@ type checker struct {
 	// whose session's end L5 has checked.
 	people  map[string]*person
 	l5ended map[string]bool
+	// skipsSeen counts the fleet's skips U1 has checked.
+	skipsSeen int
 }
 
 func newChecker(h *history) *checker {
@@ -132,6 +134,7 @@ func (c *checker) step() {
 	c.s4()
 	c.s5(v)
 	c.s6(v)
+	c.u1()
 	c.l1(v)
 	c.l2(v)
 	c.l4(v)
