@@ -2,7 +2,9 @@ package fleet_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/nightshift-dev/nightshift/internal/awssim"
 	"github.com/nightshift-dev/nightshift/internal/fleet"
@@ -59,5 +61,37 @@ func TestSpotFallbackNote(t *testing.T) {
 	tf.clock.AdvanceTo(tf.clock.Now().Add(fleet.UnavailableTTL))
 	if inst := launch("d", "spot-then-on-demand"); !inst.Spot || inst.LaunchNote != "" {
 		t.Errorf("spot back: spot %v, note %q; want spot and no note", inst.Spot, inst.LaunchNote)
+	}
+}
+
+// BenchmarkSpotShortage: RunInstances calls per placed job when spot has
+// no g5.xlarge in the first zone (of two) and spot-then-on-demand jobs
+// come a second apart: with the refusals remembered (the default) and
+// without (the baseline). Every job lands on spot in the second zone.
+func BenchmarkSpotShortage(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		ttl  time.Duration
+	}{{"remembered", 0}, {"not remembered", -1}} {
+		b.Run(c.name, func(b *testing.B) {
+			calls, placed := 0, 0
+			for range b.N {
+				tf := newTestFleet("subnet-a", "subnet-b")
+				tf.cfg.UnavailableTTL = c.ttl
+				f := fleet.New(tf.cloud, tf.cloud, tf.cfg, tf.clock.Now)
+				tf.cloud.ZoneCapacity[awssim.Offering{Type: "g5.xlarge", Zone: tf.cloud.Subnets["subnet-a"], Spot: true}] = 0
+				for k := range 20 {
+					j := &job.Job{ID: fmt.Sprintf("j%d", k), Attempt: 1}
+					inst, err := f.Launch(context.Background(), fleet.LaunchRequest{Token: j.ClientToken(), Pool: "default", Job: j.ID, Attempt: 1, Types: []string{"g5.xlarge"}, Market: "spot-then-on-demand"})
+					if err != nil || !inst.Spot {
+						b.Fatalf("launch: spot %v, %v", inst.Spot, err)
+					}
+					placed++
+					tf.clock.AdvanceTo(tf.clock.Now().Add(time.Second))
+				}
+				calls += tf.cloud.Calls["RunInstances"]
+			}
+			b.ReportMetric(float64(calls)/float64(placed), "RunInstances/job")
+		})
 	}
 }
