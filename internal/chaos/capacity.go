@@ -6,6 +6,7 @@ import (
 
 	"github.com/nightshift-dev/nightshift/internal/awssim"
 	"github.com/nightshift-dev/nightshift/internal/fleet"
+	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/sim"
 )
 
@@ -108,6 +109,50 @@ func (c *checker) u1() {
 			c.fail("U1", "the fleet skipped %s (spot %v) in %q at %s, never refused for capacity", s.Type, s.Spot, s.Subnet, s.At.Format(time.RFC3339))
 		case s.At.Sub(last) >= fleet.UnavailableTTL:
 			c.fail("U1", "the fleet skipped %s (spot %v) in %q at %s, last refused for capacity %v before: past UnavailableTTL %v", s.Type, s.Spot, s.Subnet, s.At.Format(time.RFC3339), s.At.Sub(last), fleet.UnavailableTTL)
+		}
+	}
+}
+
+// l6StartTicks is how many clean reconciles a job may stay placed on a
+// stopped instance whose zone has no capacity for it, with room in the
+// pool to launch elsewhere: the bound (three minutes: three or four
+// passes) and two more.
+const l6StartTicks = 6
+
+// l6: a job placed on a stopped instance that cannot start (its type, zone
+// and market have no capacity) leaves it within the bound, when the pool
+// has room to launch it elsewhere; a notebook keeps its own instance.
+func (c *checker) l6(v *view) {
+	h := c.h
+	stuck := map[string]bool{}
+	if v.up && h.capacityUntil.IsZero() && h.quotaUntil.IsZero() && v.pool < Cap && !v.budgetReached {
+		byID := map[string]awssim.Instance{}
+		for _, i := range v.insts {
+			byID[i.ID] = i
+		}
+		for _, j := range v.live[job.Placed] {
+			i, ok := byID[j.InstanceID]
+			if _, nb := job.NotebookOf(j.Pool); nb || !ok || i.State != "stopped" {
+				continue
+			}
+			if left, out := h.w.Cloud.ZoneCapacity[awssim.Offering{Type: i.Type, Zone: i.Zone, Spot: i.Spot}]; !out || left > 0 {
+				continue
+			}
+			key := j.ID + "/" + i.ID
+			stuck[key] = true
+			since, ok := c.startStuck[key]
+			if !ok {
+				c.startStuck[key] = h.cleanTicks
+				continue
+			}
+			if h.cleanTicks-since > l6StartTicks {
+				c.fail("L6", "job %s still placed on %s, stopped with no %s capacity in %s, after %d clean reconciles with room in the pool (%d of %d): %s", j.ID, i.ID, i.Type, i.Zone, h.cleanTicks-since, v.pool, Cap, j.Reason)
+			}
+		}
+	}
+	for k := range c.startStuck {
+		if !stuck[k] {
+			delete(c.startStuck, k)
 		}
 	}
 }
