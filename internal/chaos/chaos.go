@@ -78,9 +78,12 @@ type Stats struct {
 	// waiting past their max_wait.
 	Notebooks, Waited int
 	// ZoneFaults counts offerings (type, zone, market) taken out; Skips the
-	// rungs the fleet skipped; Leaves the stopped instances a job left,
-	// their start refused.
+	// rungs the fleet skipped; Leaves the streaks of refused starts in
+	// which a job left its stopped instance (said once a streak).
 	ZoneFaults, Skips, Leaves int
+	// Fallbacks counts spot-then-on-demand launches on-demand, spot
+	// refused; StartRefused the instances a start was refused for capacity.
+	Fallbacks, StartRefused int
 }
 
 // history is one seeded run.
@@ -243,6 +246,14 @@ func RunLogged(seed uint64, mode Mode, log *slog.Logger) (Stats, error) {
 	for _, n := range h.w.Cloud.Notifications() {
 		if strings.HasPrefix(n.Subject, "nightshift: leave") {
 			h.stats.Leaves++
+		}
+		if strings.HasPrefix(n.Subject, "nightshift: launch") {
+			h.stats.Fallbacks++
+		}
+	}
+	for _, i := range h.w.Cloud.Instances() {
+		if _, ok := i.Tags[fleet.TagStartRefused]; ok {
+			h.stats.StartRefused++
 		}
 	}
 	return h.stats, nil
@@ -411,6 +422,8 @@ func (s *Stats) add(o Stats) {
 	s.ZoneFaults += o.ZoneFaults
 	s.Skips += o.Skips
 	s.Leaves += o.Leaves
+	s.Fallbacks += o.Fallbacks
+	s.StartRefused += o.StartRefused
 }
 
 // quiet reports whether every job the history sent has ended and every

@@ -110,6 +110,8 @@ func (s *Scheduler) startRefused(ctx context.Context, w *world, j *job.Job, i fl
 	// Leave. The tag first: a pass that reads it offers the instance to
 	// no job for a while; should the job's write then lose a race, the
 	// instance is only rested early.
+	prev, perr := time.Parse(time.RFC3339, i.Tags[fleet.TagStartLeft])
+	firstLeave := perr != nil || prev.Before(first)
 	i = s.tagged(ctx, w, i, fleet.TagStartLeft, w.now.UTC().Format(time.RFC3339))
 	why := what + "; launching another, the stopped instance stays for later"
 	from, id := j.State, j.InstanceID
@@ -129,6 +131,11 @@ func (s *Scheduler) startRefused(ctx context.Context, w *world, j *job.Job, i fl
 		w.leases[id] = l
 	}
 	s.log.WarnContext(ctx, "left an instance that could not start", "job", j.ID, "instance", id, "zone", zone, "waited", waited, "code", code)
+	if !firstLeave {
+		// Said once per streak of refusals: in a long outage the instance
+		// is offered again after each rest, refused again, and left again.
+		return werr
+	}
 	return errors.Join(werr, s.say(ctx, notice.Action{Instance: id, Verb: "leave", Job: j.ID, Why: why}))
 }
 

@@ -178,6 +178,15 @@ func TestStoppedInstanceCannotStart(t *testing.T) {
 	if !said {
 		t.Errorf("b's history %+v; want a reason saying %s could not start, why, where, and that another is launched", left.History, x.ID)
 	}
+	leaves := 0
+	for _, n := range w.Cloud.Notifications() {
+		if strings.HasPrefix(n.Subject, "nightshift: leave "+x.ID) && strings.Contains(n.Message, "launching another") {
+			leaves++
+		}
+	}
+	if leaves != 1 {
+		t.Errorf("%d notices of leaving %s; want 1", leaves, x.ID)
+	}
 	if z := instanceOf(t, w, left.InstanceID).Zone; z == x.Zone {
 		t.Errorf("b's new instance is in %s, the zone with no capacity", z)
 	}
