@@ -67,6 +67,15 @@ type Cloud struct {
 	// Capacity caps how many more instances of a type may launch or start;
 	// absent means unlimited.
 	Capacity map[string]int
+	// ZoneCapacity caps, beside Capacity, how many more instances of a
+	// type may launch or start in one Availability Zone on one market: 0
+	// says that offering has no capacity (InsufficientInstanceCapacity),
+	// N that N more fit; absent means no cap of its own. RunInstances
+	// counts against the subnet's zone and the request's market,
+	// StartInstances against the stopped instance's own zone and market
+	// (it starts where it was launched). Each launch or start counts one
+	// down.
+	ZoneCapacity map[Offering]int
 	// Quota caps running vCPUs per quota code (QuotaFor); absent means unlimited.
 	Quota map[string]int
 	// Images are the AMIs the account may launch; empty means any.
@@ -129,6 +138,10 @@ type Cloud struct {
 
 	// Calls counts API calls by operation.
 	Calls map[string]int
+	// Launches logs every RunInstances call that reached the capacity
+	// check, in order, with its answer: what a checker compares the
+	// fleet's memory of refused offerings against.
+	Launches []LaunchCall
 	// Denied lists the calls Policy refused.
 	Denied []string
 
@@ -151,7 +164,7 @@ type Cloud struct {
 func New(clock *vclock.Clock) *Cloud {
 	return &Cloud{
 		clock: clock, Boot: DefaultBoot, Agent: DefaultAgent, StopDelay: DefaultStop,
-		Subnets: map[string]string{}, Capacity: map[string]int{}, Quota: map[string]int{}, Calls: map[string]int{},
+		Subnets: map[string]string{}, Capacity: map[string]int{}, ZoneCapacity: map[Offering]int{}, Quota: map[string]int{}, Calls: map[string]int{},
 		Images: map[string]Image{}, LaunchTemplates: map[string]bool{},
 		byID: map[string]*Instance{}, tokens: map[string]string{}, Parameters: map[string]string{},
 		published: map[metricKey][]point{},

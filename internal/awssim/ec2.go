@@ -285,8 +285,10 @@ func (c *Cloud) runInstances(in *ec2.RunInstancesInput) (*ec2.RunInstancesOutput
 	if err := c.authorize(Request{Op: "RunInstances", Tags: tags}, "UnauthorizedOperation"); err != nil {
 		return nil, err
 	}
-	if left, capped := c.Capacity[typ]; capped && left <= 0 {
-		return nil, apiError("InsufficientInstanceCapacity", "We currently do not have sufficient %s capacity in the Availability Zone you requested (%s).", typ, zone)
+	o := Offering{Type: typ, Zone: zone, Spot: spot}
+	if err := c.capacity(o); err != nil {
+		c.Launches = append(c.Launches, LaunchCall{At: c.clock.Now(), Offering: o, Subnet: subnet, Token: tok, Code: "InsufficientInstanceCapacity"})
+		return nil, err
 	}
 	q := QuotaFor(typ, spot)
 	if limit, capped := c.Quota[q]; capped && c.vcpus(q)+t.VCPUs > limit {
@@ -299,6 +301,8 @@ func (c *Cloud) runInstances(in *ec2.RunInstancesInput) (*ec2.RunInstancesOutput
 	if _, capped := c.Capacity[typ]; capped {
 		c.Capacity[typ]--
 	}
+	c.consume(o)
+	c.Launches = append(c.Launches, LaunchCall{At: c.clock.Now(), Offering: o, Subnet: subnet, Token: tok})
 	i := &Instance{
 		ID: c.nextID("i-"), Type: typ, Token: tok, Image: aws.ToString(in.ImageId), Zone: zone, Subnet: subnet,
 		Spot: spot, Persistent: persistent, Tags: tags, LaunchTime: c.clock.Now(), disk: map[string]string{},
@@ -459,9 +463,11 @@ func (c *Cloud) startInstances(in *ec2.StartInstancesInput) (*ec2.StartInstances
 		}
 		switch i.State {
 		case "stopped":
-			if left, capped := c.Capacity[i.Type]; capped && left <= 0 {
-				return nil, apiError("InsufficientInstanceCapacity", "Insufficient capacity.")
+			o := Offering{Type: i.Type, Zone: i.Zone, Spot: i.Spot}
+			if err := c.capacity(o); err != nil {
+				return nil, err
 			}
+			c.consume(o)
 			c.boot(i)
 		case "pending", "running":
 		default:
@@ -707,9 +713,11 @@ func (c *Cloud) ByHand(id, action string) error {
 		if i.State != "stopped" {
 			return apiError("IncorrectInstanceState", "The instance '%s' is not in a state from which it can be started.", id)
 		}
-		if left, capped := c.Capacity[i.Type]; capped && left <= 0 {
-			return apiError("InsufficientInstanceCapacity", "Insufficient capacity.")
+		o := Offering{Type: i.Type, Zone: i.Zone, Spot: i.Spot}
+		if err := c.capacity(o); err != nil {
+			return err
 		}
+		c.consume(o)
 		c.boot(i)
 	case "stop":
 		c.stop(i, "a person")
@@ -751,3 +759,46 @@ func (c *Cloud) SetGPUMetrics(id string, on bool) {
 
 // String names an instance for messages.
 func (i Instance) String() string { return fmt.Sprintf("%s (%s, %s)", i.ID, i.Type, i.State) }
+
+// Offering is an instance type in one Availability Zone, on one market.
+type Offering struct {
+	Type, Zone string
+	Spot       bool
+}
+
+func (o Offering) String() string {
+	m := "on-demand"
+	if o.Spot {
+		m = "spot"
+	}
+	return o.Type + " " + m + " in " + o.Zone
+}
+
+// LaunchCall is one RunInstances call as the capacity check saw it.
+type LaunchCall struct {
+	At time.Time
+	Offering
+	Subnet, Token string
+	// Code is the error code it was refused with; empty for a launch.
+	Code string
+}
+
+// capacity refuses, as EC2 does, an offering with no capacity left: the
+// type's (Capacity) or the zone and market's own (ZoneCapacity).
+func (c *Cloud) capacity(o Offering) error {
+	left, capped := c.Capacity[o.Type]
+	if zl, zcapped := c.ZoneCapacity[o]; zcapped && (!capped || zl < left) {
+		left, capped = zl, true
+	}
+	if capped && left <= 0 {
+		return apiError("InsufficientInstanceCapacity", "We currently do not have sufficient %s capacity in the Availability Zone you requested (%s). Our system will be working on provisioning additional capacity.", o.Type, o.Zone)
+	}
+	return nil
+}
+
+// consume counts one launch or start down from the offering's own cap.
+func (c *Cloud) consume(o Offering) {
+	if _, capped := c.ZoneCapacity[o]; capped {
+		c.ZoneCapacity[o]--
+	}
+}

@@ -13,11 +13,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/aws/smithy-go"
 
 	"github.com/nightshift-dev/nightshift/internal/awssim"
+	"github.com/nightshift-dev/nightshift/internal/fleet"
 	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
 	"github.com/nightshift-dev/nightshift/internal/sim"
@@ -75,6 +77,13 @@ type Stats struct {
 	// Notebooks counts notebook sessions; Waited the jobs failed for
 	// waiting past their max_wait.
 	Notebooks, Waited int
+	// ZoneFaults counts offerings (type, zone, market) taken out; Skips the
+	// rungs the fleet skipped; Leaves the streaks of refused starts in
+	// which a job left its stopped instance (said once a streak).
+	ZoneFaults, Skips, Leaves int
+	// Fallbacks counts spot-then-on-demand launches on-demand, spot
+	// refused; StartRefused the instances a start was refused for capacity.
+	Fallbacks, StartRefused int
 }
 
 // history is one seeded run.
@@ -110,6 +119,14 @@ type history struct {
 	flaps map[string]time.Time
 	// budget is the daily budget in USD (policy cancel); 0 for none.
 	budget float64
+	// zones: the history has two subnets and capacity faults per zone and
+	// market, drawn from zr; zoneOut are the offerings out, until when.
+	zones   bool
+	zr      *rand.Rand
+	zoneOut map[awssim.Offering]time.Time
+	// skips are the rungs the fleet skipped (U1), skipsSeen how many the
+	// checker has looked at.
+	skips []fleet.Skip
 }
 
 // crash is when one invocation dies: before (or, with after, just after)
@@ -164,7 +181,9 @@ func RunLogged(seed uint64, mode Mode, log *slog.Logger) (Stats, error) {
 		pool.KeepWarm, pool.KeepWarmAuto = 0, true
 		h.autoKeepWarm = true
 	}
+	subnets := h.drawZones()
 	h.w = sim.NewWorld(sim.Config{
+		Subnets:  subnets,
 		Pools:    map[string]scheduler.Pool{"default": pool},
 		KeepWarm: KeepWarm,
 		Retries:  3,
@@ -183,6 +202,7 @@ func RunLogged(seed uint64, mode Mode, log *slog.Logger) (Stats, error) {
 			Preempt: []float64{0, 0.02, 0.1}[h.rng.IntN(3)],
 		}
 	}
+	h.w.Svc.Fleet.OnSkip(func(s fleet.Skip) { h.skips = append(h.skips, s) })
 	h.check = newChecker(h)
 	h.w.Stepped = h.check.step
 	h.faults()
@@ -204,6 +224,8 @@ func RunLogged(seed uint64, mode Mode, log *slog.Logger) (Stats, error) {
 	h.faulty = false
 	h.w.Down = false
 	h.w.Cloud.Capacity = map[string]int{}
+	h.w.Cloud.ZoneCapacity = map[awssim.Offering]int{}
+	h.zoneOut = map[awssim.Offering]time.Time{}
 	h.flaps = map[string]time.Time{}
 	h.w.Cloud.Quota = map[string]int{}
 	h.upSince = h.w.Clock.Now()
@@ -220,6 +242,20 @@ func RunLogged(seed uint64, mode Mode, log *slog.Logger) (Stats, error) {
 	h.stats.Jobs = len(h.jobs)
 	h.stats.Launches = h.w.Cloud.Calls["RunInstances"]
 	h.stats.Commands = len(h.w.Invocations())
+	h.stats.Skips = len(h.skips)
+	for _, n := range h.w.Cloud.Notifications() {
+		if strings.HasPrefix(n.Subject, "nightshift: leave") {
+			h.stats.Leaves++
+		}
+		if strings.HasPrefix(n.Subject, "nightshift: launch") {
+			h.stats.Fallbacks++
+		}
+	}
+	for _, i := range h.w.Cloud.Instances() {
+		if _, ok := i.Tags[fleet.TagStartRefused]; ok {
+			h.stats.StartRefused++
+		}
+	}
 	return h.stats, nil
 }
 
@@ -246,6 +282,7 @@ func (h *history) advance(t time.Time) {
 				delete(h.flaps, typ)
 			}
 		}
+		h.zonesBack()
 		if !h.quotaUntil.IsZero() && !h.w.Clock.Now().Before(h.quotaUntil) {
 			h.w.Cloud.Quota = map[string]int{}
 			h.quotaUntil = time.Time{}
@@ -382,6 +419,11 @@ func (s *Stats) add(o Stats) {
 	s.Commands += o.Commands
 	s.Notebooks += o.Notebooks
 	s.Waited += o.Waited
+	s.ZoneFaults += o.ZoneFaults
+	s.Skips += o.Skips
+	s.Leaves += o.Leaves
+	s.Fallbacks += o.Fallbacks
+	s.StartRefused += o.StartRefused
 }
 
 // quiet reports whether every job the history sent has ended and every

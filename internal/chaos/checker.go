@@ -66,6 +66,11 @@ type checker struct {
 	// whose session's end L5 has checked.
 	people  map[string]*person
 	l5ended map[string]bool
+	// skipsSeen counts the fleet's skips U1 has checked.
+	skipsSeen int
+	// startStuck maps a job on a stopped instance that cannot start to
+	// the clean-tick count when L6 first saw it so.
+	startStuck map[string]int
 }
 
 func newChecker(h *history) *checker {
@@ -73,7 +78,7 @@ func newChecker(h *history) *checker {
 		h: h, start: h.w.Clock.Now(),
 		idleSince: map[string]time.Time{}, eligibleSince: map[string]int{}, notebooks: map[string]time.Time{},
 		due: map[string]int{}, cancels: map[string]bool{}, cancelledAt: map[string]time.Time{}, ended: map[string]bool{},
-		people: map[string]*person{}, l5ended: map[string]bool{},
+		people: map[string]*person{}, l5ended: map[string]bool{}, startStuck: map[string]int{},
 	}
 }
 
@@ -132,6 +137,8 @@ func (c *checker) step() {
 	c.s4()
 	c.s5(v)
 	c.s6(v)
+	c.u1()
+	c.l6(v)
 	c.l1(v)
 	c.l2(v)
 	c.l4(v)

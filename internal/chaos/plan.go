@@ -134,6 +134,7 @@ func (h *history) plan() []action {
 	}
 	plan = append(plan, h.planCancels(submits)...)
 	plan = append(plan, h.planNotebooks()...)
+	plan = append(plan, h.planZones()...)
 	slices.SortStableFunc(plan, func(a, b action) int { return int(a.at - b.at) })
 	return plan
 }

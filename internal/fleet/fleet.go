@@ -31,6 +31,16 @@ const (
 	// TagWatch marks an instance nightshift did not launch but must stop
 	// when idle (a notebook a person started by hand, say).
 	TagWatch = "nightshift:watch"
+	// TagStartRefused records when StartInstances first refused a stopped
+	// instance for capacity (RFC 3339), in the streak of refusals that a
+	// successful start ends (it is then set empty): every container, and a
+	// person at the console, sees how long the instance has been unable to
+	// start.
+	TagStartRefused = "nightshift:start-refused"
+	// TagStartLeft records when a job last gave up waiting for the
+	// instance's start and went elsewhere (RFC 3339): the instance is not
+	// offered to a job again for UnavailableTTL after it.
+	TagStartLeft = "nightshift:start-left"
 )
 
 // Instance states, as EC2 names them.
@@ -96,6 +106,27 @@ type Fleet struct {
 	amiCache map[string]cachedAMI
 	// offerings are the offerings EC2 just refused for capacity.
 	offerings unavailable
+	// onSkip, when set, is told of every rung the ladder skips.
+	onSkip func(Skip)
+}
+
+// Skip is one rung of the launch ladder passed over without a call,
+// because EC2 refused its offering for capacity within UnavailableTTL.
+type Skip struct {
+	At           time.Time
+	Type, Subnet string
+	Spot         bool
+	// Until is when the fleet asks for the offering again.
+	Until time.Time
+}
+
+// OnSkip has fn told of every rung the ladder skips, as it skips it (a
+// harness checks the memory of refused offerings against the cloud's own
+// log of refusals). fn must not call the fleet.
+func (f *Fleet) OnSkip(fn func(Skip)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.onSkip = fn
 }
 
 type cachedAMI struct {
@@ -126,6 +157,11 @@ type Instance struct {
 	// Detailed is EC2 detailed monitoring (Monitoring.State enabled): its
 	// AWS/EC2 metrics come every minute, not every 5.
 	Detailed bool
+	// LaunchNote is set by Launch only: what the launch passed over to get
+	// this instance, when that changes what the job gets (spot refused, so
+	// on-demand), in words for the job's reason and the log; empty
+	// otherwise.
+	LaunchNote string
 }
 
 // Live reports whether the instance exists and can run or be started.
@@ -251,6 +287,7 @@ func (f *Fleet) launch(ctx context.Context, r LaunchRequest) (Instance, error) {
 		subnets = []string{""}
 	}
 	var last error
+	var spotRefused refusals
 	try := 0
 	for _, t := range r.Types {
 		for _, spot := range markets {
@@ -263,6 +300,9 @@ func (f *Fleet) launch(ctx context.Context, r LaunchRequest) (Instance, error) {
 				o := offering{typ: t, subnet: subnet, spot: spot}
 				if err, ok := f.blocked(o); ok {
 					last = err
+					if spot {
+						spotRefused.add(t, subnet, err)
+					}
 					continue
 				}
 				in := f.runInput(r, t, spot, subnet, ami, fmt.Sprintf("%s-%d", r.Token, try))
@@ -272,7 +312,11 @@ func (f *Fleet) launch(ctx context.Context, r LaunchRequest) (Instance, error) {
 				// reconcile, is faster and keeps the Lambda short.
 				out, err := f.ec2.RunInstances(ctx, in, func(o *ec2.Options) { o.RetryMaxAttempts = 1 })
 				if err == nil && len(out.Instances) > 0 {
-					return FromEC2(out.Instances[0]), nil
+					inst := FromEC2(out.Instances[0])
+					if !spot && r.Market == "spot-then-on-demand" {
+						inst.LaunchNote = spotRefused.note(inst)
+					}
+					return inst, nil
 				}
 				if err == nil {
 					err = errors.New("RunInstances returned no instance")
@@ -280,6 +324,9 @@ func (f *Fleet) launch(ctx context.Context, r LaunchRequest) (Instance, error) {
 				last = classify(err, t, spot, f.cfg.Region, r)
 				if errors.Is(last, ErrCapacity) {
 					f.refused(o, last)
+				}
+				if spot && (errors.Is(last, ErrCapacity) || errors.Is(last, ErrSpotQuota) || errors.Is(last, ErrUnsupported)) {
+					spotRefused.add(t, subnet, last)
 				}
 				if errors.Is(last, ErrThrottled) || !Transient(last) {
 					return Instance{}, last

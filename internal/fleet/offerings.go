@@ -36,6 +36,9 @@ func (f *Fleet) blocked(o offering) (error, bool) {
 		delete(f.offerings.err, o)
 		return nil, false
 	}
+	if f.onSkip != nil {
+		f.onSkip(Skip{At: f.now(), Type: o.typ, Subnet: o.subnet, Spot: o.spot, Until: until})
+	}
 	return f.offerings.err[o], true
 }
 

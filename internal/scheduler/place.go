@@ -162,14 +162,21 @@ func (s *Scheduler) launch(ctx context.Context, w *world, j *job.Job) error {
 	}
 	w.instances[inst.ID] = inst
 	s.quotaUsed(w, inst.Type, inst.Spot)
-	s.log.InfoContext(ctx, "launched", "job", j.ID, "instance", inst.ID, "type", inst.Type, "spot", inst.Spot)
-	return errors.Join(s.recovered(ctx, w, j.Pool), s.attach(ctx, w, j, inst))
+	s.log.InfoContext(ctx, "launched", "job", j.ID, "instance", inst.ID, "type", inst.Type, "spot", inst.Spot, "note", inst.LaunchNote)
+	var said error
+	if inst.LaunchNote != "" {
+		said = s.say(ctx, notice.Action{Instance: inst.ID, Verb: "launch", Job: j.ID, Why: inst.LaunchNote})
+	}
+	return errors.Join(s.recovered(ctx, w, j.Pool), s.attach(ctx, w, j, inst), said)
 }
 
 // attach records the instance launched for a PLACED job and takes its lease.
 func (s *Scheduler) attach(ctx context.Context, w *world, j *job.Job, inst fleet.Instance) error {
 	j.InstanceID, j.InstanceType = inst.ID, inst.Type
 	j.Reason = "waiting for instance " + inst.ID + " to boot"
+	if inst.LaunchNote != "" {
+		j.Reason += " (" + inst.LaunchNote + ")"
+	}
 	j.UpdatedAt = w.now
 	ops := []store.Op{store.LeaseOp{InstanceID: inst.ID, Pool: j.Pool, Acquire: true}}
 	sl, bind := slotOf(w, j)
@@ -199,8 +206,8 @@ func (s *Scheduler) attach(ctx context.Context, w *world, j *job.Job, inst fleet
 func launchedFor(w *world, j *job.Job) (fleet.Instance, bool) {
 	for _, id := range slices.Sorted(maps.Keys(w.instances)) {
 		i := w.instances[id]
-		if i.Job != j.ID || i.Attempt != j.Attempt || !i.Live() {
-			continue
+		if i.Job != j.ID || i.Attempt != j.Attempt || !i.Live() || startLeftRecently(w.now, i) {
+			continue // (a stopped one the attempt just left, its start refused, rests first)
 		}
 		if l, ok := w.leases[id]; ok && l.Held() && l.JobID != j.ID {
 			continue
@@ -257,6 +264,9 @@ func (s *Scheduler) advance(ctx context.Context, w *world, j *job.Job) error {
 	switch i.State {
 	case fleet.StateStopped:
 		if err := s.fleet.Start(ctx, i); err != nil {
+			if errors.Is(err, fleet.ErrCapacity) {
+				return s.startRefused(ctx, w, j, i, err)
+			}
 			if fleet.Transient(err) {
 				return s.setReason(ctx, j, "starting "+i.ID+": "+err.Error())
 			}
@@ -264,6 +274,7 @@ func (s *Scheduler) advance(ctx context.Context, w *world, j *job.Job) error {
 		}
 		s.quotaUsed(w, i.Type, i.Spot)
 		s.log.InfoContext(ctx, "started instance", "job", j.ID, "instance", i.ID)
+		s.started(ctx, w, i)
 		s.askRecheck(ctx, w, i.ID, RecheckDelay)
 		return s.setReason(ctx, j, "starting instance "+i.ID)
 	case fleet.StatePending, fleet.StateStopping:
@@ -404,6 +415,9 @@ func (s *Scheduler) free(w *world, pool string, types []string) (fleet.Instance,
 		if i.State == fleet.StateRunning && !w.online[id] && w.now.Sub(i.LaunchTime) > AgentTimeout {
 			continue // its agent never came online: broken, not free
 		}
+		if startLeftRecently(w.now, i) {
+			continue // a job just gave up starting it (no capacity in its zone): it rests, stopped
+		}
 		if !found || rank(i) < rank(best) {
 			best, found = i, true
 		}
@@ -412,6 +426,9 @@ func (s *Scheduler) free(w *world, pool string, types []string) (fleet.Instance,
 }
 
 // count is the number of live instances in a pool plus launches in flight.
+// A stopped instance counts, one whose start EC2 refuses included: it
+// keeps its disk and its slot, and whoever starts it later must not take
+// the pool past its cap.
 func (s *Scheduler) count(w *world, pool string) int {
 	n := 0
 	for _, i := range w.instances {

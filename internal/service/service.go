@@ -76,6 +76,9 @@ type Clients struct {
 // Service is nightshift wired: the scheduler, the watchdog, and the
 // handler of each function.
 type Service struct {
+	// Fleet is the one fleet every handler launches through: a harness
+	// watches the rungs it skips (Fleet.OnSkip).
+	Fleet     *fleet.Fleet
 	Scheduler *scheduler.Scheduler
 	Watchdog  *watchdog.Watchdog
 	// Intake handles the jobs queue's SQS batches.
@@ -120,6 +123,7 @@ func New(s config.Settings, c Clients, st store.Jobs, now func() time.Time, log 
 		Pools: slices.Sorted(maps.Keys(s.Pools)),
 	})
 	return &Service{
+		Fleet:     f,
 		Scheduler: sched,
 		Watchdog:  wd,
 		Intake:    handler.Intake{S: sched, R: sched, Log: log},

@@ -130,6 +130,9 @@ type Config struct {
 	// WrapStore, when set, wraps the store the scheduler sees (to model,
 	// say, an index that lags behind writes).
 	WrapStore func(store.Jobs) store.Jobs
+	// Subnets are the stack's subnets, in the order launches try them,
+	// each with its Availability Zone; none: the default zone only.
+	Subnets []Subnet
 	// NoRecheck deploys without the delayed re-checks (no queue URL): an
 	// instance's readiness and a keep-warm's end wait for the tick, as
 	// before they existed.
@@ -141,6 +144,9 @@ type Config struct {
 	// client): launches meet EC2's own quota check, as before it existed.
 	NoQuotas bool
 }
+
+// Subnet is one of the stack's subnets and its Availability Zone.
+type Subnet struct{ ID, Zone string }
 
 // NewWorld builds a world with one pool "default" of g4dn.xlarge (cap 2)
 // unless cfg names others.
@@ -186,8 +192,14 @@ func NewWorld(cfg Config) *World {
 	if cfg.WrapStore != nil {
 		st = cfg.WrapStore(st)
 	}
+	var subnets []string
+	for _, sn := range cfg.Subnets {
+		cloud.Subnets[sn.ID] = sn.Zone
+		subnets = append(subnets, sn.ID)
+	}
 	settings := config.Settings{
-		Pools: cfg.Pools, LaunchTemplateID: LaunchTemplate, AMIParameter: AMIParameter,
+		Subnets: subnets,
+		Pools:   cfg.Pools, LaunchTemplateID: LaunchTemplate, AMIParameter: AMIParameter,
 		LogGroup: "/nightshift/sim/jobs", Setup: cfg.Setup, Retries: cfg.Retries,
 		Region: awssim.Region, TopicARN: TopicARN, Watchdog: cfg.Watchdog, StateDir: cfg.StateDir,
 		QuotaRequestMax: cfg.QuotaRequestMax,
