@@ -125,7 +125,7 @@ const l6StartTicks = 6
 func (c *checker) l6(v *view) {
 	h := c.h
 	stuck := map[string]bool{}
-	if v.up && h.capacityUntil.IsZero() && h.quotaUntil.IsZero() && v.pool < Cap && !v.budgetReached {
+	if v.up && h.capacityUntil.IsZero() && h.quotaKnown(v.now) && v.pool < Cap && !v.budgetReached {
 		byID := map[string]awssim.Instance{}
 		for _, i := range v.insts {
 			byID[i.ID] = i

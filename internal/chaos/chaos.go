@@ -115,6 +115,10 @@ type history struct {
 	pCrash, pThrottle, pDrop, pDup float64
 	downUntil, upSince             time.Time
 	capacityUntil, quotaUntil      time.Time
+	// quotaBack is when the last low-quota fault ended: nightshift reads
+	// the raised value within quota.DefaultTTL (its cache), as it would
+	// read an increase a person made in the console.
+	quotaBack time.Time
 	// flaps are the types whose capacity is gone, until when.
 	flaps map[string]time.Time
 	// budget is the daily budget in USD (policy cancel); 0 for none.
@@ -286,6 +290,7 @@ func (h *history) advance(t time.Time) {
 		if !h.quotaUntil.IsZero() && !h.w.Clock.Now().Before(h.quotaUntil) {
 			h.w.Cloud.Quota = map[string]int{}
 			h.quotaUntil = time.Time{}
+			h.quotaBack = h.w.Clock.Now()
 		}
 		h.w.Run(h.ctx, next.Sub(h.w.Clock.Now()))
 		h.stats.Steps++

@@ -13,6 +13,7 @@ import (
 	"github.com/nightshift-dev/nightshift/internal/awssim"
 	"github.com/nightshift-dev/nightshift/internal/fleet"
 	"github.com/nightshift-dev/nightshift/internal/job"
+	"github.com/nightshift-dev/nightshift/internal/quota"
 	"github.com/nightshift-dev/nightshift/internal/runner"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
 	"github.com/nightshift-dev/nightshift/internal/sim"
@@ -438,7 +439,7 @@ func (c *checker) l4(v *view) {
 // crashes and throttling make a reconcile fail; that only delays).
 func (c *checker) l3(v *view) {
 	h := c.h
-	free := v.up && h.capacityUntil.IsZero() && h.quotaUntil.IsZero() && v.pool < Cap && len(v.live[job.Placed]) == 0 && !v.budgetReached
+	free := v.up && h.capacityUntil.IsZero() && h.quotaKnown(v.now) && v.pool < Cap && len(v.live[job.Placed]) == 0 && !v.budgetReached
 	queued := map[string]bool{}
 	for _, j := range v.live[job.Queued] {
 		queued[j.ID] = true
@@ -464,7 +465,7 @@ func (c *checker) l3(v *view) {
 	for _, j := range v.live[job.Queued] {
 		room := free
 		if _, nb := job.NotebookOf(j.Pool); nb {
-			room = v.up && h.capacityUntil.IsZero() && h.quotaUntil.IsZero() && !held[j.Pool] && !v.budgetReached
+			room = v.up && h.capacityUntil.IsZero() && h.quotaKnown(v.now) && !held[j.Pool] && !v.budgetReached
 		}
 		if !room {
 			delete(c.eligibleSince, j.ID)
@@ -479,6 +480,13 @@ func (c *checker) l3(v *view) {
 			c.fail("L3", "job %s still QUEUED after %d clean reconciles with room in the pool (%d of %d instances): %s", j.ID, h.cleanTicks-since, v.pool, Cap, j.Reason)
 		}
 	}
+}
+
+// quotaKnown reports whether no low-quota fault is on, nor ended so
+// recently that nightshift may still hold the low value in its cache
+// (quota.DefaultTTL: a quota raised outside nightshift is read within it).
+func (h *history) quotaKnown(now time.Time) bool {
+	return h.quotaUntil.IsZero() && (h.quotaBack.IsZero() || now.Sub(h.quotaBack) >= quota.DefaultTTL)
 }
 
 // c1: once a job's record says CANCELLED, no command of the job starts,
