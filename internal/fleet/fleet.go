@@ -246,6 +246,10 @@ type LaunchRequest struct {
 	// AMI overrides the deployment's AMI parameter: an id or resolve:ssm:NAME.
 	AMI      string
 	VolumeGB int
+	// NoRoom, when set, is the caller's vCPU quota preflight: a (type,
+	// market) it says has no room is not asked for (each of its rungs
+	// keeps its client token), its error standing as the launch's last.
+	NoRoom func(instanceType string, spot bool) error
 	// Chose says which of the request the job's own message set, rather
 	// than its pool or the deployment: EC2 refusing one of those is the
 	// job's to fix (ErrJob), refusing the others the deployment's.
@@ -291,6 +295,12 @@ func (f *Fleet) launch(ctx context.Context, r LaunchRequest) (Instance, error) {
 	try := 0
 	for _, t := range r.Types {
 		for _, spot := range markets {
+			if r.NoRoom != nil {
+				if err := r.NoRoom(t, spot); err != nil {
+					last, try = err, try+len(subnets)
+					continue
+				}
+			}
 			for _, subnet := range subnets {
 				// Every rung keeps its place in the count, tried or not: the
 				// client token of a rung is the same on every pass, so a launch

@@ -116,6 +116,7 @@ func (s *Scheduler) launch(ctx context.Context, w *world, j *job.Job) error {
 	if v := j.Spec.Instance.VolumeGB; v != 0 {
 		req.VolumeGB = v
 	}
+	req.NoRoom = s.noRoom(ctx, w)
 	req.Chose = fleet.Chosen{AMI: j.Spec.Instance.AMI != "", Volume: j.Spec.Instance.VolumeGB != 0, Types: len(j.Spec.Instance.Types) > 0}
 	inst, err := s.fleet.Launch(ctx, req)
 	if err != nil {

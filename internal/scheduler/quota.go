@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -193,6 +194,32 @@ func (s *Scheduler) appliedQuota(ctx context.Context, w *world, code string) (fl
 	}
 	v.applied[code] = a
 	return a, true
+}
+
+// noRoom is the fleet's view of the pass's quota reading: a (type,
+// market) whose quota has no room for it is not asked for, when the
+// figures are known (nil when nothing was read).
+func (s *Scheduler) noRoom(ctx context.Context, w *world) func(string, bool) error {
+	if s.quotas == nil || w.quota.used == nil {
+		return nil
+	}
+	return func(typ string, spot bool) error {
+		ct, ok := catalog.Lookup(typ)
+		if !ok {
+			return nil
+		}
+		q := catalog.QuotaFor(typ, spot)
+		applied, ok := s.appliedQuota(ctx, w, q.Code)
+		if !ok || float64(w.quota.used[q.Code]+ct.VCPUs) <= applied {
+			return nil
+		}
+		kind := fleet.ErrQuota
+		if spot {
+			kind = fleet.ErrSpotQuota
+		}
+		return &fleet.LaunchError{Kind: kind, Code: "preflight: " + strconv.Itoa(w.quota.used[q.Code]) + " of " + strconv.FormatFloat(applied, 'f', -1, 64) + " vCPUs in use", InstanceType: typ, Quota: q, Region: s.cfg.Region,
+			Err: fmt.Errorf("%s needs %d vCPUs", typ, ct.VCPUs)}
+	}
 }
 
 // quotaUsed counts an instance this pass launched or started against its
