@@ -129,6 +129,10 @@ type Cloud struct {
 	// QuotaDecision, when set, is the life of each Service Quotas increase
 	// request: its steps after the request (DefaultQuotaDecision when nil).
 	QuotaDecision func(code string, desired float64) []QuotaStep
+	// QuotaAskedWhileOpen counts the increase requests refused because the
+	// quota had one open (ResourceAlreadyExistsException): a caller that
+	// asks twice.
+	QuotaAskedWhileOpen int
 	// FilterAfterPage makes DescribeInstanceInformation page through every
 	// managed node and filter each page afterwards, so that a page comes
 	// back short, or empty, with a NextToken, as SSM's pages have been seen

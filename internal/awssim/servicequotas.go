@@ -169,6 +169,7 @@ func (c *Cloud) requestQuotaIncrease(in *servicequotas.RequestServiceQuotaIncrea
 		return nil, apiError("IllegalArgumentException", "The requested value %s must be greater than the current quota value %s.", num(desired), num(applied))
 	}
 	if slices.ContainsFunc(c.quotaRequests, func(r *quotaRequest) bool { return r.code == code && r.open() }) {
+		c.QuotaAskedWhileOpen++
 		return nil, apiError("ResourceAlreadyExistsException", "Only one open service quota increase request is allowed per quota.")
 	}
 	c.seq++

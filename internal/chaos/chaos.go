@@ -84,6 +84,9 @@ type Stats struct {
 	// Fallbacks counts spot-then-on-demand launches on-demand, spot
 	// refused; StartRefused the instances a start was refused for capacity.
 	Fallbacks, StartRefused int
+	// Fresh counts the histories on a brand-new account; QuotaRequests
+	// the increase requests nightshift filed.
+	Fresh, QuotaRequests int
 }
 
 // history is one seeded run.
@@ -115,6 +118,11 @@ type history struct {
 	pCrash, pThrottle, pDrop, pDup float64
 	downUntil, upSince             time.Time
 	capacityUntil, quotaUntil      time.Time
+	// fresh: the account is brand new (fresh.go): quotas 0, nightshift
+	// asks, AWS opens a case after caseAfter and approves after
+	// approveAfter.
+	fresh                   bool
+	caseAfter, approveAfter time.Duration
 	// quotaBack is when the last low-quota fault ended: nightshift reads
 	// the raised value within quota.DefaultTTL (its cache), as it would
 	// read an increase a person made in the console.
@@ -186,7 +194,13 @@ func RunLogged(seed uint64, mode Mode, log *slog.Logger) (Stats, error) {
 		h.autoKeepWarm = true
 	}
 	subnets := h.drawZones()
+	h.freshAccount()
+	quotaMax := 0
+	if h.fresh {
+		quotaMax = FreshQuotaMax
+	}
 	h.w = sim.NewWorld(sim.Config{
+		QuotaRequestMax: quotaMax,
 		Subnets:  subnets,
 		Pools:    map[string]scheduler.Pool{"default": pool},
 		KeepWarm: KeepWarm,
@@ -207,6 +221,7 @@ func RunLogged(seed uint64, mode Mode, log *slog.Logger) (Stats, error) {
 		}
 	}
 	h.w.Svc.Fleet.OnSkip(func(s fleet.Skip) { h.skips = append(h.skips, s) })
+	h.freshCloud()
 	h.check = newChecker(h)
 	h.w.Stepped = h.check.step
 	h.faults()
@@ -231,7 +246,9 @@ func RunLogged(seed uint64, mode Mode, log *slog.Logger) (Stats, error) {
 	h.w.Cloud.ZoneCapacity = map[awssim.Offering]int{}
 	h.zoneOut = map[awssim.Offering]time.Time{}
 	h.flaps = map[string]time.Time{}
-	h.w.Cloud.Quota = map[string]int{}
+	if !h.fresh {
+		h.w.Cloud.Quota = map[string]int{} // a fresh account's quotas are AWS's to raise
+	}
 	h.upSince = h.w.Clock.Now()
 	for end := h.w.Clock.Now().Add(MaxDrain); h.w.Clock.Now().Before(end) && h.check.err == nil; {
 		h.advance(h.w.Clock.Now().Add(time.Hour))
@@ -245,6 +262,10 @@ func RunLogged(seed uint64, mode Mode, log *slog.Logger) (Stats, error) {
 	}
 	h.stats.Jobs = len(h.jobs)
 	h.stats.Launches = h.w.Cloud.Calls["RunInstances"]
+	if h.fresh {
+		h.stats.Fresh++
+	}
+	h.stats.QuotaRequests = len(h.w.Cloud.QuotaRequests())
 	h.stats.Commands = len(h.w.Invocations())
 	h.stats.Skips = len(h.skips)
 	for _, n := range h.w.Cloud.Notifications() {
@@ -429,6 +450,8 @@ func (s *Stats) add(o Stats) {
 	s.Leaves += o.Leaves
 	s.Fallbacks += o.Fallbacks
 	s.StartRefused += o.StartRefused
+	s.Fresh += o.Fresh
+	s.QuotaRequests += o.QuotaRequests
 }
 
 // quiet reports whether every job the history sent has ended and every

@@ -146,6 +146,7 @@ func (c *checker) step() {
 	c.l3(v)
 	c.l5(v)
 	c.w1(v)
+	c.q1()
 	c.b1(v)
 	c.b2(v)
 	c.c1(v)
@@ -486,7 +487,7 @@ func (c *checker) l3(v *view) {
 // recently that nightshift may still hold the low value in its cache
 // (quota.DefaultTTL: a quota raised outside nightshift is read within it).
 func (h *history) quotaKnown(now time.Time) bool {
-	return h.quotaUntil.IsZero() && (h.quotaBack.IsZero() || now.Sub(h.quotaBack) >= quota.DefaultTTL)
+	return h.quotaUntil.IsZero() && (h.quotaBack.IsZero() || now.Sub(h.quotaBack) >= quota.DefaultTTL) && h.freshKnown(now)
 }
 
 // c1: once a job's record says CANCELLED, no command of the job starts,
@@ -597,6 +598,7 @@ func (c *checker) final() error {
 	h.checking = true
 	defer func() { h.checking = false }()
 	ctx := context.Background()
+	c.q2end()
 	for id := range h.jobs {
 		j, err := h.w.Store.Job(ctx, id)
 		if err != nil {

@@ -105,6 +105,9 @@ func (h *history) plan() []action {
 	for range r.IntN(2) {
 		d := time.Duration(10+r.IntN(60)) * time.Minute
 		add(at(), "low quota", func(h *history) {
+			if h.fresh {
+				return // a fresh account's quota is 0 until AWS raises it
+			}
 			h.w.Cloud.Quota = map[string]int{catalog.QuotaG.Code: 4, catalog.QuotaGSpot.Code: 0}
 			h.quotaUntil = h.w.Clock.Now().Add(d)
 		})

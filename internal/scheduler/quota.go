@@ -413,9 +413,9 @@ func (s *Scheduler) mayAsk(w *world, r store.QuotaRequest) bool {
 }
 
 // quotaWanted is the value to ask for a quota: room for every pool
-// launching under it at its cap (the largest of its types) beside what
-// others run, at least what the waiting job needs, at most the
-// deployment's bound. ok is false when the bound cannot fit the job.
+// launching under it at its cap (the largest of its types) and for the
+// notebooks known, beside what others run; at least what the waiting job
+// needs, at most the deployment's bound. ok is false when the bound cannot fit the job.
 func (s *Scheduler) quotaWanted(w *world, code string, short []shortfall) (int, bool) {
 	need := 0
 	for _, sf := range short {
@@ -448,8 +448,39 @@ func (s *Scheduler) quotaWanted(w *world, code string, short []shortfall) (int, 
 		}
 		pools += p.MaxInstances * largest
 	}
-	want := min(max(need, others+pools), s.cfg.QuotaRequestMax)
+	want := min(max(need, others+pools+notebooks(w, code)), s.cfg.QuotaRequestMax)
 	return want, want >= need
+}
+
+// notebooks is the vCPUs the notebooks known to the pass take under a
+// quota, each outside its pool's cap: a live notebook instance's type, or
+// a waiting session's largest type.
+func notebooks(w *world, code string) int {
+	took := map[string]int{}
+	for _, i := range w.instances {
+		if _, nb := job.NotebookOf(i.Pool); nb && i.Live() {
+			if ct, ok := catalog.Lookup(i.Type); ok && catalog.QuotaFor(i.Type, i.Spot).Code == code {
+				took[i.Pool] = max(took[i.Pool], ct.VCPUs)
+			}
+		}
+	}
+	for _, st := range []job.State{job.Queued, job.Placed, job.Running} {
+		for _, j := range w.jobs[st] {
+			if _, nb := job.NotebookOf(j.Pool); !nb || took[j.Pool] > 0 {
+				continue
+			}
+			for _, t := range j.Spec.Instance.Types {
+				if ct, ok := catalog.Lookup(t); ok && catalog.QuotaFor(t, j.Market == "spot").Code == code {
+					took[j.Pool] = max(took[j.Pool], ct.VCPUs)
+				}
+			}
+		}
+	}
+	n := 0
+	for _, v := range took {
+		n += v
+	}
+	return n
 }
 
 // askQuota files an increase for r's quota: the intent first, at the
