@@ -201,12 +201,12 @@ func RunLogged(seed uint64, mode Mode, log *slog.Logger) (Stats, error) {
 	}
 	h.w = sim.NewWorld(sim.Config{
 		QuotaRequestMax: quotaMax,
-		Subnets:  subnets,
-		Pools:    map[string]scheduler.Pool{"default": pool},
-		KeepWarm: KeepWarm,
-		Retries:  3,
-		Watchdog: watchdog.Config{IdleTimeout: IdleTimeout, Grace: Grace, StallTimeout: 45 * time.Minute, DailyBudget: h.budget, Policy: watchdog.PolicyCancel},
-		Log:      log,
+		Subnets:         subnets,
+		Pools:           map[string]scheduler.Pool{"default": pool},
+		KeepWarm:        KeepWarm,
+		Retries:         3,
+		Watchdog:        watchdog.Config{IdleTimeout: IdleTimeout, Grace: Grace, StallTimeout: 45 * time.Minute, DailyBudget: h.budget, Policy: watchdog.PolicyCancel},
+		Log:             log,
 	})
 	if mode == Concurrent {
 		// Its own source, so the interleaving does not shift the history's
