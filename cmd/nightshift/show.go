@@ -93,7 +93,12 @@ func (a *app) printJob(w io.Writer, j *job.Job, links map[string]string) {
 	if j.InstanceID != "" {
 		field("instance", j.InstanceID+" ("+j.InstanceType+")")
 	}
-	field("attempt", fmt.Sprintf("%d of %d", j.Attempt, j.Spec.RetryLimit()+1))
+	if j.Resumes > 0 {
+		// Lost attempts that resumed from the checkpoint use no retry.
+		field("attempt", fmt.Sprintf("%d (%d resumed from its checkpoint; retries used %d of %d)", j.Attempt, j.Resumes, j.RetriesUsed(), j.Spec.RetryLimit()))
+	} else {
+		field("attempt", fmt.Sprintf("%d of %d", j.Attempt, j.Spec.RetryLimit()+1))
+	}
 	field("priority", fmt.Sprint(j.Priority))
 	if d := j.Spec.MaxRuntime.D(); d > 0 {
 		field("max runtime", d.String())
