@@ -139,6 +139,11 @@ type Cloud struct {
 	notes     []Notification
 	published map[metricKey][]point
 	queue     queue
+	// imds is what each instance's metadata service shows beyond what
+	// DescribeInstances says (imds.go); objects is S3 (s3.go). Both are
+	// made on first use.
+	imds    map[string]*metadata
+	objects map[string]string
 }
 
 // New returns an empty cloud on clock.
