@@ -99,6 +99,9 @@ func (a *app) printJob(w io.Writer, j *job.Job, links map[string]string) {
 	} else {
 		field("attempt", fmt.Sprintf("%d of %d", j.Attempt, j.Spec.RetryLimit()+1))
 	}
+	if c := j.Spec.Checkpoint; c != nil {
+		field("checkpoint", fmt.Sprintf("%s, from %s, synced every %v", c.S3, c.Path, c.Every.D()))
+	}
 	field("priority", fmt.Sprint(j.Priority))
 	if d := j.Spec.MaxRuntime.D(); d > 0 {
 		field("max runtime", d.String())

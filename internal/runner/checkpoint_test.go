@@ -438,3 +438,28 @@ func TestCheckpointHeader(t *testing.T) {
 		t.Errorf("a job without a checkpoint: header %+v, %v; want none", h.Checkpoint, err)
 	}
 }
+
+// TestCheckpointStop: a stop (a cancel) ends a checkpointed job as any
+// other, with its TERM; the checkpoint its handler saved is synced up
+// before exit code 143 is recorded.
+func TestCheckpointStop(t *testing.T) {
+	in := newCkptInstance(t)
+	j := ckptJob("ckpt-stop", `trap 'echo saved >"$NIGHTSHIFT_CHECKPOINT_DIR/on-stop"; exit 143' TERM
+echo ready
+sleep 1000 &
+wait`, 1, time.Hour)
+	x := in.start(t, j, in.opts(), nil)
+	x.waitFor(t, "ready")
+	if got := in.stop(t, j, in.opts()); !strings.Contains(got, "TERM sent to its wrapper") {
+		t.Fatalf("stop said %q", got)
+	}
+	if code := x.wait(t); code != runner.StopExitCode {
+		t.Errorf("exit code %d; want %d", code, runner.StopExitCode)
+	}
+	if got := in.bucketFile(t, "on-stop"); got != "saved" {
+		t.Errorf("bucket's on-stop = %q; want the checkpoint saved on the stop's TERM\nstderr:\n%s", got, x.stderrText())
+	}
+	if errs := x.stderrText(); !strings.Contains(errs, "(the job ended with exit code 143)") {
+		t.Errorf("stderr:\n%s\nwant the sync after the stopped job's end", errs)
+	}
+}
