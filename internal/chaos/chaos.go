@@ -75,6 +75,9 @@ type Stats struct {
 	// Notebooks counts notebook sessions; Waited the jobs failed for
 	// waiting past their max_wait.
 	Notebooks, Waited int
+	// Resumes counts the lost attempts of checkpointed jobs that resumed
+	// from their checkpoint without a retry.
+	Resumes int
 }
 
 // history is one seeded run.
@@ -218,6 +221,11 @@ func RunLogged(seed uint64, mode Mode, log *slog.Logger) (Stats, error) {
 		return h.stats, err
 	}
 	h.stats.Jobs = len(h.jobs)
+	for id := range h.jobs {
+		if j, err := h.w.Store.Job(context.Background(), id); err == nil {
+			h.stats.Resumes += j.Resumes
+		}
+	}
 	h.stats.Launches = h.w.Cloud.Calls["RunInstances"]
 	h.stats.Commands = len(h.w.Invocations())
 	return h.stats, nil
@@ -382,6 +390,7 @@ func (s *Stats) add(o Stats) {
 	s.Commands += o.Commands
 	s.Notebooks += o.Notebooks
 	s.Waited += o.Waited
+	s.Resumes += o.Resumes
 }
 
 // quiet reports whether every job the history sent has ended and every
