@@ -197,3 +197,25 @@ func TestRebalance(t *testing.T) {
 		})
 	}
 }
+
+// TestUndeliveredUsesARetry: an attempt whose command SSM never delivered
+// made no progress, however long it waited: it uses a retry, checkpoint or
+// not.
+func TestUndeliveredUsesARetry(t *testing.T) {
+	started := t0.Add(time.Hour)
+	ckpt := &job.Checkpoint{S3: "s3://b/p", Path: "checkpoints", Every: job.Duration(time.Minute)}
+	one := 1
+	f := &followFleet{insts: []fleet.Instance{inst("i-1", fleet.StateRunning)}}
+	r := &followRunner{res: runner.Result{Status: runner.TimedOut, ExitCode: -1, Undelivered: true}, online: true}
+	s, st := runningJob(t, job.Spec{MaxRuntime: job.Duration(time.Hour), Retries: &one, Checkpoint: ckpt}, f, r, nil, started, started.Add(70*time.Minute))
+	if err := s.Reconcile(context.Background(), Options{Poll: true}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Job(context.Background(), "j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Attempt != 2 || got.Resumes != 0 || got.RetriesUsed() != 1 {
+		t.Errorf("attempt %d resumes %d retries used %d (%s); want attempt 2 on a retry", got.Attempt, got.Resumes, got.RetriesUsed(), got.Reason)
+	}
+}

@@ -179,6 +179,13 @@ func (s *Scheduler) cost(j *job.Job, i fleet.Instance) {
 // lost re-queues j after its instance went away, fails it when its
 // retries are spent, or records it cancelled when a cancel asked for it.
 func (s *Scheduler) lost(ctx context.Context, w *world, j *job.Job, why string) error {
+	return s.lose(ctx, w, j, why, true)
+}
+
+// lose is lost; ran says whether the attempt's command may have run (not
+// when SSM never delivered it): only then may the attempt resume from its
+// checkpoint without a retry.
+func (s *Scheduler) lose(ctx context.Context, w *world, j *job.Job, why string, ran bool) error {
 	from, lostAttempt := j.State, j.Attempt
 	ops := append(release(w, j), releaseSlot(w, j)...)
 	s.cost(j, w.instances[j.InstanceID])
@@ -188,7 +195,7 @@ func (s *Scheduler) lost(ctx context.Context, w *world, j *job.Job, why string) 
 		if err := j.Move(job.Cancelled, j.CancelledReason(why), w.now); err != nil {
 			return err
 		}
-	case resumes(j, w.now):
+	case ran && from == job.Running && resumes(j, w.now):
 		// Progress kept: the attempt ran long enough to have synced its
 		// checkpoint, and the next one resumes from it. It uses no retry.
 		j.Resumes++
@@ -284,7 +291,7 @@ func (s *Scheduler) undelivered(ctx context.Context, w *world, j *job.Job, res r
 		}
 	}
 	inst, known := w.instances[j.InstanceID]
-	if err := s.lost(ctx, w, j, fmt.Sprintf("its command never reached the SSM agent on %s (gone since it last reported Online)", inst.ID)); err != nil {
+	if err := s.lose(ctx, w, j, fmt.Sprintf("its command never reached the SSM agent on %s (gone since it last reported Online)", inst.ID), false); err != nil {
 		return err
 	}
 	if !known || !inst.Up() || w.online[inst.ID] {
