@@ -209,7 +209,10 @@ func (b *bashExecutor) Run(r sim.Run) sim.Outcome {
 	_ = os.WriteFile(filepath.Join(bin, "aws"), []byte(fakeAWS), 0o755)
 	cmd := exec.Command("/bin/sh", "-c", r.Commands)
 	cmd.Dir = disk
-	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "HOME="+disk)
+	// A checkpointed job's wrapper reads the instance metadata for spot
+	// notices: here there is none (and this machine's own, were it an EC2
+	// instance, is not the simulated instance's); the port refuses at once.
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "HOME="+disk, "NIGHTSHIFT_IMDS_ENDPOINT=http://127.0.0.1:9")
 	start := time.Now()
 	outb, err := cmd.CombinedOutput()
 	o := sim.Outcome{Output: string(outb), Duration: time.Since(start).Round(time.Millisecond)}

@@ -93,7 +93,15 @@ func (a *app) printJob(w io.Writer, j *job.Job, links map[string]string) {
 	if j.InstanceID != "" {
 		field("instance", j.InstanceID+" ("+j.InstanceType+")")
 	}
-	field("attempt", fmt.Sprintf("%d of %d", j.Attempt, j.Spec.RetryLimit()+1))
+	if j.Resumes > 0 {
+		// Lost attempts that resumed from the checkpoint use no retry.
+		field("attempt", fmt.Sprintf("%d (%d resumed from its checkpoint; retries used %d of %d)", j.Attempt, j.Resumes, j.RetriesUsed(), j.Spec.RetryLimit()))
+	} else {
+		field("attempt", fmt.Sprintf("%d of %d", j.Attempt, j.Spec.RetryLimit()+1))
+	}
+	if c := j.Spec.Checkpoint; c != nil {
+		field("checkpoint", fmt.Sprintf("%s, from %s, synced every %v", c.S3, c.Path, c.Every.D()))
+	}
 	field("priority", fmt.Sprint(j.Priority))
 	if d := j.Spec.MaxRuntime.D(); d > 0 {
 		field("max runtime", d.String())

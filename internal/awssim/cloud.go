@@ -162,6 +162,11 @@ type Cloud struct {
 	queue     queue
 	// quotaRequests are the Service Quotas increase requests, oldest first.
 	quotaRequests []*quotaRequest
+	// imds is what each instance's metadata service shows beyond what
+	// DescribeInstances says (imds.go); objects is S3 (s3.go). Both are
+	// made on first use.
+	imds    map[string]*metadata
+	objects map[string]string
 }
 
 // New returns an empty cloud on clock.

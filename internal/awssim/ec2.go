@@ -681,14 +681,19 @@ func (c *Cloud) Interrupt(id string) {
 	if i.Persistent {
 		action = "stop"
 	}
+	// The instance's metadata shows the notice as the event goes out
+	// (spot/instance-action), until the instance is gone or stopped.
+	at := c.clock.Now().Add(spotNotice)
+	c.meta(id).notice = &SpotNotice{Action: action, At: at}
 	c.emit(Event{
 		Source: "aws.ec2", DetailType: "EC2 Spot Instance Interruption Warning",
 		Resources: []string{"arn:aws:ec2:" + Region + ":" + Account + ":instance/" + id},
 		Detail:    map[string]string{"instance-id": id, "instance-action": action},
 	})
-	c.clock.At(c.clock.Now().Add(spotNotice), func() {
+	c.clock.At(at, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		c.forget(id) // a stopped instance's next boot shows no notice
 		if i.Persistent {
 			c.stop(i, "spot interruption")
 			return

@@ -87,6 +87,9 @@ type Stats struct {
 	// Fresh counts the histories on a brand-new account; QuotaRequests
 	// the increase requests nightshift filed.
 	Fresh, QuotaRequests int
+	// Resumes counts the lost attempts of checkpointed jobs that resumed
+	// from their checkpoint without a retry.
+	Resumes int
 }
 
 // history is one seeded run.
@@ -261,6 +264,11 @@ func RunLogged(seed uint64, mode Mode, log *slog.Logger) (Stats, error) {
 		return h.stats, err
 	}
 	h.stats.Jobs = len(h.jobs)
+	for id := range h.jobs {
+		if j, err := h.w.Store.Job(context.Background(), id); err == nil {
+			h.stats.Resumes += j.Resumes
+		}
+	}
 	h.stats.Launches = h.w.Cloud.Calls["RunInstances"]
 	if h.fresh {
 		h.stats.Fresh++
@@ -452,6 +460,7 @@ func (s *Stats) add(o Stats) {
 	s.StartRefused += o.StartRefused
 	s.Fresh += o.Fresh
 	s.QuotaRequests += o.QuotaRequests
+	s.Resumes += o.Resumes
 }
 
 // quiet reports whether every job the history sent has ended and every

@@ -210,7 +210,7 @@ func (c *checker) s1(v *view) {
 func (c *checker) s2(v *view) {
 	ran := map[string]string{}
 	for _, inv := range v.invs {
-		if inv.Duplicate || inv.Stop || inv.JobID == "" {
+		if inv.Duplicate || inv.Stop || inv.Sync || inv.JobID == "" {
 			continue
 		}
 		key := fmt.Sprintf("%s#%d", inv.JobID, inv.Attempt)
@@ -248,7 +248,7 @@ func (c *checker) s3(v *view) {
 	}
 	for _, inv := range v.invs {
 		// A stop command runs beside the attempt it stops, for a second.
-		if inv.Duplicate || inv.Stop || inv.Status != "InProgress" {
+		if inv.Duplicate || inv.Stop || inv.Sync || inv.Status != "InProgress" {
 			continue
 		}
 		if other, ok := v.running[inv.InstanceID]; ok {
@@ -516,7 +516,7 @@ func (c *checker) c1(v *view) {
 	for _, inv := range v.invs {
 		at, ok := c.cancelledAt[inv.JobID]
 		switch {
-		case !ok || inv.Duplicate || inv.Stop:
+		case !ok || inv.Duplicate || inv.Stop || inv.Sync:
 		case inv.Started.After(at):
 			c.fail("C1", "job %s was recorded CANCELLED at T+%v, and its command %s (attempt %d) started on %s at T+%v", inv.JobID, at.Sub(c.start), inv.CommandID, inv.Attempt, inv.InstanceID, inv.Started.Sub(c.start))
 		case inv.Status == "InProgress":

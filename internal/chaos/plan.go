@@ -28,6 +28,9 @@ func (h *history) plan() []action {
 	// max_wait for one job in five, from a source of its own (the other
 	// draws stay as they were).
 	mw := rand.New(rand.NewPCG(h.seed^0x082efa98ec4e6c89, h.seed))
+	// A checkpoint for one spot job in two, and rebalance recommendations,
+	// from a source of their own too.
+	ck := rand.New(rand.NewPCG(h.seed^0x5b0c4e1d2a3f6789, h.seed))
 
 	// Job submissions: bursts of a few jobs, single jobs, with priorities,
 	// retries, spot, and sometimes a duplicate send.
@@ -46,6 +49,9 @@ func (h *history) plan() []action {
 				id, runtime.String(), r.IntN(3)*10, r.IntN(4))
 			if r.IntN(4) == 0 {
 				msg += `, "instance": {"market": "spot-then-on-demand", "types": ["g5.xlarge", "g4dn.xlarge"]}`
+				if ck.IntN(2) == 0 {
+					msg += fmt.Sprintf(`, "checkpoint": {"s3": "s3://chaos-ckpt/%s", "every": "%dm"}`, id, 1+ck.IntN(20))
+				}
 			}
 			if r.IntN(5) == 0 {
 				msg += `, "on_stall": "cancel"`
@@ -115,6 +121,10 @@ func (h *history) plan() []action {
 	// Spot interruptions and people stopping or terminating instances.
 	for range r.IntN(4) {
 		add(at(), "spot interruption", func(h *history) { h.interrupt() })
+	}
+	for range ck.IntN(3) {
+		pick := ck.IntN(1 << 20)
+		add(time.Duration(ck.Int64N(int64(Length))), "rebalance recommendation", func(h *history) { h.rebalance(pick) })
 	}
 	for range r.IntN(4) {
 		action := []string{"stop", "terminate"}[r.IntN(2)]
@@ -221,6 +231,14 @@ func (h *history) managed(spotOnly bool) []awssim.Instance {
 func (h *history) interrupt() {
 	if is := h.managed(true); len(is) > 0 {
 		h.w.Cloud.Interrupt(is[h.rng.IntN(len(is))].ID)
+	}
+}
+
+// rebalance sends a rebalance recommendation for one of the live spot
+// instances, by pick.
+func (h *history) rebalance(pick int) {
+	if is := h.managed(true); len(is) > 0 {
+		h.w.Cloud.Rebalance(is[pick%len(is)].ID)
 	}
 }
 

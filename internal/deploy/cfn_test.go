@@ -206,6 +206,11 @@ func alternatives(v any) []any {
 func items(v any) []any {
 	var out []any
 	for _, alt := range alternatives(v) {
+		if el, ok := splitJoined(alt); ok {
+			// A list made from a list parameter: each element is alike.
+			out = append(out, el)
+			continue
+		}
 		if list, ok := alt.([]any); ok {
 			for _, e := range list {
 				out = append(out, alternatives(e)...)
@@ -215,6 +220,45 @@ func items(v any) []any {
 		out = append(out, alt)
 	}
 	return out
+}
+
+// splitJoined reads the one idiom that makes a list of ARNs from a list
+// parameter, each name between the same prefix and suffix:
+//
+//	!Split [SEP, !Sub [PRE${V}POST, {V: !Join [POST SEP PRE, !Ref LIST]}]]
+//
+// and returns what each element is, PRE${LIST}POST. PRE and POST must be
+// literal (a "${" in the Join's delimiter would stay as it is: Join admits
+// no function there, and Sub does not look into a variable's value), and
+// SEP must not be in them. Anything else is not the idiom.
+func splitJoined(v any) (string, bool) {
+	split, ok := get(v, "Fn::Split").([]any)
+	if !ok || len(split) != 2 || len(mapping(v)) != 1 {
+		return "", false
+	}
+	sep := str(split[0])
+	sub, ok := get(split[1], "Fn::Sub").([]any)
+	if !ok || len(sub) != 2 || sep == "" {
+		return "", false
+	}
+	vars := mapping(sub[1])
+	if len(vars) != 1 {
+		return "", false
+	}
+	for name, j := range vars {
+		join, ok := get(j, "Fn::Join").([]any)
+		if !ok || len(join) != 2 {
+			return "", false
+		}
+		list := str(get(join[1], "Ref"))
+		pre, post, found := strings.Cut(str(sub[0]), "${"+name+"}")
+		if !found || list == "" || str(join[0]) != post+sep+pre ||
+			strings.Contains(pre+post, "${") || strings.Contains(pre+post, sep) {
+			return "", false
+		}
+		return pre + "${" + list + "}" + post, true
+	}
+	return "", false
 }
 
 // pattern renders a string-valued property as the text it will have, with

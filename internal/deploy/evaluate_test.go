@@ -86,6 +86,13 @@ func (e evaluator) intrinsic(key string, arg any, whole map[string]any) (any, bo
 			return nil, false, nil
 		}
 		if val, ok := e.param(name); ok {
+			if str(get(e.tpl, "Parameters", name, "Type")) == "CommaDelimitedList" {
+				list := []any{}
+				for _, el := range strings.Split(val, ",") {
+					list = append(list, strings.TrimSpace(el))
+				}
+				return list, true, nil
+			}
 			return val, true, nil
 		}
 		return whole, true, nil
@@ -104,6 +111,37 @@ func (e evaluator) intrinsic(key string, arg any, whole map[string]any) (any, bo
 		return e.value(args[2])
 	case "Fn::Sub":
 		return e.sub(arg)
+	case "Fn::Join", "Fn::Split":
+		// Resolved when every part is known; otherwise left as written.
+		r, ok, err := e.value(arg)
+		if err != nil || !ok {
+			return nil, ok, err
+		}
+		args, _ := r.([]any)
+		if len(args) == 2 {
+			if sep, ok := args[0].(string); ok {
+				if key == "Fn::Split" {
+					if s, ok := args[1].(string); ok {
+						out := []any{}
+						for _, el := range strings.Split(s, sep) {
+							out = append(out, el)
+						}
+						return out, true, nil
+					}
+				} else if list, ok := args[1].([]any); ok {
+					parts := make([]string, 0, len(list))
+					for _, el := range list {
+						s, ok := el.(string)
+						if !ok {
+							return map[string]any{key: r}, true, nil
+						}
+						parts = append(parts, s)
+					}
+					return strings.Join(parts, sep), true, nil
+				}
+			}
+		}
+		return map[string]any{key: r}, true, nil
 	}
 	r, ok, err := e.value(arg)
 	if err != nil || !ok {

@@ -169,6 +169,7 @@ func TestEventBridgeSamples(t *testing.T) {
 		{"ec2-state-stopped.json", "EC2 Instance State-change Notification", map[string]string{"instance-id": sampleInstance, "state": "stopped"}},
 		{"ec2-state-terminated.json", "EC2 Instance State-change Notification", map[string]string{"instance-id": sampleInstance, "state": "terminated"}},
 		{"spot-interruption.json", "EC2 Spot Instance Interruption Warning", map[string]string{"instance-id": sampleInstance, "instance-action": "terminate"}},
+		{"spot-rebalance.json", "EC2 Instance Rebalance Recommendation", map[string]string{"instance-id": sampleInstance}},
 		{"ssm-command-success.json", "EC2 Command Invocation Status-change Notification", map[string]string{
 			"command-id": "3f2a0d5c-6b1e-4c8a-9d7f-2e5b8c1a4f60", "document-name": "AWS-RunShellScript",
 			"instance-id": sampleInstance, "requested-date-time": "2026-11-25T21:03:10.512Z", "status": "Success",

@@ -207,7 +207,7 @@ func TestDispatch(t *testing.T) {
 	dispatch := startFunction(t, "dispatch", c.env(t))
 
 	var samples []string
-	for _, pattern := range []string{"ec2-state-*.json", "ssm-command-*.json", "spot-interruption.json"} {
+	for _, pattern := range []string{"ec2-state-*.json", "ssm-command-*.json", "spot-interruption.json", "spot-rebalance.json"} {
 		m := globEvents(t, pattern)
 		if len(m) == 0 {
 			t.Fatalf("no sample events/%s", pattern)

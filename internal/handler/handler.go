@@ -26,6 +26,7 @@ type Scheduler interface {
 	CommandEvent(ctx context.Context, commandID, instanceID, status string) error
 	InstanceEvent(ctx context.Context, instanceID, state string) error
 	SpotWarning(ctx context.Context, instanceID, action string) error
+	Rebalance(ctx context.Context, instanceID string) error
 }
 
 var _ Scheduler = (*scheduler.Scheduler)(nil)
@@ -121,6 +122,7 @@ const (
 	DetailInstanceState = "EC2 Instance State-change Notification"
 	DetailCommandStatus = "EC2 Command Invocation Status-change Notification"
 	DetailSpotWarning   = "EC2 Spot Instance Interruption Warning"
+	DetailRebalance     = "EC2 Instance Rebalance Recommendation"
 )
 
 // ErrUnknownEvent: the event is not one Dispatch handles. It is returned (not
@@ -162,6 +164,15 @@ func (h Dispatch) Handle(ctx context.Context, raw json.RawMessage) error {
 			return fmt.Errorf("%w: %s without instance-id", ErrUnknownEvent, ev.DetailType)
 		}
 		return h.S.SpotWarning(ctx, d.InstanceID, d.InstanceAction)
+	case DetailRebalance:
+		var d RebalanceDetail
+		if err := decodeDetail(ev, &d); err != nil {
+			return err
+		}
+		if d.InstanceID == "" {
+			return fmt.Errorf("%w: %s without instance-id", ErrUnknownEvent, ev.DetailType)
+		}
+		return h.S.Rebalance(ctx, d.InstanceID)
 	}
 	h.Log.WarnContext(ctx, "ignored event", "detail_type", ev.DetailType, "source", ev.Source)
 	return fmt.Errorf("%w: detail-type %q from %q", ErrUnknownEvent, ev.DetailType, ev.Source)
@@ -201,6 +212,14 @@ type CommandStatusDetail struct {
 type SpotWarningDetail struct {
 	InstanceID     string `json:"instance-id"`
 	InstanceAction string `json:"instance-action"`
+}
+
+// RebalanceDetail is the detail of an EC2 instance rebalance
+// recommendation (a spot instance at elevated risk of interruption):
+//
+//	{"instance-id": "i-0abcd1234efgh5678"}
+type RebalanceDetail struct {
+	InstanceID string `json:"instance-id"`
 }
 
 // Sweeper is the watchdog's sweep and the figures the tick publishes.

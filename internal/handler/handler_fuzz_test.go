@@ -202,11 +202,20 @@ func (f *dispatchScheduler) SpotWarning(ctx context.Context, iid, action string)
 	return f.err()
 }
 
+func (f *dispatchScheduler) Rebalance(ctx context.Context, iid string) error {
+	f.calls = append(f.calls, "Rebalance")
+	if iid == "" {
+		f.calls = append(f.calls, "with an empty argument")
+	}
+	return f.err()
+}
+
 // dispatchCalls is the scheduler call each detail-type makes.
 var dispatchCalls = map[string]string{
 	DetailInstanceState: "InstanceEvent",
 	DetailCommandStatus: "CommandEvent",
 	DetailSpotWarning:   "SpotWarning",
+	DetailRebalance:     "Rebalance",
 }
 
 // FuzzDispatch feeds Dispatch raw events. Each is handled (one scheduler
@@ -220,6 +229,7 @@ func FuzzDispatch(f *testing.F) {
 	}
 	f.Add([]byte(`{"detail-type": "EC2 Spot Instance Interruption Warning", "source": "aws.ec2", "detail": ["i-1"]}`), false)
 	f.Add([]byte(`{"detail-type": "EC2 Instance State-change Notification", "detail": null}`), false)
+	f.Add([]byte(`{"detail-type": "EC2 Instance Rebalance Recommendation", "detail": {"instance-id": ""}}`), false)
 	f.Add([]byte(`{"detail-type": "EC2 Command Invocation Status-change Notification", "time": "yesterday", "detail": {}}`), false)
 	f.Fuzz(func(t *testing.T, raw []byte, fail bool) {
 		s := &dispatchScheduler{fail: fail}

@@ -66,6 +66,11 @@ func (f *fakeScheduler) SpotWarning(_ context.Context, iid, action string) error
 	return nil
 }
 
+func (f *fakeScheduler) Rebalance(_ context.Context, iid string) error {
+	f.calls = append(f.calls, "Rebalance "+iid)
+	return nil
+}
+
 func sample(t *testing.T, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "events", name))
@@ -89,6 +94,7 @@ func TestDispatchSamples(t *testing.T) {
 		{"ssm-command-success.json", "CommandEvent " + cmd + " " + iid + " Success"},
 		{"ssm-command-failed.json", "CommandEvent " + cmd + " " + iid + " Failed"},
 		{"spot-interruption.json", "SpotWarning " + iid + " terminate"},
+		{"spot-rebalance.json", "Rebalance " + iid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.give, func(t *testing.T) {
@@ -110,6 +116,9 @@ func TestDispatchBadEvents(t *testing.T) {
 		{"state without instance", `{"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {"state": "running"}}`},
 		{"command without id", `{"detail-type": "EC2 Command Invocation Status-change Notification", "source": "aws.ssm", "detail": {"instance-id": "i-1", "status": "Success"}}`},
 		{"detail of the wrong shape", `{"detail-type": "EC2 Spot Instance Interruption Warning", "source": "aws.ec2", "detail": ["i-1"]}`},
+		{"rebalance without instance", `{"detail-type": "EC2 Instance Rebalance Recommendation", "source": "aws.ec2", "detail": {}}`},
+		{"rebalance of the wrong shape", `{"detail-type": "EC2 Instance Rebalance Recommendation", "source": "aws.ec2", "detail": {"instance-id": 7}}`},
+		{"rebalance without detail", `{"detail-type": "EC2 Instance Rebalance Recommendation", "source": "aws.ec2"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,7 +19,11 @@ type Job struct {
 	// Reason says, in words a person can act on, why the job is where it is.
 	Reason string `json:"reason,omitempty"`
 	// Attempt counts from 1; it grows when an instance is lost under the job.
-	Attempt int    `json:"attempt"`
+	Attempt int `json:"attempt"`
+	// Resumes counts the lost attempts of a checkpointed job that resumed
+	// from its checkpoint without using a retry: each ran long enough to
+	// have synced it at least once (see RetriesUsed).
+	Resumes int    `json:"resumes,omitempty"`
 	Pool    string `json:"pool"`
 	// Priority and SubmittedAt order the queue: higher priority first, then older first.
 	Priority    int       `json:"priority"`
@@ -117,6 +121,10 @@ func (j *Job) ClientToken() string {
 func (j *Job) Comment() string {
 	return fmt.Sprintf("nightshift %s #%d", j.ID, j.Attempt)
 }
+
+// RetriesUsed is how many of the job's retries its lost attempts have
+// used: every lost attempt but those that resumed from a checkpoint.
+func (j *Job) RetriesUsed() int { return max(0, j.Attempt-1-j.Resumes) }
 
 // CancelRequested reports whether a cancel message asked for the job to end.
 func (j *Job) CancelRequested() bool { return !j.CancelRequestedAt.IsZero() }

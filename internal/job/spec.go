@@ -87,6 +87,10 @@ type Spec struct {
 	// Notebook, when set, makes the job a JupyterLab session on the
 	// notebook's own instance instead of a command (see Notebook).
 	Notebook *Notebook `json:"notebook,omitempty"`
+	// Checkpoint, when set, keeps a directory the training writes in step
+	// with S3, so that the attempt after a lost instance resumes from it
+	// (see Checkpoint).
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
 }
 
 // When a job's end is published (notify), on the stack's SNS topic: a
@@ -352,7 +356,7 @@ var (
 	// a name without the leading "/" is not in a hierarchy, so under no
 	// prefix).
 	paramPattern = regexp.MustCompile(`^(/[A-Za-z0-9_.-]+)+$`)
-	fields       = []string{"id", "name", "command", "workdir", "setup", "env", "instance", "max_runtime", "inputs", "outputs", "retries", "priority", "notify", "scheduled_at", "on_stall", "stall_timeout", "max_wait", "notebook"}
+	fields       = []string{"id", "name", "command", "workdir", "setup", "env", "instance", "max_runtime", "inputs", "outputs", "retries", "priority", "notify", "scheduled_at", "on_stall", "stall_timeout", "max_wait", "notebook", "checkpoint"}
 )
 
 // Parameter Store's limits on a parameter name.
@@ -463,6 +467,11 @@ func (s *Spec) validate(d Defaults) error {
 			return err
 		}
 	}
+	if s.Checkpoint != nil {
+		if err := s.Checkpoint.validate(s); err != nil {
+			return err
+		}
+	}
 	switch {
 	case s.Notebook == nil && strings.TrimSpace(s.Command) == "":
 		return &Error{Kind: ErrMissingCommand, Field: "command", Msg: "a job needs a command, e.g. {\"command\": \"python train.py\"}"}
@@ -569,6 +578,9 @@ func (s *Spec) applyDefaults(d Defaults) {
 	}
 	if s.Notebook != nil {
 		s.Notebook.applyDefaults(s, d)
+	}
+	if s.Checkpoint != nil {
+		s.Checkpoint.applyDefaults()
 	}
 	if s.Setup == "" {
 		s.Setup = d.Setup

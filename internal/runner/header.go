@@ -56,6 +56,9 @@ type Header struct {
 	// Notebook, for a notebook job, says what its wrapper runs in place of
 	// a command: JupyterLab, ended when its person has left.
 	Notebook *HeaderNotebook `json:"notebook,omitempty"`
+	// Checkpoint, for a job with a checkpoint, says where its wrapper
+	// keeps it and how often it syncs it; absent without one.
+	Checkpoint *HeaderCheckpoint `json:"checkpoint,omitempty"`
 }
 
 // Errors ParseHeader returns.
@@ -82,7 +85,7 @@ func (p plan) header() Header {
 		Job: p.job.ID, Attempt: p.job.Attempt,
 		DeadmanSeconds: 60 * p.deadmanMinutes, IdleSeconds: 60 * p.idleMinutes,
 		StateDir: p.stateDir, Workdir: p.workdir, MaxRuntimeSeconds: p.maxRuntimeSeconds,
-		Notebook: p.headerNotebook(),
+		Notebook: p.headerNotebook(), Checkpoint: p.headerCheckpoint(),
 	}
 	for _, e := range p.env {
 		if e.param != "" {
@@ -144,8 +147,9 @@ func ParseHeader(commands string) (Header, error) {
 		MaxRuntimeSeconds *int    `json:"max_runtime_seconds"`
 		// Secrets came later (a field added): it may be absent.
 		Secrets map[string]string `json:"secrets"`
-		// Notebook came later too.
-		Notebook *HeaderNotebook `json:"notebook"`
+		// Notebook came later too, and Checkpoint.
+		Notebook   *HeaderNotebook   `json:"notebook"`
+		Checkpoint *HeaderCheckpoint `json:"checkpoint"`
 	}
 	if err := json.Unmarshal([]byte(body), &raw); err != nil {
 		return Header{}, fmt.Errorf("%w: %w", ErrBadHeader, err)
@@ -165,7 +169,7 @@ func ParseHeader(commands string) (Header, error) {
 	h := Header{
 		Job: *raw.Job, Attempt: *raw.Attempt, DeadmanSeconds: *raw.DeadmanSeconds, IdleSeconds: *raw.IdleSeconds,
 		StateDir: *raw.StateDir, Workdir: *raw.Workdir, MaxRuntimeSeconds: *raw.MaxRuntimeSeconds,
-		Secrets: raw.Secrets, Notebook: raw.Notebook,
+		Secrets: raw.Secrets, Notebook: raw.Notebook, Checkpoint: raw.Checkpoint,
 	}
 	if len(h.Secrets) == 0 {
 		h.Secrets = nil
@@ -186,6 +190,8 @@ func ParseHeader(commands string) (Header, error) {
 		return Header{}, fmt.Errorf("%w: empty state_dir or workdir", ErrBadHeader)
 	case h.Notebook != nil && (h.Notebook.Name == "" || h.Notebook.Port <= 0 || h.Notebook.IdleSeconds <= 0 || h.Notebook.IdleConnectedSeconds <= 0 || h.Notebook.LookSeconds <= 0):
 		return Header{}, fmt.Errorf("%w: notebook %+v", ErrBadHeader, *h.Notebook)
+	case h.Checkpoint != nil && (h.Checkpoint.Dir == "" || h.Checkpoint.S3 == "" || h.Checkpoint.EverySeconds <= 0 || h.Checkpoint.LookSeconds <= 0 || h.Checkpoint.MarginSeconds <= 0):
+		return Header{}, fmt.Errorf("%w: checkpoint %+v", ErrBadHeader, *h.Checkpoint)
 	}
 	return h, nil
 }

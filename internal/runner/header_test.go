@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/runner"
 )
 
@@ -80,6 +81,27 @@ func TestHeader(t *testing.T) {
 					want.Secrets = map[string]string{}
 				}
 				want.Secrets[name] = v.SSM
+			}
+		}
+		if ck := c.job.Spec.Checkpoint; ck != nil {
+			// The checkpoint directory is under the workdir unless absolute;
+			// every in whole seconds, rounded up (the default when none).
+			dir := ck.Path
+			if dir == "" {
+				dir = job.DefaultCheckpointPath
+			}
+			wrapperDir := dir
+			if !path.IsAbs(dir) {
+				dir = path.Join(want.Workdir, dir)
+			}
+			every := ck.Every.D()
+			if every == 0 {
+				every = job.DefaultCheckpointEvery
+			}
+			want.Checkpoint = &runner.HeaderCheckpoint{Dir: dir, S3: ck.S3, EverySeconds: max(1, int((every+time.Second-1)/time.Second)),
+				LookSeconds: int(runner.CheckpointLook / time.Second), MarginSeconds: int(runner.InterruptionMargin / time.Second)}
+			if !strings.Contains(script, "\nns_ckpt_s3="+runner.Quote(ck.S3)+" ns_ckpt_dir="+runner.Quote(wrapperDir)+"\n") {
+				t.Errorf("case %d: the script's checkpoint is not the header's %q in %q", i, ck.S3, wrapperDir)
 			}
 		}
 		if diff := cmp.Diff(want, got); diff != "" {

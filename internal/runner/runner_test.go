@@ -45,6 +45,8 @@ type instance struct {
 	// stateDir is the wrapper's state directory as the runner is
 	// configured with it: state, unless a test says otherwise.
 	stateDir string
+	// extraEnv is added to the wrapper's environment (a fake IMDS's address).
+	extraEnv []string
 }
 
 func newInstance(t *testing.T) *instance {
@@ -71,7 +73,7 @@ func newInstance(t *testing.T) *instance {
 
 // env is the wrapper's whole environment: SSM runs it as root with a short one.
 func (in *instance) env() []string {
-	return []string{"PATH=" + in.bin + ":" + os.Getenv("PATH"), "HOME=" + in.dir, "LANG=C"}
+	return append([]string{"PATH=" + in.bin + ":" + os.Getenv("PATH"), "HOME=" + in.dir, "LANG=C"}, in.extraEnv...)
 }
 
 // run renders the wrapper for j and runs its launcher with /bin/sh (dash on

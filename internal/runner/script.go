@@ -90,6 +90,9 @@ type ScriptOptions struct {
 	// job.NotebookPort (tests).
 	NotebookLook time.Duration
 	NotebookPort int
+	// CheckpointLook and InterruptionMargin, when set, replace
+	// CheckpointLook and InterruptionMargin (tests).
+	CheckpointLook, InterruptionMargin time.Duration
 }
 
 // stopGraceSeconds is the stop's grace in whole seconds, at least one.
@@ -120,6 +123,8 @@ type plan struct {
 	// how often its wrapper looks at what its person does.
 	notebookPort int
 	notebookLook time.Duration
+	// checkpoint is the job's checkpoint, nil without one.
+	checkpoint *checkpointPlan
 }
 
 // envVar is one environment variable of the job: its value, or, when param
@@ -143,6 +148,7 @@ func newPlan(j *job.Job, instanceID string, keepWarm time.Duration, o ScriptOpti
 		stopGraceSeconds:  o.stopGraceSeconds(),
 		notebookPort:      cmp.Or(o.NotebookPort, job.NotebookPort),
 		notebookLook:      max(time.Second, cmp.Or(o.NotebookLook, NotebookLook)),
+		checkpoint:        newCheckpointPlan(s.Checkpoint, o),
 	}
 	if p.stateDir == "" {
 		p.stateDir = DefaultStateDir
@@ -182,6 +188,7 @@ func (p plan) render() (string, error) {
 		"stop_exit":   strconv.Itoa(StopExitCode), "stop_grace_seconds": strconv.Itoa(p.stopGraceSeconds),
 		"poll_seconds": strconv.Itoa(int(pollInterval / time.Second)), "poll_ms": strconv.Itoa(int(pollInterval / time.Millisecond)),
 	}
+	p.checkpointHoles(holes)
 	if j.Spec.Notebook != nil {
 		cmd, err := p.notebookCommand()
 		if err != nil {

@@ -43,6 +43,9 @@ func oldScript(t *testing.T, tmpl *template.Template, j *job.Job, instanceID str
 		PollMillis                               int
 		Env                                      []envVar
 		Inputs, Outputs                          []job.Sync
+		IMDS, CheckpointS3, CheckpointDir        string
+		CheckpointEvery, CheckpointLook, Margin  int
+		InterruptedExit                          int
 	}{
 		ID: j.ID, Attempt: j.Attempt, Command: s.Command, Setup: s.Setup,
 		InstanceID: instanceID, Region: o.Region,
@@ -53,6 +56,17 @@ func oldScript(t *testing.T, tmpl *template.Template, j *job.Job, instanceID str
 		HeartbeatSeconds: 60, SecretExit: 96,
 		StopExit: 143, StopGraceSeconds: 30, PollSeconds: 1, PollMillis: 1000,
 		Inputs: s.Inputs, Outputs: s.Outputs,
+		IMDS: "http://169.254.169.254", CheckpointEvery: 1, CheckpointLook: 1, Margin: 1, InterruptedExit: 95,
+	}
+	if c := s.Checkpoint; c != nil {
+		d.CheckpointS3, d.CheckpointDir, d.CheckpointLook, d.Margin = c.S3, c.Path, 5, 20
+		if d.CheckpointDir == "" {
+			d.CheckpointDir = "checkpoints"
+		}
+		d.CheckpointEvery = 600
+		if c.Every != 0 {
+			d.CheckpointEvery = max(1, int((c.Every.D()+time.Second-1)/time.Second))
+		}
 	}
 	if d.StateDir == "" {
 		d.StateDir = runner.DefaultStateDir
@@ -175,10 +189,14 @@ func scriptCases(seed uint64, n int) []scriptCase {
 			command += value()
 		}
 		jid := id()
+		var ckpt *job.Checkpoint
+		if r.IntN(3) == 0 {
+			ckpt = &job.Checkpoint{Path: pick(workdirs), S3: "s3://bucket/" + value(), Every: job.Duration(r.Int64N(int64(24 * time.Hour)))}
+		}
 		cases = append(cases, scriptCase{
 			job: &job.Job{ID: jid, Attempt: 1 + r.IntN(12), Spec: job.Spec{
 				ID: jid, Command: command, Setup: pick(setups), Workdir: pick(workdirs), Env: env,
-				Inputs: syncs(), Outputs: syncs(), MaxRuntime: job.Duration(maxRuntime),
+				Inputs: syncs(), Outputs: syncs(), MaxRuntime: job.Duration(maxRuntime), Checkpoint: ckpt,
 			}},
 			instanceID: fmt.Sprintf("i-%017x", r.Uint64()>>4),
 			keepWarm:   keepWarm,
@@ -213,7 +231,7 @@ func TestScriptSameAsTemplate(t *testing.T) {
 	}
 	// The generator must reach the parts that vary: guard against a
 	// generator that quietly stopped producing them.
-	var env, secrets, inputs, outputs, noWorkdir, noState int
+	var env, secrets, inputs, outputs, noWorkdir, noState, checkpoints int
 	for _, c := range cases {
 		s := c.job.Spec
 		env += min(1, len(s.Env))
@@ -231,8 +249,11 @@ func TestScriptSameAsTemplate(t *testing.T) {
 		if c.opts.StateDir == "" {
 			noState++
 		}
+		if s.Checkpoint != nil {
+			checkpoints++
+		}
 	}
-	for name, n := range map[string]int{"env": env, "secrets": secrets, "inputs": inputs, "outputs": outputs, "no workdir": noWorkdir, "no state dir": noState} {
+	for name, n := range map[string]int{"env": env, "secrets": secrets, "inputs": inputs, "outputs": outputs, "no workdir": noWorkdir, "no state dir": noState, "checkpoint": checkpoints} {
 		if n < len(cases)/10 {
 			t.Errorf("cases with %s = %d of %d; want at least a tenth", name, n, len(cases))
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -53,7 +54,13 @@ func (h StopHeader) AttemptDir() string {
 // of SSM's "commands" parameter that StopCommand wrote. Its errors are
 // ErrNoStopHeader, ErrHeaderVersion and ErrBadHeader.
 func ParseStopHeader(commands string) (StopHeader, error) {
-	body, err := headerBody(commands, stopHeaderPrefix, StopHeaderVersion, "stop header ", ErrNoStopHeader)
+	return parseAttemptHeader(commands, stopHeaderPrefix, StopHeaderVersion, "stop header ", ErrNoStopHeader)
+}
+
+// parseAttemptHeader reads a header whose JSON names an attempt and its
+// state directory (a stop's, a checkpoint sync's).
+func parseAttemptHeader(commands, prefix, version, what string, errNone error) (StopHeader, error) {
+	body, err := headerBody(commands, prefix, version, what, errNone)
 	if err != nil {
 		return StopHeader{}, err
 	}
@@ -63,13 +70,13 @@ func ParseStopHeader(commands string) (StopHeader, error) {
 		StateDir *string `json:"state_dir"`
 	}
 	if err := json.Unmarshal([]byte(body), &raw); err != nil {
-		return StopHeader{}, fmt.Errorf("%w: stop header: %w", ErrBadHeader, err)
+		return StopHeader{}, fmt.Errorf("%w: %s: %w", ErrBadHeader, strings.TrimSpace(what), err)
 	}
 	switch {
 	case raw.Job == nil || raw.Attempt == nil || raw.StateDir == nil:
-		return StopHeader{}, fmt.Errorf("%w: stop header without job, attempt or state_dir", ErrBadHeader)
+		return StopHeader{}, fmt.Errorf("%w: %swithout job, attempt or state_dir", ErrBadHeader, what)
 	case *raw.Job == "" || *raw.Attempt < 1 || *raw.StateDir == "":
-		return StopHeader{}, fmt.Errorf("%w: stop header for job %q attempt %d in %q", ErrBadHeader, *raw.Job, *raw.Attempt, *raw.StateDir)
+		return StopHeader{}, fmt.Errorf("%w: %sfor job %q attempt %d in %q", ErrBadHeader, what, *raw.Job, *raw.Attempt, *raw.StateDir)
 	}
 	return StopHeader{Job: *raw.Job, Attempt: *raw.Attempt, StateDir: *raw.StateDir}, nil
 }

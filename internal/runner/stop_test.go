@@ -55,6 +55,16 @@ func (x *running) Write(p []byte) (int, error) {
 	}
 }
 
+// lockedStderr writes the wrapper's stderr under its lock, so that a test
+// may read it while the wrapper runs (stderrText).
+type lockedStderr struct{ x *running }
+
+func (w lockedStderr) Write(p []byte) (int, error) {
+	w.x.mu.Lock()
+	defer w.x.mu.Unlock()
+	return w.x.stderr.Write(p)
+}
+
 // start runs j's launcher as run does, in the background. extra, when set,
 // is given to the wrapper as file descriptor 3 (and so to every process it
 // starts).
@@ -71,7 +81,7 @@ func (in *instance) start(t *testing.T, j *job.Job, opts runner.ScriptOptions, e
 	if extra != nil {
 		x.cmd.ExtraFiles = []*os.File{extra}
 	}
-	x.closed = pipeOutput(t, x.cmd, x, &x.stderr)
+	x.closed = pipeOutput(t, x.cmd, x, lockedStderr{x})
 	t.Cleanup(func() { _ = syscall.Kill(-x.cmd.Process.Pid, syscall.SIGKILL) })
 	return x
 }

@@ -4,6 +4,9 @@
 set -uo pipefail
 export HOME="${HOME:-/root}"
 ns_log() { printf 'nightshift: %s\n' "$*" >&2; }
+# The instance metadata service; tests give a fake one in the wrapper's
+# own environment (read here, before the job's env is exported).
+ns_imds=${NIGHTSHIFT_IMDS_ENDPOINT:-{{imds}}}
 # Every path the wrapper hands the job is absolute, so that the job may cd
 # anywhere: a relative state directory (the local run's) is resolved here,
 # from where the command started.
@@ -122,7 +125,8 @@ ns_progress() {
 	done
 ) </dev/null >/dev/null 2>&1 &
 ns_heartbeat=$!
-trap 'kill "$ns_heartbeat" 2>/dev/null' EXIT
+ns_watch=''
+trap 'kill "$ns_heartbeat" $ns_watch 2>/dev/null' EXIT
 
 # ns_secret exports variable $1 with the value of the Parameter Store
 # parameter $2, read with the instance's role and decrypted (a
@@ -141,6 +145,27 @@ export NIGHTSHIFT_JOB_ID={{id}} NIGHTSHIFT_ATTEMPT={{attempt}}
 
 ns_stopped
 {{inputs}}
+
+# Checkpoint (the job's checkpoint field): a directory the training writes,
+# kept in step with S3 so that the attempt after a lost instance resumes
+# from it. Restored before the command: a restore that fails ends the
+# attempt, as an input sync that fails does (the job would start over, and
+# its syncs would then bury the checkpoint it could not read). Synced up
+# while the command runs (every {{checkpoint_every_seconds}} s, on a rebalance recommendation, on a
+# spot interruption notice) and after it, whatever its end. Synced up
+# without --delete: a sync can only add to or replace what S3 keeps. A sync
+# up that fails is logged loudly and changes no exit code: the training's
+# own result is the job's.
+ns_ckpt_s3={{checkpoint_s3}} ns_ckpt_dir={{checkpoint_dir}}
+if [ -n "$ns_ckpt_s3" ]; then
+	mkdir -p "$ns_ckpt_dir" && ns_ckpt_dir=$(cd "$ns_ckpt_dir" && pwd) ||
+		ns_abort 98 "checkpoint directory unusable: $ns_ckpt_dir"
+	export NIGHTSHIFT_CHECKPOINT_DIR="$ns_ckpt_dir" NIGHTSHIFT_INTERRUPTION_FILE="$ns_dir/interruption"
+	ns_stopped
+	ns_log "checkpoint: restoring $ns_ckpt_s3 into $ns_ckpt_dir"
+	aws s3 sync --only-show-errors "$ns_ckpt_s3" "$ns_ckpt_dir" </dev/null ||
+		ns_abort 98 "checkpoint restore failed: $ns_ckpt_s3 (may the instance role read it? the stack's CheckpointBuckets names the buckets it may)"
+fi
 ns_stopped
 
 # The job's output goes to SSM (and so CloudWatch Logs) and to files whose
@@ -178,6 +203,98 @@ set -m
 ns_run </dev/null >"$ns_out" 2>"$ns_err" &
 ns_job=$!
 set +m
+
+# ns_ckpt_push syncs the checkpoint directory up; $1 says why.
+ns_ckpt_push() {
+	ns_log "checkpoint: syncing $ns_ckpt_dir to $ns_ckpt_s3 ($1)"
+	aws s3 sync --only-show-errors "$ns_ckpt_dir" "$ns_ckpt_s3" </dev/null && return 0
+	ns_log "CHECKPOINT SYNC FAILED ($1): $ns_ckpt_dir to $ns_ckpt_s3; the job goes on and its exit code is kept, but a later attempt resumes from the last sync that worked"
+	return 1
+}
+# ns_imds_get reads the instance metadata item $1 (IMDSv2: a session token
+# first, kept for three of its six hours) into $ns_dir/imds; it fails when
+# the item is absent (404: no notice) or the service does not answer.
+ns_imds_token='' ns_imds_token_at=0
+ns_imds_get() {
+	local now code
+	now=$(date -u +%s)
+	if [ -z "$ns_imds_token" ] || [ $((now - ns_imds_token_at)) -ge 10800 ]; then
+		ns_imds_token=$(curl -s -f -X PUT --max-time 2 -H 'X-aws-ec2-metadata-token-ttl-seconds: 21600' "$ns_imds/latest/api/token") || {
+			ns_imds_token=''
+			return 1
+		}
+		ns_imds_token_at=$now
+	fi
+	code=$(curl -s -o "$ns_dir/imds" -w '%{http_code}' --max-time 2 -H "X-aws-ec2-metadata-token: $ns_imds_token" "$ns_imds/latest/meta-data/$1")
+	case "$code" in
+	200) return 0 ;;
+	401) ns_imds_token='' ;; # expired: a new one at the next look
+	esac
+	return 1
+}
+# ns_json_field prints field $1 of the JSON object in $ns_dir/imds.
+ns_json_field() { sed -n 's/.*"'"$1"'"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$ns_dir/imds" | head -n 1; }
+# ns_interrupted answers a spot interruption notice: the seconds left go to
+# $NIGHTSHIFT_INTERRUPTION_FILE, the job's process group gets TERM, and
+# the checkpoint is synced once the job has ended, or {{interruption_margin_seconds}} s before the
+# interruption (the job KILLed first), whichever comes first.
+ns_interrupted() {
+	local action when deadline left now
+	action=$(ns_json_field action) when=$(ns_json_field time)
+	now=$(date -u +%s)
+	deadline=$(date -u -d "$when" +%s 2>/dev/null) || deadline=$((now + 120))
+	left=$((deadline - now))
+	[ "$left" -ge 0 ] || left=0
+	echo "$left" >"$NIGHTSHIFT_INTERRUPTION_FILE"
+	echo "$deadline" >"$ns_dir/interrupted"
+	ns_log "spot interruption notice: ${action:-terminate} at ${when:-in 2 min}, $left s left: TERM sent to the job; its checkpoint is synced when it ends, or {{interruption_margin_seconds}} s before"
+	kill -TERM -- "-$ns_job" 2>/dev/null
+	while kill -0 "$ns_job" 2>/dev/null && [ "$(date -u +%s)" -lt $((deadline - {{interruption_margin_seconds}})) ]; do sleep 0.2; done
+	if kill -0 "$ns_job" 2>/dev/null; then
+		ns_log "the job has not ended {{interruption_margin_seconds}} s before the interruption: KILL sent, then the checkpoint synced"
+		kill -KILL -- "-$ns_job" 2>/dev/null
+	fi
+	ns_ckpt_push "spot interruption notice" || true
+}
+# ns_ckpt_watch runs beside the job while it lives: the periodic sync, the
+# sync asked by a command (runner.SyncNow: the file "sync"), and every
+# {{checkpoint_look_seconds}} s the instance metadata's interruption notice and rebalance
+# recommendation. It ends with the job; the wrapper waits for it, so that
+# no sync of its is cut short.
+ns_ckpt_watch() {
+	local now next look=0 rebalanced=''
+	next=$(($(date -u +%s) + {{checkpoint_every_seconds}}))
+	while kill -0 "$ns_job" 2>/dev/null; do
+		now=$(date -u +%s)
+		if [ -e "$ns_dir/sync" ]; then
+			rm -f "$ns_dir/sync"
+			ns_ckpt_push "asked: a rebalance recommendation for the instance" || true
+			next=$(($(date -u +%s) + {{checkpoint_every_seconds}}))
+		fi
+		if [ "$now" -ge "$look" ]; then
+			look=$((now + {{checkpoint_look_seconds}}))
+			if ns_imds_get spot/instance-action; then
+				ns_interrupted
+				return 0
+			fi
+			if [ -z "$rebalanced" ] && ns_imds_get events/recommendations/rebalance; then
+				rebalanced=1
+				ns_log "rebalance recommendation (noticed $(ns_json_field noticeTime)): the instance is at elevated risk of interruption"
+				ns_ckpt_push "rebalance recommendation" || true
+				next=$(($(date -u +%s) + {{checkpoint_every_seconds}}))
+			fi
+		fi
+		if [ "$now" -ge "$next" ]; then
+			ns_ckpt_push "every {{checkpoint_every_seconds}} s" || true
+			next=$(($(date -u +%s) + {{checkpoint_every_seconds}}))
+		fi
+		sleep 1
+	done
+}
+if [ -n "$ns_ckpt_s3" ]; then
+	ns_ckpt_watch </dev/null &
+	ns_watch=$!
+fi
 # The wrapper looks for the job's end, at first often (a short job's end is
 # seen at once), then every {{poll_seconds}} s, as the guard looks for the wrapper's: a
 # stop's TERM, trapped, takes effect between two looks. The end is seen
@@ -207,10 +324,27 @@ if [ -n "$ns_termed" ]; then
 fi
 wait "$ns_tee_out" "$ns_tee_err"
 rm -f "$ns_out" "$ns_err"
+if [ -n "$ns_watch" ]; then
+	wait "$ns_watch" # a sync of its in flight ends first
+	ns_watch=''
+	# After a notice, the watch synced once the job had ended.
+	if [ ! -e "$ns_dir/interrupted" ]; then ns_ckpt_push "the job ended with exit code $ns_code" || true; fi
+fi
 # Outputs are synced even after a failure (checkpoints help). A job whose
 # command succeeded but whose outputs were not saved has not succeeded.
 {{outputs}}
 
+# After an interruption notice the wrapper reports no end of its own: the
+# instance goes, the attempt is lost, and the job is re-queued to resume
+# from its checkpoint. Should the instance outlive the notice, the attempt
+# ends with exit code {{interrupted_exit}}, which the scheduler takes the same way.
+if [ -e "$ns_dir/interrupted" ]; then
+	ns_deadline=$(cat "$ns_dir/interrupted")
+	ns_log "checkpoint synced; waiting for the spot interruption"
+	while [ "$(date -u +%s)" -lt $((ns_deadline + 3 * {{interruption_margin_seconds}})) ]; do sleep 1; done
+	ns_log "the instance outlived its spot interruption notice: attempt {{attempt}} ends with exit code {{interrupted_exit}}; the job resumes from its checkpoint"
+	ns_code={{interrupted_exit}}
+fi
 echo "$ns_code" >"$ns_dir/exit_code"
 ns_log "job "{{id}}" attempt {{attempt}} exited with code $ns_code"
 # Idle timer: if no next job arrives within keep-warm, the instance stops itself.

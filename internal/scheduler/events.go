@@ -103,3 +103,27 @@ func (s *Scheduler) SpotWarning(ctx context.Context, instanceID, action string) 
 	s.log.WarnContext(ctx, "spot interruption warning", "job", j.ID, "instance", instanceID, "action", action)
 	return s.setReason(ctx, j, fmt.Sprintf("running on %s; spot interruption warning (%s): the job will be re-queued if the instance goes", instanceID, action))
 }
+
+// Rebalance answers an EC2 rebalance recommendation for the instance (at
+// elevated risk of a spot interruption): the checkpointed job running
+// there is asked to sync its checkpoint now (runner.SyncNow), so that an
+// interruption that follows loses as little as possible. The job itself
+// goes on where it is. An instance nightshift does not hold, or whose job
+// keeps no checkpoint, is left alone; a second recommendation asks again,
+// which costs one sync of what changed.
+func (s *Scheduler) Rebalance(ctx context.Context, instanceID string) error {
+	j, err := s.holder(ctx, instanceID)
+	if err != nil || j == nil {
+		return err
+	}
+	if !j.Spec.Checkpointed() {
+		s.log.InfoContext(ctx, "rebalance recommendation for a job without a checkpoint; nothing to sync", "job", j.ID, "instance", instanceID)
+		return nil
+	}
+	cmd, err := s.runner.SyncNow(ctx, j, instanceID)
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "rebalance recommendation: checkpoint sync asked", "job", j.ID, "instance", instanceID, "command", cmd)
+	return s.setReason(ctx, j, fmt.Sprintf("running on %s; rebalance recommendation (elevated risk of a spot interruption): checkpoint sync asked", instanceID))
+}

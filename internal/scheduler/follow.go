@@ -106,6 +106,12 @@ func (s *Scheduler) complete(ctx context.Context, w *world, j *job.Job, res runn
 		// went away under it. That is a lost attempt, not the job's failure.
 		return s.lost(ctx, w, j, fmt.Sprintf("the command on %s ended without an exit code (instance or agent lost)", j.InstanceID))
 	}
+	if res.Status == runner.Failed && res.ExitCode == runner.InterruptedExitCode && j.Spec.Checkpointed() && !j.CancelRequested() {
+		// The wrapper ended the job on a spot interruption notice and
+		// synced its checkpoint, and the instance outlived the notice: the
+		// attempt was lost to the interruption all the same.
+		return s.lost(ctx, w, j, fmt.Sprintf("spot interruption notice on %s: the job ended on it and its checkpoint was synced (exit code %d)", j.InstanceID, res.ExitCode))
+	}
 	to, reason := job.Succeeded, "exit code 0"
 	switch res.Status {
 	case runner.Failed:
@@ -173,6 +179,13 @@ func (s *Scheduler) cost(j *job.Job, i fleet.Instance) {
 // lost re-queues j after its instance went away, fails it when its
 // retries are spent, or records it cancelled when a cancel asked for it.
 func (s *Scheduler) lost(ctx context.Context, w *world, j *job.Job, why string) error {
+	return s.lose(ctx, w, j, why, true)
+}
+
+// lose is lost; ran says whether the attempt's command may have run (not
+// when SSM never delivered it): only then may the attempt resume from its
+// checkpoint without a retry.
+func (s *Scheduler) lose(ctx context.Context, w *world, j *job.Job, why string, ran bool) error {
 	from, lostAttempt := j.State, j.Attempt
 	ops := append(release(w, j), releaseSlot(w, j)...)
 	s.cost(j, w.instances[j.InstanceID])
@@ -182,18 +195,23 @@ func (s *Scheduler) lost(ctx context.Context, w *world, j *job.Job, why string) 
 		if err := j.Move(job.Cancelled, j.CancelledReason(why), w.now); err != nil {
 			return err
 		}
-	case j.Attempt > j.Spec.RetryLimit():
+	case ran && from == job.Running && resumes(j, w.now):
+		// Progress kept: the attempt ran long enough to have synced its
+		// checkpoint, and the next one resumes from it. It uses no retry.
+		j.Resumes++
+		if err := j.Move(job.Queued, fmt.Sprintf("%s; resumes from its checkpoint (resume %d of %d; retries used %d of %d)", why, j.Resumes, job.MaxResumes, j.RetriesUsed(), j.Spec.RetryLimit()), w.now); err != nil {
+			return err
+		}
+		requeue(j)
+	case j.RetriesUsed() >= j.Spec.RetryLimit():
 		if err := j.Move(job.Failed, fmt.Sprintf("%s; retries spent (%d)", why, j.Spec.RetryLimit()), w.now); err != nil {
 			return err
 		}
 	default:
-		if err := j.Move(job.Queued, fmt.Sprintf("%s; retry %d of %d", why, j.Attempt, j.Spec.RetryLimit()), w.now); err != nil {
+		if err := j.Move(job.Queued, fmt.Sprintf("%s; retry %d of %d", why, j.RetriesUsed()+1, j.Spec.RetryLimit()), w.now); err != nil {
 			return err
 		}
-		j.Attempt++
-		j.LaunchTry = 0
-		j.InstanceID, j.InstanceType, j.CommandID, j.LogStream = "", "", "", ""
-		j.DispatchedAt = time.Time{}
+		requeue(j)
 	}
 	ok, err := s.write(ctx, j, from, ops...)
 	if ok {
@@ -203,6 +221,34 @@ func (s *Scheduler) lost(ctx context.Context, w *world, j *job.Job, why string) 
 		s.ended(ctx, j) // when its retries are spent, it ended FAILED
 	}
 	return err
+}
+
+// requeue starts j's next attempt, moved back to the queue.
+func requeue(j *job.Job) {
+	j.Attempt++
+	j.LaunchTry = 0
+	j.InstanceID, j.InstanceType, j.CommandID, j.LogStream = "", "", "", ""
+	j.DispatchedAt = time.Time{}
+}
+
+// resumes reports whether the lost attempt of j resumes from its
+// checkpoint without using a retry: j keeps a checkpoint, its attempt ran
+// (from the command's start to now) at least the checkpoint's every — so
+// the wrapper synced it at least once after the restore, on top of the
+// sync an interruption notice makes — and j has resumed fewer than
+// job.MaxResumes times. An attempt lost sooner made no progress that
+// nightshift can vouch for (a restore that crashes the job at once, say),
+// and counts against retries like any lost attempt.
+func resumes(j *job.Job, now time.Time) bool {
+	c := j.Spec.Checkpoint
+	if c == nil || j.StartedAt.IsZero() || j.Resumes >= job.MaxResumes {
+		return false
+	}
+	every := c.Every.D()
+	if every <= 0 {
+		every = job.DefaultCheckpointEvery
+	}
+	return now.Sub(j.StartedAt) >= every
 }
 
 // ended publishes j's end, once its record is written, when its notify
@@ -245,7 +291,7 @@ func (s *Scheduler) undelivered(ctx context.Context, w *world, j *job.Job, res r
 		}
 	}
 	inst, known := w.instances[j.InstanceID]
-	if err := s.lost(ctx, w, j, fmt.Sprintf("its command never reached the SSM agent on %s (gone since it last reported Online)", inst.ID)); err != nil {
+	if err := s.lose(ctx, w, j, fmt.Sprintf("its command never reached the SSM agent on %s (gone since it last reported Online)", inst.ID), false); err != nil {
 		return err
 	}
 	if !known || !inst.Up() || w.online[inst.ID] {

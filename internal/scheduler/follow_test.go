@@ -27,6 +27,7 @@ type followRunner struct {
 	stopErr error
 	cancels []string
 	stopped []string
+	synced  []string
 }
 
 func (r *followRunner) Online(_ context.Context, ids []string) (map[string]bool, error) {
@@ -43,6 +44,10 @@ func (r *followRunner) Stop(_ context.Context, j *job.Job, _ string) (string, er
 	}
 	r.stopped = append(r.stopped, j.ID)
 	return "stop-" + j.ID, nil
+}
+func (r *followRunner) SyncNow(_ context.Context, j *job.Job, _ string) (string, error) {
+	r.synced = append(r.synced, j.ID)
+	return "sync-" + j.ID, nil
 }
 func (r *followRunner) Send(_ context.Context, j *job.Job, _ string, _ time.Duration) (string, error) {
 	return "cmd-" + j.ID + "-next", nil

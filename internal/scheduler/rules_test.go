@@ -315,6 +315,9 @@ func (r *stubRunner) Result(context.Context, string, string) (runner.Result, err
 }
 func (r *stubRunner) Cancel(context.Context, string, string) error           { return nil }
 func (r *stubRunner) Stop(context.Context, *job.Job, string) (string, error) { return "", nil }
+func (r *stubRunner) SyncNow(context.Context, *job.Job, string) (string, error) {
+	return "", nil
+}
 
 // TestPlacementOrder: one Reconcile gives the free instance to the highest
 // priority, then the oldest job, launches for the next ones up to the cap,

@@ -44,6 +44,7 @@ type Runner interface {
 	Result(ctx context.Context, commandID, instanceID string) (runner.Result, error)
 	Cancel(ctx context.Context, commandID, instanceID string) error
 	Stop(ctx context.Context, j *job.Job, instanceID string) (string, error)
+	SyncNow(ctx context.Context, j *job.Job, instanceID string) (string, error)
 }
 
 var (

@@ -128,7 +128,7 @@ func checkSafety(t *testing.T, w *sim.World) {
 	}
 	ran := map[string]string{}
 	for _, inv := range w.Invocations() {
-		if inv.Duplicate || inv.JobID == "" {
+		if inv.Duplicate || inv.Sync || inv.JobID == "" {
 			continue
 		}
 		key := inv.JobID + "#" + strconv.Itoa(inv.Attempt)

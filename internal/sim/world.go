@@ -110,6 +110,8 @@ type World struct {
 
 	mu       sync.Mutex
 	attempts map[string]Wrapped
+	// training is what each attempt of a checkpointed job did (Training).
+	training map[string][]*Training
 	nextTick time.Time
 	lambdas
 }

@@ -41,6 +41,9 @@ type Wrapped struct {
 	Duplicate bool
 	// Stop: the command is runner.Stop's for the attempt, not the attempt's own.
 	Stop bool
+	// Sync: the command is runner.SyncNow's for the attempt (a checkpoint
+	// sync asked on a rebalance recommendation), not the attempt's own.
+	Sync bool
 }
 
 // Invocation is a command invocation of the cloud with what the wrapper
@@ -78,6 +81,12 @@ func (x wrapper) Run(h *awssim.Host, r awssim.Run) awssim.Outcome {
 		x.w.mu.Unlock()
 		return x.stop(h, sh)
 	}
+	if sh, err := runner.ParseSyncHeader(r.Commands); err == nil {
+		x.w.mu.Lock()
+		x.w.attempts[r.CommandID+"/"+r.InstanceID] = Wrapped{JobID: sh.Job, Attempt: sh.Attempt, Sync: true}
+		x.w.mu.Unlock()
+		return syncNow(h, sh)
+	}
 	hd, err := runner.ParseHeader(r.Commands)
 	if err != nil {
 		return awssim.Outcome{Exit: 2, Output: "sim: not a nightshift wrapper: " + err.Error() + "\n"}
@@ -97,6 +106,9 @@ func (x wrapper) Run(h *awssim.Host, r awssim.Run) awssim.Outcome {
 	o := Outcome{Duration: time.Minute}
 	if x.w.Exec != nil {
 		o = x.w.Exec(Run{Run: r, JobID: hd.Job, Attempt: hd.Attempt})
+	}
+	if hd.Checkpoint != nil && !o.Hang {
+		return x.checkpointed(h, hd, o)
 	}
 	started := h.Now()
 	return awssim.Outcome{

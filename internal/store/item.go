@@ -106,6 +106,9 @@ func marshalJob(j *job.Job) (item, error) {
 	it["version"] = num(j.Version)
 	putS(it, "reason", j.Reason)
 	it["attempt"] = num(j.Attempt)
+	if j.Resumes != 0 {
+		it["resumes"] = num(j.Resumes)
+	}
 	putS(it, "pool", j.Pool)
 	it["priority"] = num(j.Priority)
 	putT(it, "submitted_at", j.SubmittedAt)
@@ -221,6 +224,15 @@ func marshalSpec(s *job.Spec) *types.AttributeValueMemberM {
 		// The idle timeouts in nanoseconds, as max_runtime.
 		m["notebook"] = &types.AttributeValueMemberM{Value: item{"name": str(n.Name), "idle": num(int64(n.Idle)), "idle_connected": num(int64(n.IdleConnected))}}
 	}
+	if c := s.Checkpoint; c != nil {
+		ck := item{}
+		putS(ck, "path", c.Path)
+		putS(ck, "s3", c.S3)
+		if c.Every != 0 {
+			ck["every"] = num(int64(c.Every)) // nanoseconds, as max_runtime
+		}
+		m["checkpoint"] = &types.AttributeValueMemberM{Value: ck}
+	}
 	return &types.AttributeValueMemberM{Value: m}
 }
 
@@ -254,6 +266,7 @@ func unmarshalJob(it item) (*job.Job, error) {
 		Version:        d.i64("version"),
 		Reason:         d.s("reason"),
 		Attempt:        d.int("attempt"),
+		Resumes:        d.int("resumes"),
 		Pool:           d.s("pool"),
 		Priority:       d.int("priority"),
 		SubmittedAt:    d.t("submitted_at"),
@@ -325,6 +338,11 @@ func (d *decoder) spec() job.Spec {
 		nd := decoder{it: nm, path: d.path + "notebook."}
 		s.Notebook = &job.Notebook{Name: nd.s("name"), Idle: job.Duration(nd.i64("idle")), IdleConnected: job.Duration(nd.i64("idle_connected"))}
 		d.setErr(nd.err)
+	}
+	if cm, ok := d.m("checkpoint"); ok {
+		cd := decoder{it: cm, path: d.path + "checkpoint."}
+		s.Checkpoint = &job.Checkpoint{Path: cd.s("path"), S3: cd.s("s3"), Every: job.Duration(cd.i64("every"))}
+		d.setErr(cd.err)
 	}
 	return s
 }
