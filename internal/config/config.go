@@ -79,6 +79,10 @@ type Settings struct {
 	// name secrets (NIGHTSHIFT_SECRETS_PREFIX, the template's
 	// SecretsPrefix); the instance role may read only those.
 	SecretsPrefix string
+	// CheckpointBuckets are the buckets a job's checkpoint may name
+	// (NIGHTSHIFT_CHECKPOINT_BUCKETS, comma-separated): the instance role
+	// may use only those. FromEnv always sets it, empty when none.
+	CheckpointBuckets []string
 	// MaxWait is a job's max_wait when its message names none
 	// (NIGHTSHIFT_DEFAULT_MAX_WAIT; 0 or unset: for ever).
 	MaxWait time.Duration
@@ -102,7 +106,8 @@ type Settings struct {
 // Scheduler returns the scheduler's part of the settings.
 func (s Settings) Scheduler() scheduler.Config {
 	return scheduler.Config{Pools: s.Pools, DefaultPool: DefaultPool, MaxRuntime: s.MaxRuntime, Setup: s.Setup, Retries: s.Retries, SecretsPrefix: s.SecretsPrefix,
-		NotebookIdle: s.NotebookIdle, NotebookIdleConnected: s.NotebookIdleConnected, MaxWait: s.MaxWait,
+		CheckpointBuckets: s.CheckpointBuckets,
+		NotebookIdle:      s.NotebookIdle, NotebookIdleConnected: s.NotebookIdleConnected, MaxWait: s.MaxWait,
 		QuotaRequestMax: s.QuotaRequestMax, Region: s.Region}
 }
 
@@ -172,6 +177,12 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		}
 		if *d.dst < job.MinNotebookIdle || *d.dst > job.MaxNotebookIdle {
 			return s, fmt.Errorf("%s: %v: want %v to %v", d.name, *d.dst, job.MinNotebookIdle, job.MaxNotebookIdle)
+		}
+	}
+	s.CheckpointBuckets = []string{}
+	for b := range strings.SplitSeq(getenv("NIGHTSHIFT_CHECKPOINT_BUCKETS"), ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			s.CheckpointBuckets = append(s.CheckpointBuckets, b)
 		}
 	}
 	if v := getenv("NIGHTSHIFT_QUOTA_REQUEST_MAX_VCPUS"); v != "" {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -211,5 +212,16 @@ func TestFromEnvQuotaRequestMax(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "NIGHTSHIFT_QUOTA_REQUEST_MAX_VCPUS") {
 			t.Errorf("FromEnv(quota max %q) = %v; want an error naming the variable", bad, err)
 		}
+	}
+}
+
+func TestFromEnvCheckpointBuckets(t *testing.T) {
+	s, err := FromEnv(env(map[string]string{"NIGHTSHIFT_TABLE": "t", "NIGHTSHIFT_CHECKPOINT_BUCKETS": "ckpt, other,"}))
+	if err != nil || !slices.Equal(s.Scheduler().Defaults().CheckpointBuckets, []string{"ckpt", "other"}) {
+		t.Fatalf("FromEnv(two buckets) = %q, %v", s.CheckpointBuckets, err)
+	}
+	s, err = FromEnv(env(map[string]string{"NIGHTSHIFT_TABLE": "t"}))
+	if err != nil || s.Scheduler().Defaults().CheckpointBuckets == nil || len(s.CheckpointBuckets) != 0 {
+		t.Errorf("FromEnv(no buckets) = %#v, %v; want an empty list (checked: none allowed), not nil", s.CheckpointBuckets, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -116,7 +117,7 @@ func (c *Checkpoint) UnmarshalJSON(b []byte) error {
 }
 
 // validate checks a checkpoint within its message.
-func (c *Checkpoint) validate(s *Spec) error {
+func (c *Checkpoint) validate(s *Spec, d Defaults) error {
 	bad := func(field, format string, args ...any) error {
 		return &Error{Kind: ErrInvalid, Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
@@ -141,6 +142,10 @@ func (c *Checkpoint) validate(s *Spec) error {
 		return bad("checkpoint.path", "%q: want a directory of its own, not the workdir or /", c.Path)
 	case c.Every != 0 && (c.Every.D() < MinCheckpointEvery || c.Every.D() > MaxCheckpointEvery):
 		return &Error{Kind: ErrBadDuration, Field: "checkpoint.every", Msg: fmt.Sprintf("%v: want between %v and %v", c.Every.D(), MinCheckpointEvery, MaxCheckpointEvery)}
+	case d.CheckpointBuckets != nil && len(d.CheckpointBuckets) == 0:
+		return bad("checkpoint.s3", "%q: this deployment's instances may use no checkpoint bucket (its CheckpointBuckets is empty); ask its operator to add %s", c.S3, bucket)
+	case d.CheckpointBuckets != nil && !slices.Contains(d.CheckpointBuckets, bucket):
+		return bad("checkpoint.s3", "%q: bucket %s is not one of this deployment's CheckpointBuckets (%s), the only ones its instances may read and write", c.S3, bucket, strings.Join(d.CheckpointBuckets, ", "))
 	}
 	return nil
 }

@@ -120,3 +120,29 @@ func TestRetriesUsed(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckpointBuckets: a deployment names the buckets its instances may
+// use; a checkpoint elsewhere is refused at the intake, naming them,
+// rather than failing its first restore on a booted instance.
+func TestCheckpointBuckets(t *testing.T) {
+	msg := []byte(`{"command": "python train.py", "checkpoint": "s3://ckpt/run-1"}`)
+	d := defaults()
+	d.CheckpointBuckets = []string{"ckpt", "other"}
+	if _, err := Parse(msg, d); err != nil {
+		t.Errorf("Parse(bucket listed) = %v; want nil", err)
+	}
+	for _, tt := range []struct {
+		buckets []string
+		want    string
+	}{
+		{[]string{"other"}, "bucket ckpt is not one of this deployment's CheckpointBuckets (other)"},
+		{[]string{}, "its CheckpointBuckets is empty"},
+	} {
+		d.CheckpointBuckets = tt.buckets
+		_, err := Parse(msg, d)
+		var e *Error
+		if !errors.As(err, &e) || e.Field != "checkpoint.s3" || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Parse(buckets %q) = %v; want a checkpoint.s3 error saying %q", tt.buckets, err, tt.want)
+		}
+	}
+}

@@ -315,6 +315,11 @@ type Defaults struct {
 	// the path the instance role may read. Empty: secrets are off, and a
 	// message that names a parameter is rejected.
 	SecretsPrefix string
+	// CheckpointBuckets are the S3 buckets a checkpoint may name: the
+	// ones the instance role may read and write. The deployed functions
+	// always set it (empty: none, and a checkpoint is refused); nil leaves
+	// it unchecked (a harness without a stack).
+	CheckpointBuckets []string
 }
 
 // The kinds of bad input; each validation error wraps exactly one.
@@ -468,7 +473,7 @@ func (s *Spec) validate(d Defaults) error {
 		}
 	}
 	if s.Checkpoint != nil {
-		if err := s.Checkpoint.validate(s); err != nil {
+		if err := s.Checkpoint.validate(s, d); err != nil {
 			return err
 		}
 	}

@@ -100,6 +100,9 @@ type Config struct {
 	// SecretsPrefix is the Parameter Store path under which a job's env
 	// may name secrets (see job.Defaults); empty refuses every reference.
 	SecretsPrefix string
+	// CheckpointBuckets are the buckets a job's checkpoint may name (see
+	// job.Defaults); nil: unchecked.
+	CheckpointBuckets []string
 	// MaxWait is a job's max_wait when its message names none; zero: for ever.
 	MaxWait time.Duration
 	// NotebookIdle and NotebookIdleConnected are the deployment's notebook
@@ -275,7 +278,7 @@ func (c Config) Defaults() job.Defaults {
 	return job.Defaults{
 		Pool: c.DefaultPool, MaxRuntime: c.MaxRuntime, Retries: c.Retries,
 		Setup: c.Setup, Market: market, Pools: slices.Sorted(maps.Keys(c.Pools)), KnownType: catalog.Known,
-		SecretsPrefix: c.SecretsPrefix, NotebookIdle: c.NotebookIdle, NotebookIdleConnected: c.NotebookIdleConnected,
+		SecretsPrefix: c.SecretsPrefix, CheckpointBuckets: c.CheckpointBuckets, NotebookIdle: c.NotebookIdle, NotebookIdleConnected: c.NotebookIdleConnected,
 		MaxWait: c.MaxWait,
 	}
 }
