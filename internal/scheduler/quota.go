@@ -319,17 +319,20 @@ func (s *Scheduler) refreshQuota(ctx context.Context, w *world, r store.QuotaReq
 
 // followOpenQuotas is the tick's follow of the requests still open, so a
 // decision is said (and the value read afresh) whether or not a job waits
-// on it now: one query of the records, a Service Quotas read per open
-// request every QuotaFollowEvery.
+// on it now: on the first tick of every QuotaFollowEvery window, one query
+// of the records and a Service Quotas read per open request not read
+// within the window. The other ticks cost nothing more.
 func (s *Scheduler) followOpenQuotas(ctx context.Context, w *world) error {
-	if s.quotas == nil {
+	if s.quotas == nil || w.now.Sub(w.now.Truncate(QuotaFollowEvery)) >= Period {
 		return nil
 	}
 	recs, err := s.store.QuotaRequests(ctx)
 	if err != nil {
 		return err
 	}
-	s.readQuotas(ctx, w)
+	if w.quota.records == nil {
+		w.quota.records = map[string]store.QuotaRequest{}
+	}
 	for _, r := range recs {
 		if !openStatus(r.Status) && r.Status != store.QuotaAsking {
 			continue
