@@ -8,10 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
-
 	"github.com/nightshift-dev/nightshift/internal/job"
 )
 
@@ -174,28 +170,9 @@ func (r *Runner) SyncNow(ctx context.Context, j *job.Job, instanceID string) (st
 	if err != nil {
 		return "", err
 	}
-	in := &ssm.SendCommandInput{
-		DocumentName:   aws.String(Document),
-		InstanceIds:    []string{instanceID},
-		Comment:        aws.String(SyncComment(j)),
-		TimeoutSeconds: aws.Int32(int32(DeliveryTimeout / time.Second)),
-		Parameters: map[string][]string{
-			"commands":         {commands},
-			"executionTimeout": {strconv.Itoa(int(stopTimeout / time.Second))},
-		},
-	}
-	if dir := r.cfg.Script.StateDir; dir == "" || path.IsAbs(dir) {
-		in.Parameters["workingDirectory"] = []string{agentDir}
-	}
-	if r.cfg.LogGroup != "" {
-		in.CloudWatchOutputConfig = &types.CloudWatchOutputConfig{
-			CloudWatchOutputEnabled: true,
-			CloudWatchLogGroupName:  aws.String(r.cfg.LogGroup),
-		}
-	}
-	out, err := r.ssm.SendCommand(ctx, in)
+	id, err := r.sendAside(ctx, instanceID, SyncComment(j), commands)
 	if err != nil {
-		return "", fmt.Errorf("send checkpoint sync for %s to %s: %w", j.ID, instanceID, classify(err))
+		return "", fmt.Errorf("send checkpoint sync for %s to %s: %w", j.ID, instanceID, err)
 	}
-	return aws.ToString(out.Command.CommandId), nil
+	return id, nil
 }

@@ -155,10 +155,21 @@ func (r *Runner) Stop(ctx context.Context, j *job.Job, instanceID string) (strin
 	if err != nil {
 		return "", err
 	}
+	id, err := r.sendAside(ctx, instanceID, StopComment(j), commands)
+	if err != nil {
+		return "", fmt.Errorf("send stop for %s to %s: %w", j.ID, instanceID, err)
+	}
+	return id, nil
+}
+
+// sendAside sends one of the short commands that go to an attempt's
+// wrapper beside the attempt's own (a stop, a checkpoint sync), and
+// returns its id.
+func (r *Runner) sendAside(ctx context.Context, instanceID, comment, commands string) (string, error) {
 	in := &ssm.SendCommandInput{
 		DocumentName:   aws.String(Document),
 		InstanceIds:    []string{instanceID},
-		Comment:        aws.String(StopComment(j)),
+		Comment:        aws.String(comment),
 		TimeoutSeconds: aws.Int32(int32(DeliveryTimeout / time.Second)),
 		Parameters: map[string][]string{
 			"commands":         {commands},
@@ -180,7 +191,7 @@ func (r *Runner) Stop(ctx context.Context, j *job.Job, instanceID string) (strin
 	}
 	out, err := r.ssm.SendCommand(ctx, in)
 	if err != nil {
-		return "", fmt.Errorf("send stop for %s to %s: %w", j.ID, instanceID, classify(err))
+		return "", classify(err)
 	}
 	return aws.ToString(out.Command.CommandId), nil
 }

@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -75,34 +74,10 @@ func TestLostCheckpointedJob(t *testing.T) {
 }
 
 // runningAttempt is runningJob's job "j" at its attempt n, resumes of the
-// lost ones resumed.
+// lost ones resumed, with no notifier.
 func runningAttempt(t *testing.T, spec job.Spec, f Fleet, r Runner, started, now time.Time, n, resumes int) (*Scheduler, *store.Memory) {
 	t.Helper()
-	ctx := context.Background()
-	st := store.NewMemory()
-	spec.ID, spec.Command = "j", "python train.py"
-	j := job.New(spec, "gpu", t0)
-	j.Attempt, j.Resumes = n, resumes
-	if err := j.Move(job.Placed, "placed", started); err != nil {
-		t.Fatal(err)
-	}
-	j.InstanceID, j.InstanceType = "i-1", "g5.xlarge"
-	if err := st.Create(ctx, j); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.PutLease(ctx, store.Lease{InstanceID: "i-1", Pool: "gpu", IdleSince: t0}); err != nil {
-		t.Fatal(err)
-	}
-	if err := j.Move(job.Running, "running on i-1", started); err != nil {
-		t.Fatal(err)
-	}
-	j.CommandID = "cmd-1"
-	if err := st.Update(ctx, j, job.Placed, store.LeaseOp{InstanceID: "i-1", Pool: "gpu", Acquire: true}); err != nil {
-		t.Fatal(err)
-	}
-	s := New(st, f, r, nil, Config{Pools: map[string]Pool{"gpu": {Types: []string{"g5.xlarge"}, MaxInstances: 1}}, DefaultPool: "gpu"},
-		func() time.Time { return now }, slog.New(slog.DiscardHandler))
-	return s, st
+	return runningAt(t, spec, f, r, nil, started, now, n, resumes)
 }
 
 // TestInterruptedExitCode: an attempt whose wrapper ended it on a spot

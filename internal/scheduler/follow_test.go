@@ -148,14 +148,22 @@ func TestFollowDelivery(t *testing.T) {
 // as command cmd-1 on i-1, which it holds.
 func runningJob(t *testing.T, spec job.Spec, f Fleet, r Runner, n Notifier, started, now time.Time) (*Scheduler, *store.Memory) {
 	t.Helper()
-	ctx := context.Background()
-	st := store.NewMemory()
-	spec.ID, spec.Command = "j", "python train.py"
 	if spec.Retries == nil {
 		two := 2
 		spec.Retries = &two
 	}
+	return runningAt(t, spec, f, r, n, started, now, 1, 0)
+}
+
+// runningAt is runningJob's job "j" at its attempt n, resumes of the lost
+// ones resumed, with spec's retries as they are.
+func runningAt(t *testing.T, spec job.Spec, f Fleet, r Runner, n Notifier, started, now time.Time, attempt, resumes int) (*Scheduler, *store.Memory) {
+	t.Helper()
+	ctx := context.Background()
+	st := store.NewMemory()
+	spec.ID, spec.Command = "j", "python train.py"
 	j := job.New(spec, "gpu", t0)
+	j.Attempt, j.Resumes = attempt, resumes
 	if err := j.Move(job.Placed, "placed", started); err != nil {
 		t.Fatal(err)
 	}
