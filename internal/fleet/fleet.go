@@ -292,21 +292,22 @@ func (f *Fleet) launch(ctx context.Context, r LaunchRequest) (Instance, error) {
 	}
 	var last error
 	var spotRefused refusals
-	try := 0
-	for _, t := range r.Types {
-		for _, spot := range markets {
+	for ti, t := range r.Types {
+		for mi, spot := range markets {
 			if r.NoRoom != nil {
 				if err := r.NoRoom(t, spot); err != nil {
-					last, try = err, try+len(subnets)
+					last = err
 					continue
 				}
 			}
-			for _, subnet := range subnets {
+			for si, subnet := range subnets {
 				// Every rung keeps its place in the count, tried or not: the
-				// client token of a rung is the same on every pass, so a launch
-				// repeated after a crash gets its instance back whatever the
-				// unavailable offerings are by then.
-				try++
+				// client token of a rung is its position in the ladder (types
+				// × markets × subnets, from 1), the same on every pass, so a
+				// launch repeated after a crash gets its instance back
+				// whatever the unavailable offerings, the quota preflight or
+				// a quota refusal skip by then.
+				try := (ti*len(markets)+mi)*len(subnets) + si + 1
 				o := offering{typ: t, subnet: subnet, spot: spot}
 				if err, ok := f.blocked(o); ok {
 					last = err
