@@ -76,6 +76,14 @@ type Cloud struct {
 	// (it starts where it was launched). Each launch or start counts one
 	// down.
 	ZoneCapacity map[Offering]int
+	// SpotScores sets GetSpotPlacementScores' score (1–10) of a spot
+	// offering (Spot true) that has capacity; absent: DefaultSpotScore. An
+	// offering without capacity scores 1 whatever it says.
+	SpotScores map[Offering]int
+	// ZoneIDs maps a zone name to its Availability Zone id (DescribeSubnets,
+	// GetSpotPlacementScores); absent: a fixed mapping of us-east-1's
+	// zones whose letters and numbers differ, as an account's do.
+	ZoneIDs map[string]string
 	// Quota caps running vCPUs per quota code (QuotaFor); absent means unlimited.
 	Quota map[string]int
 	// Images are the AMIs the account may launch; empty means any.
@@ -94,9 +102,10 @@ type Cloud struct {
 	// returns replaces the response (the effect stays: a lost response).
 	After func(op string) error
 	// Policy, when set, is the caller's IAM policy: it is asked before every
-	// call that acts on an instance, and every Service Quotas call. A
-	// refused call fails with UnauthorizedOperation (AccessDeniedException
-	// for SSM and Service Quotas) and is recorded in Denied.
+	// call that acts on an instance, every Service Quotas call, and
+	// GetSpotPlacementScores and DescribeSubnets. A refused call fails
+	// with UnauthorizedOperation (AccessDeniedException for SSM and
+	// Service Quotas) and is recorded in Denied.
 	Policy func(Request) bool
 	// Exec runs what SSM delivers to an instance; nil means every command
 	// succeeds after a minute.
