@@ -93,6 +93,13 @@ type Config struct {
 	// UnavailableTTL, when set, replaces UnavailableTTL; negative: the
 	// fleet remembers no refused offering (a benchmark's baseline).
 	UnavailableTTL time.Duration
+	// PlacementScores has a spot rung try the subnets in descending order
+	// of their zones' spot placement scores for the request's types
+	// (GetSpotPlacementScores, cached PlacementScoresTTL; DescribeSubnets
+	// for the zone ids, once) rather than in the configured order; ties,
+	// unscored subnets and any error keep the configured order. Each
+	// rung's client token stays its place in the configured ladder.
+	PlacementScores bool
 }
 
 // Fleet acts on nightshift's instances.
@@ -106,6 +113,8 @@ type Fleet struct {
 	amiCache map[string]cachedAMI
 	// offerings are the offerings EC2 just refused for capacity.
 	offerings unavailable
+	// scores are the spot placement scores and subnets' zone ids (scores.go).
+	scores placement
 	// onSkip, when set, is told of every rung the ladder skips.
 	onSkip func(Skip)
 }
@@ -262,7 +271,8 @@ type Chosen struct {
 }
 
 // Launch runs one instance for the request, trying each instance type (and,
-// for spot-then-on-demand, spot before on-demand) and each subnet in order,
+// for spot-then-on-demand, spot before on-demand) and each subnet in order
+// (a spot rung's best placement score first, with Config.PlacementScores),
 // moving on after capacity and zone errors. The last error is returned when
 // nothing launched; it is a *LaunchError for the kinds it knows, and wraps
 // ErrNoAnswer when AWS did not answer it.
@@ -292,6 +302,11 @@ func (f *Fleet) launch(ctx context.Context, r LaunchRequest) (Instance, error) {
 	}
 	var last error
 	var spotRefused refusals
+	configured := make([]int, len(subnets))
+	for i := range configured {
+		configured[i] = i
+	}
+	var spotOrder []int // the spot rungs' subnet order, asked at the first
 	for ti, t := range r.Types {
 		for mi, spot := range markets {
 			if r.NoRoom != nil {
@@ -300,13 +315,23 @@ func (f *Fleet) launch(ctx context.Context, r LaunchRequest) (Instance, error) {
 					continue
 				}
 			}
-			for si, subnet := range subnets {
-				// Every rung keeps its place in the count, tried or not: the
-				// client token of a rung is its position in the ladder (types
-				// × markets × subnets, from 1), the same on every pass, so a
+			order := configured
+			if spot {
+				if spotOrder == nil {
+					spotOrder = f.spotOrder(ctx, r.Types, subnets)
+				}
+				order = spotOrder
+			}
+			for _, si := range order {
+				subnet := subnets[si]
+				// Every rung keeps its place in the count, tried or not, and
+				// in whatever order its subnets are tried: the client token
+				// of a rung is its position in the configured ladder (types ×
+				// markets × subnets, from 1), the same on every pass, so a
 				// launch repeated after a crash gets its instance back
-				// whatever the unavailable offerings, the quota preflight or
-				// a quota refusal skip by then.
+				// whatever the unavailable offerings, the quota preflight, a
+				// quota refusal or the placement scores skip or reorder by
+				// then.
 				try := (ti*len(markets)+mi)*len(subnets) + si + 1
 				o := offering{typ: t, subnet: subnet, spot: spot}
 				if err, ok := f.blocked(o); ok {
