@@ -281,3 +281,40 @@ func TestPlacementScoresErrors(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkSpotPlacementScores: spot launches of g5.xlarge over subnets a
+// and b, a's zone out of spot capacity, on the simulated cloud's own
+// scores; a container makes 1 launch (a cold Lambda) or 20 a second apart
+// (a warm one, whose unavailable-offerings memory also learns). It reports
+// RunInstances per launch and the score and subnet calls that bought them.
+func BenchmarkSpotPlacementScores(b *testing.B) {
+	for _, c := range []struct {
+		name     string
+		on       bool
+		launches int
+	}{{"scores/cold", true, 1}, {"configured order/cold", false, 1}, {"scores/warm", true, 20}, {"configured order/warm", false, 20}} {
+		b.Run(c.name, func(b *testing.B) {
+			runs, asks, placed := 0, 0, 0
+			for range b.N {
+				tf := newTestFleet("subnet-a", "subnet-b")
+				tf.cfg.PlacementScores = c.on
+				f := fleet.New(tf.cloud, tf.cloud, tf.cfg, tf.clock.Now)
+				tf.cloud.ZoneCapacity[awssim.Offering{Type: "g5.xlarge", Zone: tf.cloud.Subnets["subnet-a"], Spot: true}] = 0
+				for k := range c.launches {
+					req := request("spot", "g5.xlarge")
+					req.Token += fmt.Sprint(k)
+					inst, err := f.Launch(context.Background(), req)
+					if err != nil || !inst.Spot {
+						b.Fatalf("launch: spot %v, %v", inst.Spot, err)
+					}
+					placed++
+					tf.clock.AdvanceTo(tf.clock.Now().Add(time.Second))
+				}
+				runs += tf.cloud.Calls["RunInstances"]
+				asks += tf.cloud.Calls["GetSpotPlacementScores"] + tf.cloud.Calls["DescribeSubnets"]
+			}
+			b.ReportMetric(float64(runs)/float64(placed), "RunInstances/launch")
+			b.ReportMetric(float64(asks)/float64(placed), "score+subnet-calls/launch")
+		})
+	}
+}
