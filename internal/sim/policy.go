@@ -14,7 +14,8 @@ import (
 // instances tagged nightshift:managed=true, and on watched ones
 // (nightshift:watch=true) a stop and the last-action tag only; a launch
 // only with the managed tag on the request. CancelCommand has no resource
-// type to condition on. Service Quotas: reading, and asking for more of,
+// type to condition on, nor have GetSpotPlacementScores and DescribeSubnets
+// (the DescribeFleet statement's "*"). Service Quotas: reading, and asking for more of,
 // EC2's four GPU vCPU quotas only (ReadQuotas and AskForQuotas; the
 // request history and a request by id take "*"). A call it refuses is a
 // broken S4.
@@ -28,7 +29,8 @@ func stackPolicy(r awssim.Request) bool {
 		return managed || watched
 	case "CreateTags":
 		return managed || watched && !slices.ContainsFunc(r.TagKeys, func(k string) bool { return k != notice.TagLastAction })
-	case "CancelCommand", "GetRequestedServiceQuotaChange", "ListRequestedServiceQuotaChangeHistoryByQuota":
+	case "CancelCommand", "GetRequestedServiceQuotaChange", "ListRequestedServiceQuotaChangeHistoryByQuota",
+		"GetSpotPlacementScores", "DescribeSubnets":
 		return true
 	case "GetServiceQuota", "RequestServiceQuotaIncrease":
 		return gpuQuotas[r.Quota]
