@@ -3,6 +3,7 @@ package fleet
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -36,6 +37,10 @@ type Scorer interface {
 }
 
 var _ Scorer = (*ec2.Client)(nil)
+
+// errNoScorer says PlacementScores is on but the fleet's EC2 client has no
+// Scorer methods (a wrapper that declares only EC2's): nothing is ordered.
+var errNoScorer = errors.New("spot placement scores: the EC2 client has no GetSpotPlacementScores and DescribeSubnets")
 
 // placement is the fleet's memory of spot placement scores, in this
 // process, as offerings are: per set of instance types, the score of each
@@ -159,6 +164,9 @@ func (f *Fleet) placementScores(ctx context.Context, s Scorer, instanceTypes []s
 // subnet look-up met while it is remembered, nil otherwise: the
 // configured subnet order stands meanwhile (for a log or a status line).
 func (f *Fleet) PlacementScoresErr() error {
+	if _, ok := f.ec2.(Scorer); f.cfg.PlacementScores && !ok {
+		return errNoScorer
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.scores.zoneErr != nil && f.now().Sub(f.scores.zoneAt) < PlacementScoresTTL {

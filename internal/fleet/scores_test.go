@@ -282,6 +282,24 @@ func TestPlacementScoresErrors(t *testing.T) {
 	}
 }
 
+// TestPlacementScoresNoScorer: an EC2 client without the Scorer methods
+// launches in the configured order, and PlacementScoresErr says why.
+func TestPlacementScoresNoScorer(t *testing.T) {
+	tf := newTestFleet("subnet-a", "subnet-b")
+	tf.cfg.PlacementScores = true
+	tf.cloud.ZoneCapacity[awssim.Offering{Type: "g5.xlarge", Zone: "us-east-1a", Spot: true}] = 0
+	f := fleet.New(struct{ fleet.EC2 }{tf.cloud}, tf.cloud, tf.cfg, tf.clock.Now)
+	if _, err := f.Launch(context.Background(), request("spot", "g5.xlarge")); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"g5.xlarge/spot/subnet-a", "g5.xlarge/spot/subnet-b"}, tf.tries()); diff != "" {
+		t.Errorf("tries (-want +got):\n%s", diff)
+	}
+	if f.PlacementScoresErr() == nil {
+		t.Error("PlacementScoresErr = nil; want the client's missing methods named")
+	}
+}
+
 // BenchmarkSpotPlacementScores: spot launches of g5.xlarge over subnets a
 // and b, a's zone out of spot capacity, on the simulated cloud's own
 // scores; a container makes 1 launch (a cold Lambda) or 20 a second apart
