@@ -90,6 +90,9 @@ type Settings struct {
 	// quota to be raised to (NIGHTSHIFT_QUOTA_REQUEST_MAX_VCPUS; 0 or
 	// unset: it never asks).
 	QuotaRequestMax int
+	// SpotPlacementScores orders a spot launch's subnets by EC2's spot
+	// placement scores (NIGHTSHIFT_SPOT_PLACEMENT_SCORES, true or false).
+	SpotPlacementScores bool
 	// NotebookIdle and NotebookIdleConnected are the notebook idle timeouts
 	// (NIGHTSHIFT_NOTEBOOK_IDLE, NIGHTSHIFT_NOTEBOOK_IDLE_CONNECTED); zero:
 	// job.DefaultNotebookIdle and job.DefaultNotebookIdleConnected.
@@ -183,6 +186,11 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 	for b := range strings.SplitSeq(getenv("NIGHTSHIFT_CHECKPOINT_BUCKETS"), ",") {
 		if b = strings.TrimSpace(b); b != "" {
 			s.CheckpointBuckets = append(s.CheckpointBuckets, b)
+		}
+	}
+	if v := getenv("NIGHTSHIFT_SPOT_PLACEMENT_SCORES"); v != "" {
+		if s.SpotPlacementScores, err = strconv.ParseBool(v); err != nil {
+			return s, fmt.Errorf("NIGHTSHIFT_SPOT_PLACEMENT_SCORES: %q: want true or false", v)
 		}
 	}
 	if v := getenv("NIGHTSHIFT_QUOTA_REQUEST_MAX_VCPUS"); v != "" {

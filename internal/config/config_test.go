@@ -225,3 +225,15 @@ func TestFromEnvCheckpointBuckets(t *testing.T) {
 		t.Errorf("FromEnv(no buckets) = %#v, %v; want an empty list (checked: none allowed), not nil", s.CheckpointBuckets, err)
 	}
 }
+
+func TestFromEnvSpotPlacementScores(t *testing.T) {
+	if s, err := FromEnv(env(map[string]string{"NIGHTSHIFT_TABLE": "t", "NIGHTSHIFT_SPOT_PLACEMENT_SCORES": "true"})); err != nil || !s.SpotPlacementScores {
+		t.Errorf("FromEnv(scores true) = %v, %v", s.SpotPlacementScores, err)
+	}
+	if s, err := FromEnv(env(map[string]string{"NIGHTSHIFT_TABLE": "t"})); err != nil || s.SpotPlacementScores {
+		t.Errorf("FromEnv(no scores) = %v, %v; want off", s.SpotPlacementScores, err)
+	}
+	if _, err := FromEnv(env(map[string]string{"NIGHTSHIFT_TABLE": "t", "NIGHTSHIFT_SPOT_PLACEMENT_SCORES": "yes please"})); err == nil || !strings.Contains(err.Error(), "NIGHTSHIFT_SPOT_PLACEMENT_SCORES") {
+		t.Errorf("FromEnv(scores %q) = %v; want an error naming the variable", "yes please", err)
+	}
+}

@@ -104,6 +104,7 @@ func New(s config.Settings, c Clients, st store.Jobs, now func() time.Time, log 
 	st = endCounter{Jobs: st, log: mlog, now: now}
 	f := fleet.New(c.EC2, c.SSM, fleet.Config{
 		Region: s.Region, LaunchTemplateID: s.LaunchTemplateID, Subnets: s.Subnets, AMIParameter: s.AMIParameter,
+		PlacementScores: s.SpotPlacementScores,
 	}, now)
 	r := runner.New(c.SSM, runner.Config{
 		LogGroup: s.LogGroup, Bucket: s.OutputBucket, KeyPrefix: "nightshift",

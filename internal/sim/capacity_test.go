@@ -2,6 +2,7 @@ package sim_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -315,5 +316,33 @@ func TestSpotFallsBackToOnDemand(t *testing.T) {
 	}
 	if !w.RunUntil(ctx, time.Hour, stateIs(w, "s", job.Succeeded)) {
 		t.Errorf("s = %s; want SUCCEEDED", jobOf(t, w, "s").State)
+	}
+}
+
+// TestSpotPlacementScoresOrderZones: a spot job, the first subnet's zone
+// out of spot capacity for its type. With the stack's SpotPlacementScores
+// the launch asks the zone EC2 scores higher first: one RunInstances call;
+// without, the refused zone first: two.
+func TestSpotPlacementScoresOrderZones(t *testing.T) {
+	for _, tt := range []struct {
+		scores bool
+		calls  int
+	}{{true, 1}, {false, 2}} {
+		t.Run(fmt.Sprintf("scores %v", tt.scores), func(t *testing.T) {
+			ctx := context.Background()
+			w := newWorld(t, sim.Config{Pools: capPool(3), Subnets: twoZones, PlacementScores: tt.scores})
+			w.Cloud.ZoneCapacity[awssim.Offering{Type: "g4dn.xlarge", Zone: "us-east-1a", Spot: true}] = 0
+			w.Send(`{"id": "a", "command": "python train.py", "instance": {"market": "spot"}}`)
+			w.Poll(ctx)
+			if got := len(w.Cloud.Launches); got != tt.calls {
+				t.Errorf("RunInstances calls %+v; want %d", w.Cloud.Launches, tt.calls)
+			}
+			if !w.RunUntil(ctx, 2*time.Hour, stateIs(w, "a", job.Succeeded)) {
+				t.Fatalf("a = %s (%s)", jobOf(t, w, "a").State, jobOf(t, w, "a").Reason)
+			}
+			if z := instanceOf(t, w, jobOf(t, w, "a").InstanceID).Zone; z != "us-east-1b" {
+				t.Errorf("a ran in %s; want us-east-1b", z)
+			}
+		})
 	}
 }

@@ -142,6 +142,9 @@ type Config struct {
 	// QuotaRequestMax lets nightshift ask for vCPU quota increases up to
 	// this many vCPUs (the stack's QuotaRequestMaxVcpus); 0: it never asks.
 	QuotaRequestMax int
+	// PlacementScores orders spot launches' subnets by EC2's spot
+	// placement scores (the stack's SpotPlacementScores).
+	PlacementScores bool
 	// NoQuotas deploys without the quota preflight (no Service Quotas
 	// client): launches meet EC2's own quota check, as before it existed.
 	NoQuotas bool
@@ -204,7 +207,7 @@ func NewWorld(cfg Config) *World {
 		Pools:   cfg.Pools, LaunchTemplateID: LaunchTemplate, AMIParameter: AMIParameter,
 		LogGroup: "/nightshift/sim/jobs", Setup: cfg.Setup, Retries: cfg.Retries,
 		Region: awssim.Region, TopicARN: TopicARN, Watchdog: cfg.Watchdog, StateDir: cfg.StateDir,
-		QuotaRequestMax: cfg.QuotaRequestMax,
+		QuotaRequestMax: cfg.QuotaRequestMax, SpotPlacementScores: cfg.PlacementScores,
 	}
 	clients := service.Clients{EC2: cloud, SSM: cloud, CloudWatch: cloud, SNS: cloud}
 	if !cfg.NoQuotas {
