@@ -32,6 +32,10 @@ type Memory struct {
 	mu        sync.Mutex
 	jobWrites uint64
 	jobs      map[string]*job.Job
+	// items are the stored jobs as the table holds them: a read decodes
+	// its copy from the item, as a DynamoDB read does, without encoding
+	// the job again on every read.
+	items map[string]item
 	slots     map[string]Slot
 	leases    map[string]Lease
 	spend     memorySpend
@@ -48,14 +52,34 @@ var _ Jobs = (*Memory)(nil)
 func NewMemory(opts ...Option) *Memory {
 	return &Memory{
 		settings: newSettings(opts),
-		jobs:     map[string]*job.Job{}, expires: map[string]int64{},
+		jobs:     map[string]*job.Job{}, items: map[string]item{}, expires: map[string]int64{},
 		leases: map[string]Lease{}, slots: map[string]Slot{},
 	}
 }
 
-// putJob stores j, a copy made by copyJob, with its expiry; m.mu is held.
-func (m *Memory) putJob(j *job.Job) {
+// storeCopy returns j as the table would store it, and its item.
+func storeCopy(j *job.Job) (*job.Job, item, error) {
+	it, err := marshalJob(j)
+	if err != nil {
+		return nil, nil, err
+	}
+	stored, err := unmarshalJob(it)
+	return stored, it, err
+}
+
+// readCopy returns the stored job j as a read of the table returns it.
+func (m *Memory) readCopy(j *job.Job) (*job.Job, error) {
+	if it, ok := m.items[j.ID]; ok {
+		return unmarshalJob(it)
+	}
+	return copyJob(j)
+}
+
+// putJob stores j, a copy made by storeCopy, and its item, with its
+// expiry; m.mu is held.
+func (m *Memory) putJob(j *job.Job, it item) {
 	m.jobs[j.ID] = j
+	m.items[j.ID] = it
 	if exp := m.expiresAt(j); exp != 0 {
 		m.expires[j.ID] = exp
 	} else {
@@ -102,7 +126,7 @@ func (m *Memory) Create(ctx context.Context, j *job.Job) error {
 	if j.ID == "" {
 		return errors.New("create job: empty id")
 	}
-	stored, err := copyJob(j)
+	stored, it, err := storeCopy(j)
 	if err != nil {
 		return fmt.Errorf("create job %s: %w", j.ID, err)
 	}
@@ -112,7 +136,7 @@ func (m *Memory) Create(ctx context.Context, j *job.Job) error {
 	if _, ok := m.found(j.ID, now); ok {
 		return fmt.Errorf("create job %s: %w", j.ID, ErrExists)
 	}
-	m.putJob(stored)
+	m.putJob(stored, it)
 	return nil
 }
 
@@ -128,7 +152,7 @@ func (m *Memory) Job(ctx context.Context, id string) (*job.Job, error) {
 	if !ok {
 		return nil, fmt.Errorf("job %s: %w", id, ErrNotFound)
 	}
-	return copyJob(j)
+	return m.readCopy(j)
 }
 
 // Update writes j if the stored job is still in state from at version
@@ -143,7 +167,7 @@ func (m *Memory) Update(ctx context.Context, j *job.Job, from job.State, ops ...
 	}
 	next := *j
 	next.Version = j.Version + 1
-	stored, err := copyJob(&next)
+	stored, it, err := storeCopy(&next)
 	if err != nil {
 		return fmt.Errorf("update job %s: %w", j.ID, err)
 	}
@@ -183,7 +207,7 @@ func (m *Memory) Update(ctx context.Context, j *job.Job, from job.State, ops ...
 		}
 		return fmt.Errorf("update job %s: %s: %w", j.ID, strings.Join(lost, ", "), ErrConflict)
 	}
-	m.putJob(stored)
+	m.putJob(stored, it)
 	for _, l := range leases {
 		m.leases[l.InstanceID] = l
 	}
@@ -343,7 +367,7 @@ func (m *Memory) head(s job.State, n int) ([]*job.Job, error) {
 	}
 	var jobs []*job.Job // nil when none, as from DynamoDB
 	for _, k := range live {
-		j, err := copyJob(k.j)
+		j, err := m.readCopy(k.j)
 		if err != nil {
 			return nil, fmt.Errorf("live %s jobs: %w", s, err)
 		}

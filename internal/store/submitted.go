@@ -217,7 +217,7 @@ func (m *Memory) Submitted(ctx context.Context, since, until time.Time, after st
 	}
 	var jobs []*job.Job // nil when none, as from DynamoDB
 	for _, k := range found {
-		j, err := copyJob(k.j)
+		j, err := m.readCopy(k.j)
 		if err != nil {
 			return nil, "", fmt.Errorf("submitted jobs: %w", err)
 		}
