@@ -35,12 +35,12 @@ type Memory struct {
 	// items are the stored jobs as the table holds them: a read decodes
 	// its copy from the item, as a DynamoDB read does, without encoding
 	// the job again on every read.
-	items map[string]item
-	slots     map[string]Slot
-	leases    map[string]Lease
-	spend     memorySpend
-	pools     memoryPools
-	quotas    memoryQuotas
+	items  map[string]item
+	slots  map[string]Slot
+	leases map[string]Lease
+	spend  memorySpend
+	pools  memoryPools
+	quotas memoryQuotas
 	// expires holds each job's expires_at (epoch seconds), as the table
 	// would; absent for a record that never expires.
 	expires map[string]int64
