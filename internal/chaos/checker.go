@@ -147,6 +147,7 @@ func (c *checker) step() {
 	c.l5(v)
 	c.w1(v)
 	c.q1()
+	c.k1()
 	c.b1(v)
 	c.b2(v)
 	c.c1(v)
