@@ -259,7 +259,10 @@ func (s *Scheduler) advance(ctx context.Context, w *world, j *job.Job) error {
 	if !ok {
 		return s.lost(ctx, w, j, fmt.Sprintf("instance %s disappeared before the job started", j.InstanceID))
 	}
-	if w.budget != "" && j.DispatchedAt.IsZero() {
+	if w.budget != "" && (j.DispatchedAt.IsZero() || !i.Up()) {
+		// Not started, or its instance is down (stopped under a command
+		// that was sent, by its idle timer or a person): nothing runs
+		// there, and starting it would bill past the budget.
 		return s.holdForBudget(ctx, w, j, i)
 	}
 	switch i.State {
