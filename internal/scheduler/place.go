@@ -76,7 +76,7 @@ func (s *Scheduler) place(ctx context.Context, w *world, j *job.Job) error {
 	if m := j.Spec.Instance.Market; m != "" {
 		market = m
 	}
-	if why, ok := s.quotaRoom(ctx, w, j, types, market); !ok {
+	if why, ok := s.quotaRoom(ctx, w, types, market); !ok {
 		return s.setReason(ctx, j, why)
 	}
 	// Write the intent first: PLACED with the launch token, and a slot of

@@ -82,11 +82,11 @@ type shortfall struct {
 	used    int
 }
 
-// quotaRoom reports whether some (type, market) of j's launch fits its
+// quotaRoom reports whether some (type, market) of a launch fits its
 // vCPU quota; when none does, why (the quota, its usage, what the job
 // needs, and the increase request). A figure that cannot be read lets
 // the launch go: EC2's own check is the authority.
-func (s *Scheduler) quotaRoom(ctx context.Context, w *world, j *job.Job, types []string, market string) (string, bool) {
+func (s *Scheduler) quotaRoom(ctx context.Context, w *world, types []string, market string) (string, bool) {
 	if s.quotas == nil {
 		return "", true
 	}
