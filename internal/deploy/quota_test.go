@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -82,6 +83,33 @@ func TestFunctionsQuotaAccess(t *testing.T) {
 		for _, arn := range otherQuotas {
 			if allowed(tpl, stmts, "servicequotas:RequestServiceQuotaIncrease", arn) {
 				t.Errorf("QuotaRequestMaxVcpus=%s: RequestServiceQuotaIncrease allowed on %s", tt.max, arn)
+			}
+		}
+		// The service-linked role an account's first request creates, and
+		// no other: beside EC2 Spot's, the one statement naming
+		// iam:CreateServiceLinkedRole is there only when nightshift may
+		// ask, on Service Quotas' role, for servicequotas.amazonaws.com.
+		var slr []map[string]any
+		for _, st := range items(v) {
+			if m, ok := st.(map[string]any); ok && fmt.Sprint(m["Action"]) == "iam:CreateServiceLinkedRole" && !strings.Contains(fmt.Sprint(m["Resource"]), "spot.amazonaws.com") {
+				slr = append(slr, m)
+			}
+		}
+		if got := len(slr) == 1; got != tt.want {
+			t.Fatalf("QuotaRequestMaxVcpus=%s: %d statements allow iam:CreateServiceLinkedRole; want one only when nightshift may ask", tt.max, len(slr))
+		}
+		if len(slr) == 1 {
+			st, err := parseStatement("FunctionPolicy", slr[0])
+			if err != nil || len(st.resources) != 1 {
+				t.Fatalf("the service-linked role's statement: %v, resources %q", err, st.resources)
+			}
+			res := render(tpl, st.resources[0])
+			want := "arn:aws:iam::" + sampleAccount + ":role/aws-service-role/servicequotas.amazonaws.com/AWSServiceRoleForServiceQuotas"
+			if !globMatch(res, want) || strings.Contains(res, "*") {
+				t.Errorf("iam:CreateServiceLinkedRole on %q; want only %s", res, want)
+			}
+			if name := get(slr[0], "Condition", "StringEquals", "iam:AWSServiceName"); fmt.Sprint(name) != "servicequotas.amazonaws.com" {
+				t.Errorf("iam:CreateServiceLinkedRole's iam:AWSServiceName condition = %v; want servicequotas.amazonaws.com", name)
 			}
 		}
 	}
