@@ -119,3 +119,30 @@ func (s *Scheduler) failWaited(ctx context.Context, w *world, j *job.Job, maxWai
 	}
 	return err
 }
+
+// expireDeepWaits fails the queued jobs past the head a pass reads whose
+// max_wait is over: place() sees only the head, and a job deep in a long
+// queue would wait on past its max_wait until it reached it. On the first
+// tick of every QuotaFollowEvery window, and only when the head was full
+// (the queue may be longer), it reads the whole queue: a deep job fails
+// within max_wait and five minutes, a short queue costs nothing more.
+func (s *Scheduler) expireDeepWaits(ctx context.Context, w *world) error {
+	if !w.deepQueue || w.now.Sub(w.now.Truncate(QuotaFollowEvery)) >= Period {
+		return nil
+	}
+	all, err := s.store.Live(ctx, job.Queued)
+	if err != nil {
+		return err
+	}
+	head := map[string]bool{}
+	for _, j := range w.jobs[job.Queued] {
+		head[j.ID] = true
+	}
+	var errs []error
+	for _, j := range all {
+		if mw := j.Spec.MaxWait.D(); !head[j.ID] && mw > 0 && w.now.Sub(j.QueuedSince()) >= mw {
+			errs = append(errs, s.failWaited(ctx, w, j, mw))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -450,3 +450,35 @@ func TestQuotaApprovedNotAskedAgain(t *testing.T) {
 		t.Errorf("reason %q; want it waiting for the approved value", j.Reason)
 	}
 }
+
+// TestMaxWaitDeepInTheQueue: sixty jobs wait on a quota of 0, more than
+// the head a pass reads (its room plus queueScanMargin): the first 55 for
+// ever, the last five with a max_wait of 5m. The five, never in the head,
+// fail at their max_wait within a QuotaFollowEvery of it, saying what they
+// waited for; the others wait on.
+func TestMaxWaitDeepInTheQueue(t *testing.T) {
+	w := newQuotaWorld(t, 0)
+	const n, patient = 60, 55
+	for i := range n {
+		id, mw := fmt.Sprintf("j%02d", i), ""
+		if i >= patient {
+			mw = `, "max_wait": "5m"`
+		}
+		if _, err := w.sched.Submit(context.Background(), []byte(`{"id": "`+id+`", "command": "python train.py"`+mw+`}`), "m-"+id); err != nil {
+			t.Fatal(err)
+		}
+		w.now = w.now.Add(time.Second) // submitted in order: the queue's order
+	}
+	for range 5 + int(QuotaFollowEvery/time.Minute) + 1 {
+		w.pass(time.Minute)
+	}
+	for i := range n {
+		j := w.job(fmt.Sprintf("j%02d", i))
+		switch {
+		case i < patient && j.State != job.Queued:
+			t.Errorf("job %s, no max_wait: %s (%s); want QUEUED", j.ID, j.State, j.Reason)
+		case i >= patient && (j.State != job.Failed || !strings.Contains(j.Reason, "its max_wait of 5m0s")):
+			t.Errorf("job %s, deep in the queue, after its max_wait and a follow window: %s (%s); want FAILED for waiting", j.ID, j.State, j.Reason)
+		}
+	}
+}

@@ -53,6 +53,7 @@ func (s *Scheduler) reconcile(ctx context.Context, o Options) (*world, error) {
 	errs = append(errs, s.stopIdle(ctx, w))
 	if o.Poll {
 		errs = append(errs, s.followOpenQuotas(ctx, w))
+		errs = append(errs, s.expireDeepWaits(ctx, w))
 	}
 	s.recheckFreed(ctx, w)
 	return w, errors.Join(errs...)

@@ -42,6 +42,9 @@ type world struct {
 	gonePools []string
 	// rechecks marks the instances this pass asked a re-check for.
 	rechecks map[string]bool
+	// deepQueue: the queue may be longer than the head this pass read
+	// (expireDeepWaits looks past it).
+	deepQueue bool
 	// quota is the pass's reading of the vCPU quotas, made when a job is
 	// about to launch.
 	quota quotaView
@@ -117,11 +120,13 @@ func (s *Scheduler) snapshot(ctx context.Context, o Options) (*world, error) {
 	// there are free instances and room under the caps, plus a margin for
 	// jobs whose pool or types do not fit. A deep queue costs a reconcile
 	// that much, not its whole length.
-	queued, err := s.store.Head(ctx, job.Queued, s.placeable(w)+queueScanMargin)
+	head := s.placeable(w) + queueScanMargin
+	queued, err := s.store.Head(ctx, job.Queued, head)
 	if err != nil {
 		return nil, fmt.Errorf("read %s jobs: %w", job.Queued, err)
 	}
 	w.jobs[job.Queued] = queued
+	w.deepQueue = len(queued) >= head
 	for _, f := range o.Fresh {
 		if f.State.Terminal() {
 			continue
