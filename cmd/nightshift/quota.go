@@ -17,13 +17,9 @@ import (
 	"github.com/nightshift-dev/nightshift/internal/awserr"
 	"github.com/nightshift-dev/nightshift/internal/catalog"
 	"github.com/nightshift-dev/nightshift/internal/config"
-	"github.com/nightshift-dev/nightshift/internal/job"
 	"github.com/nightshift-dev/nightshift/internal/quota"
 	"github.com/nightshift-dev/nightshift/internal/scheduler"
 )
-
-// supportCaseURL is an AWS Support case in the console, by its display id.
-const supportCaseURL = "https://console.aws.amazon.com/support/home#/case/?displayId="
 
 func (a *app) quotaCmd() *cobra.Command {
 	var (
@@ -124,13 +120,10 @@ type quotaRequest struct {
 func requestOf(r quota.Request) *quotaRequest {
 	out := &quotaRequest{ID: r.ID, Status: r.Status, Desired: r.Desired, CaseID: r.CaseID, Created: r.Created, Open: r.Open()}
 	if r.CaseID != "" {
-		out.CaseURL = supportCaseURL + r.CaseID
+		out.CaseURL = quota.CaseURL(r.CaseID)
 	}
 	return out
 }
-
-// allQuotas are the quotas, in the order quota prints them.
-var allQuotas = []catalog.Quota{catalog.QuotaG, catalog.QuotaGSpot, catalog.QuotaP, catalog.QuotaPSpot}
 
 // poolQuotas returns the quotas the pools launch under, with each quota's
 // pools and types: on demand for on-demand pools, spot for spot ones, both
@@ -144,7 +137,7 @@ func poolQuotas(pools map[string]scheduler.Pool) []*quotaRow {
 			if q == catalog.QuotaP || q == catalog.QuotaPSpot {
 				fam = "p"
 			}
-			r = &quotaRow{Code: q.Code, Name: q.Name, Family: fam, Spot: q == catalog.QuotaGSpot || q == catalog.QuotaPSpot, quota: q, types: map[string]int{}}
+			r = &quotaRow{Code: q.Code, Name: q.Name, Family: fam, Spot: q.Spot(), quota: q, types: map[string]int{}}
 			byCode[q.Code] = r
 		}
 		if pool != "" && !slices.Contains(r.Pools, pool) {
@@ -155,26 +148,20 @@ func poolQuotas(pools map[string]scheduler.Pool) []*quotaRow {
 		}
 	}
 	if pools == nil {
-		for _, q := range allQuotas {
+		for _, q := range catalog.Quotas {
 			add(q, "", "")
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(pools)) {
 		p := pools[name]
 		for _, typ := range p.Types {
-			switch p.Market {
-			case job.Spot:
-				add(catalog.QuotaFor(typ, true), name, typ)
-			case job.SpotThenOnDemand:
-				add(catalog.QuotaFor(typ, true), name, typ)
-				add(catalog.QuotaFor(typ, false), name, typ)
-			default:
-				add(catalog.QuotaFor(typ, false), name, typ)
+			for _, spot := range catalog.Markets(p.Market) {
+				add(catalog.QuotaFor(typ, spot), name, typ)
 			}
 		}
 	}
 	var out []*quotaRow
-	for _, q := range allQuotas {
+	for _, q := range catalog.Quotas {
 		if r := byCode[q.Code]; r != nil {
 			out = append(out, r)
 		}
@@ -312,7 +299,7 @@ func (a *app) requestQuota(ctx context.Context, c *cloud, q *quota.Quotas, famil
 func describeRequest(now time.Time, r quota.Request) string {
 	s := fmt.Sprintf("%s for %s vCPUs, id %s, created %s ago", r.Status, vcpuText(r.Desired), r.ID, short(now.Sub(r.Created)))
 	if r.CaseID != "" {
-		s += ", case " + supportCaseURL + r.CaseID
+		s += ", case " + quota.CaseURL(r.CaseID)
 	}
 	return s
 }

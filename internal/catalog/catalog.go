@@ -31,6 +31,35 @@ var (
 	QuotaPSpot = Quota{Code: "L-7212CCBC", Name: "All P Spot Instance Requests"}
 )
 
+// Quotas are the GPU quotas, G before P, on-demand before spot.
+var Quotas = []Quota{QuotaG, QuotaGSpot, QuotaP, QuotaPSpot}
+
+// QuotaByCode returns the GPU quota of a code.
+func QuotaByCode(code string) (Quota, bool) {
+	for _, q := range Quotas {
+		if q.Code == code {
+			return q, true
+		}
+	}
+	return Quota{}, false
+}
+
+// Spot reports whether the quota counts spot instances.
+func (q Quota) Spot() bool { return q == QuotaGSpot || q == QuotaPSpot }
+
+// Markets lists what a launch of a job's market tries, in order, as spot
+// or not: spot alone, spot then on-demand (spot-then-on-demand), or
+// on-demand (on-demand, or no market named).
+func Markets(market string) []bool {
+	switch market {
+	case "spot":
+		return []bool{true}
+	case "spot-then-on-demand":
+		return []bool{true, false}
+	}
+	return []bool{false}
+}
+
 // types is the built-in table: on-demand us-east-1 Linux prices (USD/hour),
 // approximate, late 2026.
 var types = index([]Type{

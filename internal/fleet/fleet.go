@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/nightshift-dev/nightshift/internal/awserr"
+	"github.com/nightshift-dev/nightshift/internal/catalog"
 )
 
 // Tags nightshift puts on and reads from its instances.
@@ -289,13 +290,7 @@ func (f *Fleet) launch(ctx context.Context, r LaunchRequest) (Instance, error) {
 	if err != nil {
 		return Instance{}, classify(err, "", false, f.cfg.Region, r)
 	}
-	markets := []bool{false}
-	switch r.Market {
-	case "spot":
-		markets = []bool{true}
-	case "spot-then-on-demand":
-		markets = []bool{true, false}
-	}
+	markets := catalog.Markets(r.Market)
 	subnets := f.cfg.Subnets
 	if len(subnets) == 0 {
 		subnets = []string{""}

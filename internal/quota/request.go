@@ -36,6 +36,11 @@ type Request struct {
 	Created, Updated time.Time
 }
 
+// CaseURL is the AWS Support console page of a request's case.
+func CaseURL(caseID string) string {
+	return "https://console.aws.amazon.com/support/home#/case/?displayId=" + caseID
+}
+
 // Open reports whether AWS has not decided the request yet.
 func (r Request) Open() bool { return r.Status == StatusPending || r.Status == StatusCaseOpened }
 

@@ -72,10 +72,7 @@ func (s *Scheduler) place(ctx context.Context, w *world, j *job.Job) error {
 	if n := s.count(w, j.Pool); n >= cap || !room {
 		return s.setReason(ctx, j, fmt.Sprintf("waiting for a free instance: pool %s is at its cap of %d instances", j.Pool, cap))
 	}
-	market := pool.Market
-	if m := j.Spec.Instance.Market; m != "" {
-		market = m
-	}
+	market := marketOf(pool, j)
 	if why, ok := s.quotaRoom(ctx, w, types, market); !ok {
 		return s.setReason(ctx, j, why)
 	}
@@ -101,6 +98,14 @@ func (s *Scheduler) place(ctx context.Context, w *world, j *job.Job) error {
 		w.launching[j.Pool]--
 	}
 	return err
+}
+
+// marketOf is the market j launches on: its message's, else its pool's.
+func marketOf(pool Pool, j *job.Job) string {
+	if m := j.Spec.Instance.Market; m != "" {
+		return m
+	}
+	return pool.Market
 }
 
 // launch runs the instance for a PLACED job that has none yet, and records it.

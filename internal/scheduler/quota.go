@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -113,40 +112,35 @@ func (s *Scheduler) quotaRoom(ctx context.Context, w *world, types []string, mar
 // their quota, in ladder order; fits is true when one does (or when a
 // figure is unknown).
 func (s *Scheduler) shortfalls(ctx context.Context, w *world, types []string, market string) ([]shortfall, bool) {
-	v := s.readQuotas(ctx, w)
-	if v.used == nil {
-		return nil, true
-	}
 	var short []shortfall
 	for _, t := range types {
-		ct, ok := catalog.Lookup(t)
-		if !ok {
-			return nil, true // a type nightshift has no figures for: EC2 decides
-		}
-		for _, spot := range marketsOf(market) {
-			q := catalog.QuotaFor(t, spot)
-			applied, ok := s.appliedQuota(ctx, w, q.Code)
-			if !ok {
+		for _, spot := range catalog.Markets(market) {
+			sf, fits := s.rung(ctx, w, t, spot)
+			if fits {
 				return nil, true
 			}
-			if float64(v.used[q.Code]+ct.VCPUs) <= applied {
-				return nil, true
-			}
-			short = append(short, shortfall{quota: q, typ: t, need: ct.VCPUs, applied: applied, used: v.used[q.Code]})
+			short = append(short, sf)
 		}
 	}
 	return short, len(short) == 0
 }
 
-// marketsOf lists a launch's markets in ladder order: spot first.
-func marketsOf(market string) []bool {
-	switch market {
-	case "spot":
-		return []bool{true}
-	case "spot-then-on-demand":
-		return []bool{true, false}
+// rung reads whether one (type, market) fits its quota in this pass:
+// fits is true when it does, or when a figure is unknown (the usage or
+// the quota unread, a type nightshift has no figures for: EC2 decides);
+// otherwise sf says by how much it does not.
+func (s *Scheduler) rung(ctx context.Context, w *world, typ string, spot bool) (sf shortfall, fits bool) {
+	v := s.readQuotas(ctx, w)
+	ct, ok := catalog.Lookup(typ)
+	if v.used == nil || !ok {
+		return shortfall{}, true
 	}
-	return []bool{false}
+	q := catalog.QuotaFor(typ, spot)
+	applied, ok := s.appliedQuota(ctx, w, q.Code)
+	if !ok || float64(v.used[q.Code]+ct.VCPUs) <= applied {
+		return shortfall{}, true
+	}
+	return shortfall{quota: q, typ: typ, need: ct.VCPUs, applied: applied, used: v.used[q.Code]}, false
 }
 
 // codes lists the distinct quota codes of shortfalls, in order.
@@ -204,21 +198,16 @@ func (s *Scheduler) noRoom(ctx context.Context, w *world) func(string, bool) err
 		return nil
 	}
 	return func(typ string, spot bool) error {
-		ct, ok := catalog.Lookup(typ)
-		if !ok {
-			return nil
-		}
-		q := catalog.QuotaFor(typ, spot)
-		applied, ok := s.appliedQuota(ctx, w, q.Code)
-		if !ok || float64(w.quota.used[q.Code]+ct.VCPUs) <= applied {
+		sf, fits := s.rung(ctx, w, typ, spot)
+		if fits {
 			return nil
 		}
 		kind := fleet.ErrQuota
 		if spot {
 			kind = fleet.ErrSpotQuota
 		}
-		return &fleet.LaunchError{Kind: kind, Code: "preflight: " + strconv.Itoa(w.quota.used[q.Code]) + " of " + strconv.FormatFloat(applied, 'f', -1, 64) + " vCPUs in use", InstanceType: typ, Quota: q, Region: s.cfg.Region,
-			Err: fmt.Errorf("%s needs %d vCPUs", typ, ct.VCPUs)}
+		return &fleet.LaunchError{Kind: kind, Code: fmt.Sprintf("preflight: %d of %g vCPUs in use", sf.used, sf.applied), InstanceType: typ, Quota: sf.quota, Region: s.cfg.Region,
+			Err: fmt.Errorf("%s needs %d vCPUs", typ, sf.need)}
 	}
 }
 
@@ -443,7 +432,7 @@ func (s *Scheduler) quotaWanted(w *world, code string, short []shortfall) (int, 
 			if !ok {
 				continue
 			}
-			for _, spot := range marketsOf(p.Market) {
+			for _, spot := range catalog.Markets(p.Market) {
 				if catalog.QuotaFor(t, spot).Code == code {
 					largest = max(largest, ct.VCPUs)
 				}
@@ -451,14 +440,14 @@ func (s *Scheduler) quotaWanted(w *world, code string, short []shortfall) (int, 
 		}
 		pools += p.MaxInstances * largest
 	}
-	want := min(max(need, others+pools+notebooks(w, code)), s.cfg.QuotaRequestMax)
+	want := min(max(need, others+pools+s.notebooks(w, code)), s.cfg.QuotaRequestMax)
 	return want, want >= need
 }
 
 // notebooks is the vCPUs the notebooks known to the pass take under a
 // quota, each outside its pool's cap: a live notebook instance's type, or
 // a waiting session's largest type.
-func notebooks(w *world, code string) int {
+func (s *Scheduler) notebooks(w *world, code string) int {
 	took := map[string]int{}
 	for _, i := range w.instances {
 		if _, nb := job.NotebookOf(i.Pool); nb && i.Live() {
@@ -472,9 +461,12 @@ func notebooks(w *world, code string) int {
 			if _, nb := job.NotebookOf(j.Pool); !nb || took[j.Pool] > 0 {
 				continue
 			}
-			for _, t := range j.Spec.Instance.Types {
-				if ct, ok := catalog.Lookup(t); ok && catalog.QuotaFor(t, j.Market == "spot").Code == code {
-					took[j.Pool] = max(took[j.Pool], ct.VCPUs)
+			pool, types := s.pool(j)
+			for _, t := range types {
+				for _, spot := range catalog.Markets(marketOf(pool, j)) {
+					if ct, ok := catalog.Lookup(t); ok && catalog.QuotaFor(t, spot).Code == code {
+						took[j.Pool] = max(took[j.Pool], ct.VCPUs)
+					}
 				}
 			}
 		}
@@ -543,7 +535,7 @@ func (s *Scheduler) sayQuota(ctx context.Context, w *world, code string) {
 	if !ok || r.Status == r.Notified || r.Status == "" || r.Status == store.QuotaAsking {
 		return
 	}
-	why := quotaNotice(r, s.quotaName(code), s.cfg.Region)
+	why := quotaNotice(r, quotaName(code), s.cfg.Region)
 	next := r
 	next.Notified = r.Status
 	if !s.putQuotaRecord(ctx, w, &next) {
@@ -555,18 +547,11 @@ func (s *Scheduler) sayQuota(ctx context.Context, w *world, code string) {
 }
 
 // quotaName is a quota code with its name.
-func (s *Scheduler) quotaName(code string) string {
-	for _, q := range []catalog.Quota{catalog.QuotaG, catalog.QuotaP, catalog.QuotaGSpot, catalog.QuotaPSpot} {
-		if q.Code == code {
-			return fmt.Sprintf("%s %q", q.Code, q.Name)
-		}
+func quotaName(code string) string {
+	if q, ok := catalog.QuotaByCode(code); ok {
+		return fmt.Sprintf("%s %q", q.Code, q.Name)
 	}
 	return code
-}
-
-// CaseURL is the AWS Support console page of a quota request's case.
-func CaseURL(caseID string) string {
-	return "https://console.aws.amazon.com/support/home#/case/?displayId=" + caseID
 }
 
 // quotaNotice is what the notice says of a request's status.
@@ -576,7 +561,7 @@ func quotaNotice(r store.QuotaRequest, name, region string) string {
 	case quota.StatusPending:
 		return fmt.Sprintf("increase asked: %s, for the jobs waiting on it; nightshift reads its status every %v and places the jobs once it is granted; AWS decides in minutes to a few days", req, QuotaFollowEvery)
 	case quota.StatusCaseOpened:
-		return fmt.Sprintf("AWS opened support case %s for raising %s: %s (answer there if AWS asks why you need it)", r.CaseID, req, CaseURL(r.CaseID))
+		return fmt.Sprintf("AWS opened support case %s for raising %s: %s (answer there if AWS asks why you need it)", r.CaseID, req, quota.CaseURL(r.CaseID))
 	case quota.StatusApproved:
 		return fmt.Sprintf("AWS approved raising %s; the jobs waiting on it are placed now", req)
 	case store.QuotaFailed:
@@ -589,7 +574,7 @@ func quotaNotice(r store.QuotaRequest, name, region string) string {
 func refusedNext(r store.QuotaRequest, region string) string {
 	var b strings.Builder
 	if r.CaseID != "" {
-		fmt.Fprintf(&b, "AWS's reason is in case %s (%s); ", r.CaseID, CaseURL(r.CaseID))
+		fmt.Fprintf(&b, "AWS's reason is in case %s (%s); ", r.CaseID, quota.CaseURL(r.CaseID))
 	}
 	b.WriteString("nightshift does not ask again by itself: ask for less with `nightshift quota --request N`, answer the case, or list types of another family or run the stack in another region; the jobs wait (their max_wait still applies)")
 	return b.String()
@@ -607,7 +592,7 @@ func (s *Scheduler) quotaReason(w *world, short []shortfall) string {
 				break
 			}
 		}
-		part := fmt.Sprintf("EC2 quota %s is %g vCPUs with %d in use; %s needs %d", s.quotaName(code), sf.applied, sf.used, sf.typ, sf.need)
+		part := fmt.Sprintf("EC2 quota %s is %g vCPUs with %d in use; %s needs %d", quotaName(code), sf.applied, sf.used, sf.typ, sf.need)
 		parts = append(parts, part+"; "+s.requestState(w, sf))
 	}
 	return "waiting for vCPU quota: " + strings.Join(parts, ". ")
@@ -622,7 +607,7 @@ func (s *Scheduler) requestState(w *world, sf shortfall) string {
 	case quota.StatusPending, quota.StatusCaseOpened:
 		st := r.Status
 		if r.CaseID != "" {
-			st += ", case " + CaseURL(r.CaseID)
+			st += ", case " + quota.CaseURL(r.CaseID)
 		}
 		return fmt.Sprintf("increase to %d asked %s (request %s, %s); nightshift places the job once it is granted", r.Desired, r.AskedAt.Format(time.RFC3339), r.ID, st)
 	case store.QuotaAsking:
