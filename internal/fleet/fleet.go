@@ -307,6 +307,9 @@ func (f *Fleet) launch(ctx context.Context, r LaunchRequest) (Instance, error) {
 			if r.NoRoom != nil {
 				if err := r.NoRoom(t, spot); err != nil {
 					last = err
+					if spot {
+						spotRefused.add(t, "", err) // the on-demand instance's note says so
+					}
 					continue
 				}
 			}

@@ -155,11 +155,15 @@ func (s *Scheduler) complete(ctx context.Context, w *world, j *job.Job, res runn
 
 // freed marks j's instance free in the snapshot, so the same pass can give
 // it the next queued job at once.
-func (s *Scheduler) freed(w *world, j *job.Job) {
-	if l, ok := w.leases[j.InstanceID]; ok && l.JobID == j.ID {
+func (s *Scheduler) freed(w *world, j *job.Job) { freedLease(w, j.InstanceID, j.ID) }
+
+// freedLease records in the snapshot that job id no longer holds
+// instance's lease.
+func freedLease(w *world, instance, id string) {
+	if l, ok := w.leases[instance]; ok && l.JobID == id {
 		l.JobID, l.Attempt, l.IdleSince = "", 0, w.now
 		l.Version++
-		w.leases[j.InstanceID] = l
+		w.leases[instance] = l
 	}
 }
 

@@ -125,11 +125,7 @@ func (s *Scheduler) startRefused(ctx context.Context, w *world, j *job.Job, i fl
 	if !ok {
 		return werr
 	}
-	if l, held := w.leases[id]; held && l.JobID == j.ID {
-		l.JobID, l.Attempt, l.IdleSince = "", 0, w.now
-		l.Version++
-		w.leases[id] = l
-	}
+	freedLease(w, id, j.ID)
 	s.log.WarnContext(ctx, "left an instance that could not start", "job", j.ID, "instance", id, "zone", zone, "waited", waited, "code", code)
 	if !firstLeave {
 		// Said once per streak of refusals: in a long outage the instance

@@ -156,3 +156,24 @@ func TestQuotaPreflightSkipsFullFamily(t *testing.T) {
 		})
 	}
 }
+
+// TestSpotQuotaFallbackSaid: a spot-then-on-demand job on an account whose
+// G spot quota is 0 is launched on-demand without a refused spot call, and
+// its reason says why spot was not used.
+func TestSpotQuotaFallbackSaid(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sim.Config{})
+	w.Cloud.Quota[catalog.QuotaGSpot.Code] = 0
+	w.Send(`{"id": "a", "command": "python train.py", "instance": {"market": "spot-then-on-demand"}}`)
+	w.Poll(ctx)
+	j := jobOf(t, w, "a")
+	if got := w.Cloud.Calls["RunInstances"]; got != 1 {
+		t.Errorf("%d RunInstances calls; want 1, on-demand, the spot rung skipped by the preflight", got)
+	}
+	if !strings.Contains(j.Reason, "spot was refused for g4dn.xlarge (preflight: 0 of 0 vCPUs in use)") || !strings.Contains(j.Reason, "on-demand") {
+		t.Errorf("reason %q; want it to say spot's quota sent it on-demand", j.Reason)
+	}
+	if !w.RunUntil(ctx, time.Hour, stateIs(w, "a", job.Succeeded)) {
+		t.Fatalf("a = %s (%s)", jobOf(t, w, "a").State, jobOf(t, w, "a").Reason)
+	}
+}
